@@ -199,7 +199,7 @@ def _read_binary_element(path: Path, element: _PlyElement, data: bytes, offset: 
             continue
         count_size = np.dtype(prop.count_dtype).itemsize
         need(probe - offset + count_size)
-        length = int(np.frombuffer(data, order + prop.count_dtype, 1, probe)[0])
+        length = _list_length(path, element, prop, np.frombuffer(data, order + prop.count_dtype, 1, probe)[0])
         list_lengths[prop.name] = length
         fields.append((prop.name + "\0count", order + prop.count_dtype))
         fields.append((prop.name, order + prop.dtype, (length,)))
@@ -230,7 +230,7 @@ def _read_binary_rows(path: Path, element: _PlyElement, data: bytes, offset: int
                     columns[prop.name].append(_scalar_at(data, offset, order + prop.dtype))
                     offset += np.dtype(prop.dtype).itemsize
                 else:
-                    length = int(_scalar_at(data, offset, order + prop.count_dtype))
+                    length = _list_length(path, element, prop, _scalar_at(data, offset, order + prop.count_dtype))
                     offset += np.dtype(prop.count_dtype).itemsize
                     nbytes = length * np.dtype(prop.dtype).itemsize
                     if offset + nbytes > len(data):
@@ -247,6 +247,13 @@ def _columns_as_arrays(element: _PlyElement, columns: dict[str, list]) -> dict:
     """Scalar columns become arrays; list columns stay lists of per-row arrays (their lengths differ)."""
     return {prop.name: columns[prop.name] if prop.count_dtype else np.array(columns[prop.name], dtype=prop.dtype)
             for prop in element.properties}
+
+
+def _list_length(path: Path, element: _PlyElement, prop: _PlyProperty, count) -> int:
+    if count < 0:
+        raise MeshError(f"{path}: bad PLY data in element '{element.name}': list '{prop.name}' has a "
+                        f"negative length ({count})")
+    return int(count)
 
 
 def _scalar_at(data: bytes, offset: int, dtype: str):

@@ -379,3 +379,26 @@ def test_ply_without_face_indices(tmp_path):
                      b"property float z\nelement face 1\nproperty list uchar int corners\nend_header\n0 0 0\n1 0\n")
     with pytest.raises(MeshError, match=r"odd\.ply: PLY faces have no vertex_indices or vertex_index list property"):
         read_mesh(path)
+
+
+def test_non_finite_vertices(tmp_path):
+    path = tmp_path / "nan.obj"
+    path.write_text("v 0 0 0\nv nan 0 0\nv 0 1 0\nf 1 2 3\n")
+    with pytest.raises(MeshError, match=r"nan\.obj: has NaN or infinite vertex coordinates"):
+        read_mesh(path)
+
+
+def test_negative_list_length(tmp_path):
+    props = [("float", "x"), ("float", "y"), ("float", "z")]
+    body = SQUARE.astype("<f4").tobytes() + np.array([-3], "i1").tobytes() + np.array([0, 1, 2], "<i4").tobytes()
+    path = tmp_path / "neg.ply"
+    path.write_bytes(ply_header("binary_little_endian", props, face_count_type="char", num_faces=1) + body)
+    with pytest.raises(MeshError, match=r"neg\.ply: bad PLY data in element 'face': list 'vertex_indices' has a "
+                                        r"negative length \(-3\)"):
+        read_mesh(path)
+    triangle_then_negative = (np.array([3], "i1").tobytes() + np.array([0, 1, 2], "<i4").tobytes()
+                              + np.array([-1], "i1").tobytes())
+    path.write_bytes(ply_header("binary_little_endian", props, face_count_type="char", num_faces=2)
+                     + SQUARE.astype("<f4").tobytes() + triangle_then_negative)
+    with pytest.raises(MeshError, match=r"list 'vertex_indices' has a negative length \(-1\)"):
+        read_mesh(path)
