@@ -1,0 +1,117 @@
+"""`python -m backend score`: lip-sync metrics for one animation or a prediction folder.
+
+One clip:  score --pred seq.npy --audio a.wav [--gt gt.npy [--gt-fps 60]] [--template t.ply]
+                 [--reference-curve curve.npy] [--models DIR]
+A folder:  score --pred-dir P --data-dir D [--split test] [--gt-fps 60] [--resample]
+Both print a table and can write --csv (per-clip rows for folders, the summary for one clip) and --json.
+PLRS runs only with speech-mesh encoder models (--models DIR with speech_encoder.onnx, mesh_encoder.onnx).
+"""
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from backend.audio import load_audio
+from backend.errors import MetricError
+from backend.flame import FlameRegions, find_masks_path
+from backend.mesh import load_flame_mesh, load_vertex_sequence
+from backend.metrics import dataset as layout
+from backend.metrics.evaluation import Regions, ScoreReport, score_clip, score_folder
+from backend.metrics.plrs import OnnxSpeechMeshEncoders, find_encoder_directory
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "score", help="lip-sync metrics (MTM, LVE, FDD, SLCC, PLRS) for a clip or a prediction folder",
+        description=__doc__.split("\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+    single = parser.add_argument_group("one clip")
+    single.add_argument("--pred", type=Path, help="predicted vertex sequence (.npy, (T, 5023, 3) or (T, 15069))")
+    single.add_argument("--audio", type=Path, help="the speech the prediction was made from")
+    single.add_argument("--gt", type=Path, help="ground-truth vertex sequence (adds MTM, LVE, FDD)")
+    single.add_argument("--template", type=Path, help="subject template mesh (.ply/.obj; adds FDD with --gt)")
+    single.add_argument("--reference-curve", type=Path,
+                        help="reference lip-distance curve (.npy, one value per frame; adds MTM vs reference)")
+    folder = parser.add_argument_group("a folder")
+    folder.add_argument("--pred-dir", type=Path, help="folder of predictions (<clip>[_condition_<subject>].npy)")
+    folder.add_argument("--data-dir", type=Path, help="dataset folder (vertices_npy/, wav/, templates)")
+    folder.add_argument("--split", help="only clips of this split (needs the dataset's manifest.json)")
+    folder.add_argument("--resample", action="store_true",
+                        help="interpolate ground truth whose fps is not an integer multiple of --fps")
+    parser.add_argument("--fps", type=float, default=30.0, help="prediction frame rate (default 30)")
+    parser.add_argument("--gt-fps", type=float,
+                        help="ground-truth frame rate (default: manifest fps, else 60 for folders, --fps for --gt)")
+    parser.add_argument("--models", type=Path, help="folder with speech_encoder.onnx and mesh_encoder.onnx (PLRS)")
+    parser.add_argument("--masks", type=Path, help="FLAME_masks.npz (default: $FLAME_MASKS or next to $FLAME_TEMPLATE)")
+    parser.add_argument("--csv", type=Path, help="write the results as CSV")
+    parser.add_argument("--json", type=Path, help="write the results as JSON")
+    parser.set_defaults(run=run)
+
+
+def run(args) -> int:
+    folder_mode = args.pred_dir is not None or args.data_dir is not None
+    if folder_mode == (args.pred is not None or args.audio is not None) or (
+            folder_mode and (args.pred_dir is None or args.data_dir is None)) or (
+            not folder_mode and (args.pred is None or args.audio is None)):
+        raise MetricError("score needs either --pred and --audio (one clip) or --pred-dir and --data-dir "
+                          "(a folder), not both and not parts of each")
+    masks = FlameRegions.load(find_masks_path(args.masks))
+    regions = Regions(lips=masks.lips, upper_face=masks.upper_face)
+    model_dir = find_encoder_directory(args.models)
+    encoders = None if model_dir is None else OnnxSpeechMeshEncoders.from_directory(model_dir)
+    if folder_mode:
+        report = score_folder(args.pred_dir, args.data_dir, regions, encoders, args.fps, args.gt_fps, args.split,
+                              args.resample)
+    else:
+        report = _score_one(args, regions, encoders)
+    print(format_table(report))
+    if args.csv:
+        write_csv(report, args.csv)
+    if args.json:
+        args.json.write_text(json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n")
+    return 0
+
+
+def _score_one(args, regions: Regions, encoders) -> ScoreReport:
+    pred = load_vertex_sequence(args.pred, num_vertices=None)
+    samples, rate = load_audio(args.audio)
+    gt = template = curve = None
+    if args.gt is not None:
+        gt = layout.convert_fps(load_vertex_sequence(args.gt, num_vertices=None), args.gt_fps or args.fps, args.fps,
+                                resample=False, source=str(args.gt))
+    if args.template is not None:
+        template = load_flame_mesh(args.template).vertices
+    if args.reference_curve is not None:
+        curve = np.load(args.reference_curve, allow_pickle=False)
+    return score_clip(pred, samples, rate, regions, args.fps, gt, template, curve, encoders)
+
+
+def _shown(value) -> str:
+    return "n/a" if value is None else f"{value:.4g}"
+
+
+def format_table(report: ScoreReport) -> str:
+    """The summary as a Markdown table (metric, value, unit, clips scored/skipped, note)."""
+    lines = ["| metric | value | unit | scored | skipped | note |", "|---|---|---|---|---|---|"]
+    lines += [f"| {entry.name} | {_shown(entry.value)} | {entry.unit} | {entry.scored} | {entry.skipped} | "
+              f"{entry.note} |" for entry in report.summary]
+    return "\n".join(lines)
+
+
+def write_csv(report: ScoreReport, path: Path) -> None:
+    """Per-clip rows when there are any (folder mode), else the summary entries."""
+    if report.clips:
+        columns = list(dict.fromkeys(key for row in report.clips for key in row))
+        rows = [{key: ";".join(map(str, value)) if isinstance(value, list) else value for key, value in row.items()}
+                for row in report.clips]
+    else:
+        columns = ["name", "value", "unit", "scored", "skipped", "note"]
+        rows = [vars(entry) for entry in report.summary]
+    with open(path, "w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f"wrote {path}", file=sys.stderr)

@@ -1,0 +1,191 @@
+"""PLRS, Perceptual Lip Readability Score (REFERENCE §2), for any speech-mesh encoder pair.
+
+Windowing, exactly as published: mesh at 30 fps, audio resampled to 19.2 kHz (640 samples = one
+frame); non-overlapping 5-frame chunks, chunk i = mesh frames [5i, 5i+5) of **absolute** vertex
+positions and audio samples [5i*640, 5i*640 + 3200) turned into a (20, 128) normalised fbank
+(`backend.features`). Clip score = mean cosine similarity of the matched embeddings; PLRS = mean of
+clip scores. Cosine similarity L2-normalises both embeddings here (models need not normalise).
+
+Encoder contract (ONNX files, shipped by the speech-mesh representation issue):
+- speech encoder `speech_encoder.onnx`: input `fbank` float32 (B, 20, 128) -> output `embedding`
+  float32 (B, D);
+- mesh encoder `mesh_encoder.onnx`: input `vertices` float32 (B, 5, 15069) (absolute positions in
+  metres, 5 frames, flattened FLAME vertices) -> output `embedding` float32 (B, D), same D.
+The batch axis must be dynamic. Any object with `embed_speech` / `embed_mesh` (the
+`SpeechMeshEncoders` protocol) can stand in for the ONNX pair, e.g. in tests.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Protocol
+
+import numpy as np
+import onnxruntime
+
+from backend import features
+from backend.audio import resample
+from backend.errors import MetricError, ModelError
+from backend.metrics import inputs
+
+SPEECH_ENCODER_FILE = "speech_encoder.onnx"
+MESH_ENCODER_FILE = "mesh_encoder.onnx"
+SPEECH_INPUT, MESH_INPUT, EMBEDDING_OUTPUT = "fbank", "vertices", "embedding"
+DEFAULT_BATCH_SIZE = 64
+
+
+class SpeechMeshEncoders(Protocol):
+    """A speech encoder and a mesh encoder that map matching windows to nearby D-dim embeddings."""
+
+    def embed_speech(self, fbank: np.ndarray) -> np.ndarray:
+        """(B, 20, 128) float32 normalised fbank -> (B, D)."""
+
+    def embed_mesh(self, vertices: np.ndarray) -> np.ndarray:
+        """(B, 5, V, 3) float32 absolute vertex positions -> (B, D)."""
+
+
+class OnnxSpeechMeshEncoders:
+    """The contract's two ONNX models run with onnxruntime on the CPU (no spinning threads, so a UI
+    thread stays responsive). Missing, corrupt or mismatched models raise ModelError."""
+
+    def __init__(self, speech_path, mesh_path, threads: int = 1):
+        self.speech = _open_session(Path(speech_path), SPEECH_INPUT, (features.FBANK_FRAMES, features.FBANK_BINS),
+                                    threads)
+        self.mesh = _open_session(Path(mesh_path), MESH_INPUT, (features.WINDOW_FRAMES, None), threads)
+        self.mesh_width = self.mesh.get_inputs()[0].shape[2]
+
+    @classmethod
+    def from_directory(cls, directory, threads: int = 1) -> "OnnxSpeechMeshEncoders":
+        """Load SPEECH_ENCODER_FILE and MESH_ENCODER_FILE from one folder."""
+        directory = Path(directory)
+        return cls(directory / SPEECH_ENCODER_FILE, directory / MESH_ENCODER_FILE, threads)
+
+    def embed_speech(self, fbank: np.ndarray) -> np.ndarray:
+        return _run(self.speech, SPEECH_INPUT, np.asarray(fbank, dtype=np.float32))
+
+    def embed_mesh(self, vertices: np.ndarray) -> np.ndarray:
+        windows = np.asarray(vertices, dtype=np.float32)
+        flat = windows.reshape(windows.shape[0], windows.shape[1], -1)
+        if isinstance(self.mesh_width, int) and flat.shape[2] != self.mesh_width:
+            raise ModelError(f"mesh encoder expects {self.mesh_width} values per frame "
+                             f"({self.mesh_width // 3} vertices); got {flat.shape[2] // 3} vertices")
+        return _run(self.mesh, MESH_INPUT, flat)
+
+
+def _open_session(path: Path, input_name: str, trailing_shape: tuple, threads: int):
+    """An onnxruntime session whose single input is `input_name` of shape (B, *trailing_shape)."""
+    if not path.is_file():
+        raise ModelError(f"{path}: encoder model not found; PLRS needs {SPEECH_ENCODER_FILE} and {MESH_ENCODER_FILE}")
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    try:
+        session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as error:  # onnxruntime raises its own untyped errors for unreadable models
+        raise ModelError(f"{path}: not a loadable ONNX model ({str(error).splitlines()[0]})") from None
+    model_inputs = session.get_inputs()
+    names = [item.name for item in model_inputs]
+    if names != [input_name]:
+        raise ModelError(f"{path}: model inputs are {names}; the PLRS contract needs one input named '{input_name}'")
+    shape = model_inputs[0].shape
+    expected = ["B", *trailing_shape]
+    fixed_mismatch = any(want is not None and isinstance(got, int) and got != want
+                         for got, want in zip(shape[1:], trailing_shape))
+    if len(shape) != len(expected) or fixed_mismatch:
+        shown = ", ".join("any" if dim is None else str(dim) for dim in expected)
+        raise ModelError(f"{path}: input '{input_name}' has shape {shape}; the PLRS contract needs ({shown})")
+    outputs = [item.name for item in session.get_outputs()]
+    if EMBEDDING_OUTPUT not in outputs:
+        raise ModelError(f"{path}: model outputs are {outputs}; the PLRS contract needs an output named "
+                         f"'{EMBEDDING_OUTPUT}'")
+    return session
+
+
+def _run(session, input_name: str, batch: np.ndarray) -> np.ndarray:
+    try:
+        (embedding,) = session.run([EMBEDDING_OUTPUT], {input_name: batch})
+    except Exception as error:  # shape errors inside the graph surface as onnxruntime exceptions
+        raise ModelError(f"encoder failed on input '{input_name}' of shape {batch.shape}: "
+                         f"{str(error).splitlines()[0]}") from None
+    return embedding
+
+
+def find_encoder_directory(explicit=None) -> Optional[Path]:
+    """The folder holding both encoder files: `explicit` (must hold them), else None.
+
+    The representation issue will add a default location; until then PLRS runs only when given models.
+    """
+    if explicit is None:
+        return None
+    directory = Path(explicit)
+    missing = [name for name in (SPEECH_ENCODER_FILE, MESH_ENCODER_FILE) if not (directory / name).is_file()]
+    if missing:
+        raise ModelError(f"{directory}: missing {', '.join(missing)}; a PLRS model folder needs "
+                         f"{SPEECH_ENCODER_FILE} and {MESH_ENCODER_FILE}")
+    return directory
+
+
+def cosine_similarities(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """(B,) cosine similarity of matching rows of two (B, D) arrays, each row L2-normalised first."""
+    first, second = np.asarray(first, dtype=np.float64), np.asarray(second, dtype=np.float64)
+    if first.ndim != 2 or first.shape != second.shape:
+        raise ModelError(f"encoders returned embeddings of shapes {first.shape} and {second.shape}; "
+                         "expected two (B, D) arrays of the same shape")
+    inputs.finite(first, "speech embedding")
+    inputs.finite(second, "mesh embedding")
+    norms = np.linalg.norm(first, axis=1) * np.linalg.norm(second, axis=1)
+    return np.sum(first * second, axis=1) / np.maximum(norms, 1e-12)
+
+
+def speech_at_plrs_rate(samples, rate: int) -> np.ndarray:
+    """Float mono samples resampled to 19.2 kHz (one mesh frame = 640 samples)."""
+    samples = np.asarray(samples, dtype=np.float32)
+    if samples.ndim != 1 or samples.size == 0:
+        raise MetricError(f"speech samples: expected non-empty mono audio of shape (n,); got shape {samples.shape}")
+    inputs.finite(samples, "speech samples")
+    return resample(samples, int(rate), features.PLRS_AUDIO_RATE).astype(np.float32)
+
+
+def window_similarities(encoders: SpeechMeshEncoders, speech_19k2: np.ndarray, vertices: np.ndarray,
+                        mesh_starts: np.ndarray, speech_starts: np.ndarray,
+                        batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
+    """(N,) cosine similarity of mesh windows at `mesh_starts` and speech windows at `speech_starts`
+    (frame indices, paired element-wise), computed `batch_size` windows at a time."""
+    if int(batch_size) < 1:
+        raise MetricError(f"batch_size must be a positive integer; got {batch_size!r}")
+    scores = []
+    for begin in range(0, len(mesh_starts), int(batch_size)):
+        end = begin + int(batch_size)
+        fbank = features.speech_window_features(features.speech_windows(speech_19k2, speech_starts[begin:end]))
+        mesh = features.mesh_windows(vertices, mesh_starts[begin:end]).astype(np.float32)
+        scores.append(cosine_similarities(encoders.embed_speech(fbank), encoders.embed_mesh(mesh)))
+    return np.concatenate(scores) if scores else np.zeros(0)
+
+
+@dataclass(frozen=True)
+class ClipPLRS:
+    """window_scores: (N,) cosine similarity per non-overlapping 5-frame window; score: their mean."""
+
+    window_scores: np.ndarray
+
+    @property
+    def score(self) -> float:
+        return float(np.mean(self.window_scores))
+
+
+def clip_plrs(encoders: SpeechMeshEncoders, samples, rate: int, vertices,
+              batch_size: int = DEFAULT_BATCH_SIZE) -> ClipPLRS:
+    """PLRS of one clip: float mono `samples` at `rate` Hz and (T, V, 3) absolute vertices at 30 fps."""
+    sequence = inputs.vertex_sequence(vertices, "vertices")
+    starts = features.window_starts(len(sequence))
+    if len(starts) == 0:
+        raise MetricError(f"PLRS needs at least {features.WINDOW_FRAMES} frames; the clip has {len(sequence)}")
+    speech = speech_at_plrs_rate(samples, rate)
+    return ClipPLRS(window_similarities(encoders, speech, sequence, starts, starts, batch_size))
+
+
+def dataset_plrs(clips: list[ClipPLRS]) -> float:
+    """PLRS over a dataset: mean of clip scores."""
+    if not clips:
+        raise MetricError("dataset PLRS needs at least one scored clip; got none")
+    return float(np.mean([clip.score for clip in clips]))
