@@ -13,6 +13,7 @@ from backend.errors import BackendError
 
 COMMAND_MODULES = (
     "backend.commands.info",
+    "backend.commands.score",
 )
 
 
