@@ -11,7 +11,6 @@ by the file's content, not its name, so a WAV saved without an extension still l
 """
 
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -165,6 +164,7 @@ def load_audio(path, rate: int | None = None, max_seconds: float = DEFAULT_MAX_S
     Channels are mixed by their mean. The length limit is checked on the header before decoding, so a
     long file is refused cheaply. Returns (samples (n,), sample_rate).
     """
+    out_rate = None if rate is None else check_rate(rate)
     with _open_checked(path) as sound:
         file_rate = sound.samplerate
         if sound.frames / file_rate > max_seconds:
@@ -172,9 +172,11 @@ def load_audio(path, rate: int | None = None, max_seconds: float = DEFAULT_MAX_S
         try:
             frames = sound.read(dtype="float32", always_2d=True)
         except (soundfile.SoundFileError, OSError) as error:
-            raise AudioDecodeError(f"cannot decode the samples of '{path}' ({error}); the file may be corrupt") from error
+            raise AudioDecodeError(
+                f"cannot decode the samples of '{path}' ({error}); the file may be corrupt or truncated"
+            ) from error
     samples = frames.mean(axis=1, dtype=np.float32)
-    out_rate = file_rate if rate is None else check_rate(rate)
+    out_rate = out_rate or file_rate
     try:
         _require_finite(samples)  # before clipping, which would turn inf into full scale
         if samples.size and out_rate != file_rate:
@@ -222,7 +224,8 @@ def check_samples(samples: np.ndarray, rate: int, max_seconds: float = DEFAULT_M
     duration_s = samples.size / rate
     if duration_s < MIN_SECONDS:
         raise AudioTooShortError(
-            f"audio is {duration_s:.3f} s long ({samples.size} samples at {rate} Hz); at least {MIN_SECONDS} s is needed"
+            f"audio is {duration_s:.3f} s long ({samples.size} samples at {rate} Hz); "
+            f"at least {MIN_SECONDS} s is needed"
         )
     if duration_s > max_seconds:
         raise AudioTooLongError(_too_long_message(duration_s, max_seconds))

@@ -73,6 +73,16 @@ def test_corrupt_wav(tmp_path, reader):
         reader(path)
 
 
+def test_truncated_flac_fails_while_decoding(tmp_path):
+    whole = write(tmp_path / "whole.flac", np.random.default_rng(1).uniform(-0.5, 0.5, 48000), 16000)
+    path = tmp_path / "truncated.flac"
+    path.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    assert audio_info(path).frames == 48000  # the header is intact...
+    message = r"cannot decode the samples of '.*truncated\.flac' .*corrupt or truncated"
+    with pytest.raises(AudioDecodeError, match=message):
+        load_audio(path)  # ...the samples are not
+
+
 @pytest.mark.parametrize("reader", [load_audio, audio_info])
 def test_text_file_is_unsupported(tmp_path, reader):
     path = tmp_path / "notes.txt"
@@ -187,7 +197,8 @@ def test_rate_must_be_an_integer(rate):
 # ---- in-memory validation ----------------------------------------------------------------------------------
 
 def test_check_samples_rejects_int_arrays():
-    with pytest.raises(InvalidSamplesError, match=r"expected float samples in \[-1, 1\]; got dtype int16 \(int16 data: use from_int16\)"):
+    message = r"expected float samples in \[-1, 1\]; got dtype int16 \(int16 data: use from_int16\)"
+    with pytest.raises(InvalidSamplesError, match=message):
         check_samples(np.ones(16000, dtype=np.int16), 16000)
 
 
@@ -197,7 +208,8 @@ def test_check_samples_rejects_multichannel():
 
 
 def test_check_samples_rejects_beyond_full_scale():
-    with pytest.raises(InvalidSamplesError, match=r"samples exceed full scale: peak 1000; expected float samples in \[-1, 1\]"):
+    message = r"samples exceed full scale: peak 1000; expected float samples in \[-1, 1\]"
+    with pytest.raises(InvalidSamplesError, match=message):
         check_samples(tone(1.0, 16000, amplitude=1000.0), 16000)
 
 
