@@ -222,3 +222,10 @@ def test_resampled_speech_windows_line_up_with_frames(speech_dir):
     windows = speech_windows(samples, starts)
     assert windows.shape == (num_frames // WINDOW_FRAMES, WINDOW_SAMPLES)
     np.testing.assert_array_equal(windows.reshape(-1), samples[: windows.size])
+
+
+def test_clip_shorter_than_one_window_gives_empty_batches():
+    starts = window_starts(4)
+    assert speech_windows(np.ones(4 * SAMPLES_PER_FRAME, dtype=np.float32), starts).shape == (0, WINDOW_SAMPLES)
+    assert mesh_windows(np.zeros((4, 7, 3)), starts).shape == (0, WINDOW_FRAMES, 7, 3)
+    assert speech_window_features(np.zeros((0, WINDOW_SAMPLES))).shape == (0, FBANK_FRAMES, FBANK_BINS)
