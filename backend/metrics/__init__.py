@@ -11,12 +11,12 @@ from backend.metrics.mtm import (ClipMTM, UnscorableClipError, clip_mtm, dataset
                                  lip_distance_curve, mtm_from_curves)
 from backend.metrics.plrs import (ClipPLRS, OnnxSpeechMeshEncoders, SpeechMeshEncoders, clip_plrs,
                                   dataset_plrs)
-from backend.metrics.slcc import delta_slcc, lip_intensity, slcc, speech_intensity
+from backend.metrics.slcc import dataset_slcc, delta_slcc, lip_intensity, speech_intensity
 
 __all__ = [
     "ClipMTM", "ClipPLRS", "ClipSLCC", "OffsetEstimate", "OnnxSpeechMeshEncoders", "SpeechMeshEncoders",
     "UnscorableClipError", "clip_fdd", "clip_lve", "clip_mtm", "clip_plrs", "clip_slcc", "dataset_fdd",
     "dataset_lve", "dataset_mtm", "dataset_plrs", "delta_slcc", "derivative_dtw_path", "estimate_av_offset",
     "lip_distance_curve", "lip_errors_per_frame", "lip_intensity", "mtm_against_reference", "mtm_from_curves",
-    "slcc", "speech_intensity", "upper_face_dynamics",
+    "dataset_slcc", "speech_intensity", "upper_face_dynamics",
 ]

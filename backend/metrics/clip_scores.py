@@ -131,6 +131,7 @@ def estimate_av_offset(samples, rate: int, vertices, fps: float = 30.0,
         if fps != features.MESH_FPS:
             raise MetricError(f"offset search with encoders needs a {features.MESH_FPS} fps mesh; got {fps:g} fps")
         method = PLRS_SIMILARITY
+        inputs.finite(sequence, "vertices")
         similarities = _plrs_offset_similarities(encoders, samples, rate, sequence, offsets, batch_size)
     order = np.lexsort((np.abs(offsets), -similarities))
     return OffsetEstimate(frames=int(offsets[order[0]]), fps=fps, method=method, offsets_frames=offsets,
@@ -168,9 +169,9 @@ def _batched(embed, make_batch, starts: np.ndarray, batch_size: int) -> np.ndarr
 
 
 def speech_envelope(samples: np.ndarray, rate: int, fps: float) -> np.ndarray:
-    """(F,) RMS of the samples falling in each mesh frame (F whole frames of audio)."""
+    """(F,) RMS of the samples within half a frame of each mesh frame's time t / fps (F whole frames)."""
     frames = int(len(samples) * fps / rate)
-    edges = (np.arange(frames + 1) * rate / fps).astype(np.int64)
+    edges = np.maximum(((np.arange(frames + 1) - 0.5) * rate / fps).round(), 0).astype(np.int64)
     squared_sums = np.add.reduceat(samples[:edges[-1]] ** 2, edges[:-1]) if frames else np.zeros(0)
     return np.sqrt(squared_sums / np.maximum(np.diff(edges), 1))
 

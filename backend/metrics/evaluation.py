@@ -76,7 +76,7 @@ def score_folder(pred_dir, data_dir, regions: Regions, encoders: Optional[plrs.S
             continue
         clip = prediction.clip
         row.update(clip=clip.id, subject=clip.subject, level=clip.level, condition=prediction.condition)
-        pred = load_vertex_sequence(prediction.path, num_vertices=None).astype(np.float64)
+        pred = load_vertex_sequence(prediction.path, num_vertices=None)
         gt = layout.load_ground_truth(dataset, clip, pred_fps, resample)
         layout.check_comparable_lengths(len(pred), len(gt), prediction.path.name)
         pred, gt = pred[:min(len(pred), len(gt))], gt[:min(len(pred), len(gt))]
@@ -124,7 +124,7 @@ def _slcc_entries(model: list[tuple], data: list[tuple], total: int) -> list[Met
     def compute(clips):
         speech, lips, identities, levels = zip(*clips)
         with_levels = any(level is not None for level in levels)
-        return slcc.slcc(speech, lips, identities, levels if with_levels else None)
+        return slcc.dataset_slcc(speech, lips, identities, levels if with_levels else None)
 
     if len(model) < 3:
         return [MetricEntry("SLCC", None, "r", len(model), total - len(model),
@@ -158,11 +158,11 @@ def score_clip(pred, samples, rate: int, regions: Regions, fps: float = 30.0, gt
                reference_curve=None, encoders: Optional[plrs.SpeechMeshEncoders] = None) -> ScoreReport:
     """Score one (T, V, 3) animation with its float mono audio; ground truth, template, reference lip
     curve and encoders are optional and add the metrics that need them."""
-    pred = np.asarray(pred, dtype=np.float64)
+    pred = np.asarray(pred)
     layout.check_comparable_lengths(len(pred), round(len(samples) * fps / rate), "audio (at the mesh fps)")
     summary = []
     if gt is not None:
-        gt = np.asarray(gt, dtype=np.float64)
+        gt = np.asarray(gt)
         layout.check_comparable_lengths(len(pred), len(gt), "ground truth")
         summary.append(_guarded("MTM", "ms", lambda: mtm.clip_mtm(gt, pred, fps), _mtm_entry))
         summary.append(MetricEntry("LVE", lve.clip_lve(gt, pred, regions.lips) * LVE_SCALE, "x1e-5 m^2",

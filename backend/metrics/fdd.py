@@ -21,7 +21,7 @@ def upper_face_dynamics(vertices, template, upper_face_indices) -> float:
                           f"got shape {rest.shape}")
     inputs.finite(rest, "template")
     region = inputs.vertex_indices(upper_face_indices, sequence.shape[1], "upper-face vertex indices")
-    squared_motion = np.sum((sequence[:, region] - rest[region]) ** 2, axis=2)
+    squared_motion = np.sum((inputs.vertices_at(sequence, region) - rest[region]) ** 2, axis=2)
     return float(np.mean(np.std(squared_motion, axis=0)))
 
 

@@ -10,8 +10,14 @@ from backend.errors import MetricError
 
 
 def vertex_sequence(array, name: str = "vertices") -> np.ndarray:
-    """A (T, V, 3) float64 copy of `array`, accepting the flattened (T, V*3) layout too."""
-    values = np.asarray(array, dtype=np.float64)
+    """`array` as (T, V, 3) without copying, accepting the flattened (T, V*3) layout too.
+
+    Only the shape is checked here; metrics check finiteness on the vertices they read
+    (`vertices_at`), so a 10-minute clip is not converted or scanned as a whole.
+    """
+    values = np.asarray(array)
+    if not (np.issubdtype(values.dtype, np.floating) or np.issubdtype(values.dtype, np.integer)):
+        raise MetricError(f"{name}: holds {values.dtype} values; expected numeric vertex positions")
     if values.ndim == 2 and values.shape[1] % 3 == 0 and values.shape[1] > 0:
         values = values.reshape(len(values), -1, 3)
     if values.ndim != 3 or values.shape[2] != 3:
@@ -19,8 +25,18 @@ def vertex_sequence(array, name: str = "vertices") -> np.ndarray:
                           f"(frames, vertices*3); got shape {np.shape(array)}")
     if len(values) == 0:
         raise MetricError(f"{name}: has 0 frames; expected at least 1")
-    finite(values, name)
     return values
+
+
+def vertices_at(sequence: np.ndarray, indices: np.ndarray, name: str = "vertices") -> np.ndarray:
+    """(T, K, 3) float64 positions of the vertices `indices`; MetricError on NaN or infinity there."""
+    selected = sequence[:, indices].astype(np.float64)
+    bad = ~np.isfinite(selected)
+    if bad.any():
+        frame, column, _ = np.unravel_index(int(np.argmax(bad)), selected.shape)
+        raise MetricError(f"{name}: has {int(bad.any(axis=2).sum())} non-finite vertex position(s) (NaN or inf), "
+                          f"the first at frame {frame}, vertex {indices[column]}; expected finite numbers")
+    return selected
 
 
 def curve(array, name: str = "curve", min_length: int = 1) -> np.ndarray:

@@ -19,7 +19,9 @@ def lip_errors_per_frame(gt_vertices, pred_vertices, lip_indices) -> np.ndarray:
     inputs.same_vertex_count(gt, pred, ("ground truth", "prediction"))
     lips = inputs.vertex_indices(lip_indices, gt.shape[1], "lip vertex indices")
     gt, pred = inputs.truncate_to_shorter(gt, pred)
-    squared = np.sum((gt[:, lips] - pred[:, lips]) ** 2, axis=2)
+    gt_lips = inputs.vertices_at(gt, lips, "ground-truth vertices")
+    pred_lips = inputs.vertices_at(pred, lips, "predicted vertices")
+    squared = np.sum((gt_lips - pred_lips) ** 2, axis=2)
     return squared.max(axis=1)
 
 

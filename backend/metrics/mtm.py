@@ -65,7 +65,8 @@ def lip_distance_curve(vertices, upper: int = UPPER_LIP_CENTRE, lower: int = LOW
     """(T,) distance between the upper and lower lip-centre vertices of a (T, V, 3) sequence."""
     sequence = inputs.vertex_sequence(vertices)
     pair = inputs.vertex_indices(np.array([upper, lower]), sequence.shape[1], "lip-centre vertex ids")
-    return np.linalg.norm(sequence[:, pair[0]] - sequence[:, pair[1]], axis=1)
+    centres = inputs.vertices_at(sequence, pair, "vertices")
+    return np.linalg.norm(centres[:, 0] - centres[:, 1], axis=1)
 
 
 def smooth_curve(curve, sigma: float = SMOOTHING_SIGMA_FRAMES) -> np.ndarray:

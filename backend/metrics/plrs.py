@@ -177,6 +177,7 @@ def clip_plrs(encoders: SpeechMeshEncoders, samples, rate: int, vertices,
               batch_size: int = DEFAULT_BATCH_SIZE) -> ClipPLRS:
     """PLRS of one clip: float mono `samples` at `rate` Hz and (T, V, 3) absolute vertices at 30 fps."""
     sequence = inputs.vertex_sequence(vertices, "vertices")
+    inputs.finite(sequence, "vertices")
     starts = features.window_starts(len(sequence))
     if len(starts) == 0:
         raise MetricError(f"PLRS needs at least {features.WINDOW_FRAMES} frames; the clip has {len(sequence)}")

@@ -36,7 +36,7 @@ def lip_motion_per_frame(vertices, lip_indices) -> np.ndarray:
     if len(sequence) < 2:
         raise MetricError(f"lip intensity needs at least 2 frames; got {len(sequence)}")
     lips = inputs.vertex_indices(lip_indices, sequence.shape[1], "lip vertex indices")
-    return np.linalg.norm(np.diff(sequence[:, lips], axis=0), axis=2).mean(axis=1)
+    return np.linalg.norm(np.diff(inputs.vertices_at(sequence, lips), axis=0), axis=2).mean(axis=1)
 
 
 def lip_intensity(vertices, lip_indices) -> float:
@@ -70,7 +70,7 @@ def _pearson(first: np.ndarray, second: np.ndarray, what: str) -> float:
     return float(np.corrcoef(first, second)[0, 1])
 
 
-def slcc(speech_intensities, lip_intensities, identities, levels=None) -> dict:
+def dataset_slcc(speech_intensities, lip_intensities, identities, levels=None) -> dict:
     """SLCC over clips. Inputs are (N,) per clip; levels (N,) ints or None entries, optional.
 
     Returns {"all": r} plus {"level_<n>": r} for each level present when levels are given.
