@@ -1,0 +1,78 @@
+"""`python -m training.corpus build|render|stats`: build, look at, and measure the SYNTHETIC corpus.
+
+Errors of the BackendError family print one line and exit with code 2.
+"""
+
+import argparse
+import json
+import sys
+import time
+
+from backend.errors import BackendError
+
+
+def _build(args) -> int:
+    from training.corpus.build import build_corpus
+    started = time.monotonic()
+    manifest = build_corpus(args.out, args.preset, args.seed, args.template, args.masks, args.speech)
+    print(json.dumps(manifest["stats"], indent=1))
+    print(f"built {len(manifest['clips'])} SYNTHETIC clips into {args.out} in {time.monotonic() - started:.1f} s",
+          file=sys.stderr)
+    return 0
+
+
+def _render(args) -> int:
+    from training.corpus.render import render_clip
+    frames = [int(value) for value in args.frames.split(",")] if args.frames else None
+    for path in render_clip(args.corpus, args.clip, args.out, frames, args.template):
+        print(path)
+    return 0
+
+
+def _stats(args) -> int:
+    from training.corpus.stats import corpus_stats
+    print(json.dumps(corpus_stats(args.corpus, args.template, args.masks), indent=1))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m training.corpus",
+                                     description="SYNTHETIC speech-mesh corpus: a FLAME rig driven by phoneme timings.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    build = commands.add_parser("build", help="build a corpus (wav/, vertices_npy/, templates/, manifest.json)")
+    build.add_argument("--preset", choices=("ci", "full"), default="ci")
+    build.add_argument("--out", required=True, help="output folder")
+    build.add_argument("--seed", type=int, default=0)
+    build.add_argument("--speech", help="recorded speech with .phones.lab (default $SPEECH_DIR or ../shared/speech/kathleen)")
+    build.set_defaults(run=_build)
+    render = commands.add_parser("render", help="render frames of a clip to PNG (face, lips, waveform + phones)")
+    render.add_argument("--corpus", required=True)
+    render.add_argument("--clip", required=True, help="clip id from the manifest")
+    render.add_argument("--out", required=True, help="folder for the PNGs")
+    render.add_argument("--frames", help="comma-separated frame numbers (default: a /p b m/, an /f v/, the most open vowel)")
+    render.set_defaults(run=_render)
+    stats = commands.add_parser("stats", help="recompute a built corpus's statistics from its files")
+    stats.add_argument("corpus")
+    stats.set_defaults(run=_stats)
+    for command in (build, render, stats):
+        command.add_argument("--template", help="FLAME template (default $FLAME_TEMPLATE or ../shared/flame/FLAME_sample.ply)")
+        if command is not render:
+            command.add_argument("--masks", help="FLAME_masks.npz (default $FLAME_MASKS or next to the template)")
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 1
+    try:
+        return int(args.run(args) or 0)
+    except BackendError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
