@@ -133,9 +133,13 @@ def frame_energy(audio: np.ndarray, n_frames: int) -> np.ndarray:
 
 
 def _write_atomically(path: Path, write) -> None:
+    """Write to a hidden temporary name, then rename: readers never see a half-written file."""
     temporary = path.with_name(f".{path.name}.partial")
-    write(temporary)
-    os.replace(temporary, path)
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def build_corpus(out_dir, preset_name: str = "ci", seed: int = 0, template=None, masks=None, speech=None,

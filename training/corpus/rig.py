@@ -177,7 +177,8 @@ class FlameRig:
         # The lower lip lags the jaw towards the corners, so the mouth opens as an oval, not a slot.
         across = np.clip((v[:, 0] - self.mouth_centre[0]) / self.corner_x, -1.0, 1.0)
         lag = 0.5 * self._lip_area_weights(0.04) * across ** 2
-        weights = self._lower_side * front * neck * (1.0 - lag)
+        below_nose = _smoothstep((self.corner_height + 0.12 * h - v[:, 1]) / (0.12 * h))
+        weights = self._lower_side * front * neck * below_nose * (1.0 - lag)
         weights[np.concatenate([self.masks["left_eyeball"], self.masks["right_eyeball"]])] = 0.0
         moving = np.flatnonzero(weights > 1e-4)
         return _Rotation(CONTROLS.index("jaw"), self.jaw_pivot, JAW_MAX_ANGLE, moving, weights[moving])
