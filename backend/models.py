@@ -1,0 +1,11 @@
+"""Where the shipped ONNX models live: `models/<name>/` beside the `backend` package, which is the
+repository's models folder in a checkout and the bundled copy when the add-on ships backend + models."""
+
+from pathlib import Path
+
+SPEECH_MESH = "speech_mesh"
+
+
+def default_models_dir(name: str = SPEECH_MESH) -> Path:
+    """The folder of the shipped model set `name` (it may be absent, e.g. in a stripped install)."""
+    return Path(__file__).resolve().parents[1] / "models" / name

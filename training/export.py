@@ -1,0 +1,77 @@
+"""ONNX export of the speech and mesh encoders in the PLRS contract (backend/metrics/plrs.py), with a
+parity check against torch on random inputs.
+
+speech_encoder.onnx: `fbank` (B, 20, 128) -> `embedding` (B, D); mesh_encoder.onnx: `vertices`
+(B, 5, 15069) -> `embedding` (B, D). Opset 17 (onnxruntime 1.22, also in Blender's Python); the batch
+axis is dynamic. The TorchScript-based exporter (`dynamo=False`) needs no extra package.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import torch
+from torch import nn
+
+from backend import features
+from backend.errors import ModelError
+from backend.metrics.plrs import (EMBEDDING_OUTPUT, MESH_ENCODER_FILE, MESH_INPUT, SPEECH_ENCODER_FILE,
+                                  SPEECH_INPUT)
+from training.models.speech_mesh import VERTEX_VALUES
+from training.representation import load_representation
+
+OPSET = 17
+PARITY_TOLERANCE = 1e-4
+META_FILE = "representation.json"
+
+
+def export_encoder(module: nn.Module, example: torch.Tensor, input_name: str, path) -> Path:
+    """Export one encoder with a dynamic batch axis named 'B'."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad():
+        torch.onnx.export(module.eval(), (example,), str(path), input_names=[input_name],
+                          output_names=[EMBEDDING_OUTPUT], opset_version=OPSET, dynamo=False,
+                          dynamic_axes={input_name: {0: "B"}, EMBEDDING_OUTPUT: {0: "B"}})
+    return path
+
+
+def parity_error(module: nn.Module, path, input_name: str, inputs: torch.Tensor) -> float:
+    """Largest absolute difference between torch and onnxruntime embeddings of `inputs`."""
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (onnx_out,) = session.run([EMBEDDING_OUTPUT], {input_name: inputs.numpy()})
+    with torch.no_grad():
+        torch_out = module.eval()(inputs).numpy()
+    return float(np.max(np.abs(onnx_out - torch_out)))
+
+
+def random_inputs(mesh_encoder: nn.Module, batch: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random fbank (B, 20, 128) ~ N(0, 1), and vertices (B, 5, 15069) drawn around the encoder's
+    training mean with its training spread (so activations are in a realistic range)."""
+    generator = torch.Generator().manual_seed(seed)
+    fbank = torch.randn(batch, features.FBANK_FRAMES, features.FBANK_BINS, generator=generator)
+    noise = torch.randn(batch, features.WINDOW_FRAMES, VERTEX_VALUES, generator=generator)
+    standardise = mesh_encoder.standardise
+    return fbank, standardise.mean + noise * standardise.std
+
+
+def export_representation(checkpoint, out_dir, batch: int = 7) -> list[Path]:
+    """Export a checkpoint's encoders to `out_dir` (plus its training metadata as representation.json),
+    check parity on a random batch of `batch` (not the export batch of 2), raise ModelError past 1e-4."""
+    representation = load_representation(checkpoint)
+    out = Path(out_dir)
+    speech_path = export_encoder(representation.speech_encoder, torch.zeros(2, features.FBANK_FRAMES,
+                                                                            features.FBANK_BINS),
+                                 SPEECH_INPUT, out / SPEECH_ENCODER_FILE)
+    mesh_example = representation.mesh_encoder.standardise.mean.expand(2, features.WINDOW_FRAMES, -1).clone()
+    mesh_path = export_encoder(representation.mesh_encoder, mesh_example, MESH_INPUT, out / MESH_ENCODER_FILE)
+    fbank, vertices = random_inputs(representation.mesh_encoder, batch)
+    errors = {"speech": parity_error(representation.speech_encoder, speech_path, SPEECH_INPUT, fbank),
+              "mesh": parity_error(representation.mesh_encoder, mesh_path, MESH_INPUT, vertices)}
+    if max(errors.values()) > PARITY_TOLERANCE:
+        raise ModelError(f"ONNX export differs from torch by {errors} (max abs); expected at most {PARITY_TOLERANCE}")
+    meta_path = out / META_FILE
+    meta = {**representation.meta, "onnx_opset": OPSET, "parity_max_abs_error": errors}
+    meta_path.write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    return [speech_path, mesh_path, meta_path]

@@ -1,0 +1,114 @@
+"""Losses of the speech-mesh representation: symmetric InfoNCE, the SyncNet-style sync loss, and the
+plug-in perceptual loss for generators (REFERENCE §3)."""
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from backend import features
+from backend.audio import resample
+from backend.errors import AudioError, MeshError, ModelError
+
+TEMPERATURE = 0.07
+PERCEPTUAL_BATCH_WINDOWS = 80
+FACEFORMER_WEIGHT = 1e-7
+
+
+def info_nce(first: torch.Tensor, second: torch.Tensor, temperature: float = TEMPERATURE) -> torch.Tensor:
+    """Symmetric InfoNCE of paired rows: (B, D), (B, D) -> scalar.
+
+    Rows are L2-normalised; logits = first @ second.T / temperature; the loss is the mean of the
+    cross-entropy of rows (first -> second) and of columns (second -> first), targets on the diagonal.
+    """
+    if first.ndim != 2 or first.shape != second.shape:
+        raise ValueError(f"info_nce needs two (B, D) tensors of one shape; got {tuple(first.shape)} "
+                         f"and {tuple(second.shape)}")
+    logits = F.normalize(first, dim=-1) @ F.normalize(second, dim=-1).T / temperature
+    targets = torch.arange(len(logits), device=logits.device)
+    return 0.5 * (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets))
+
+
+def sync_loss(speech: torch.Tensor, mesh: torch.Tensor) -> torch.Tensor:
+    """SyncNet-style (Wav2Lip) sync loss on (B, D) unit embeddings: binary cross-entropy of the sync
+    probability (1 + cosine) / 2 for the B matched pairs (label 1) and B mismatched pairs (mesh rolled
+    by one, label 0)."""
+    matched = (speech * mesh).sum(-1)
+    mismatched = (speech * mesh.roll(1, dims=0)).sum(-1)
+    probability = ((1 + torch.cat([matched, mismatched])) / 2).clamp(1e-6, 1 - 1e-6)
+    labels = torch.cat([torch.ones_like(matched), torch.zeros_like(mismatched)])
+    return F.binary_cross_entropy(probability, labels)
+
+
+def speech_features(samples: np.ndarray, rate: int, num_frames: int) -> np.ndarray:
+    """Speech-encoder input for every 5-frame window of a 30 fps clip: float mono audio (S,) at `rate`
+    -> (num_frames - 4, 20, 128) float32 normalised fbank, window i paired with mesh frames i..i+4."""
+    samples = np.asarray(samples, dtype=np.float32)
+    if samples.ndim != 1 or samples.size == 0:
+        raise AudioError(f"expected non-empty mono audio of shape (S,); got shape {samples.shape}")
+    starts = features.window_starts(num_frames, stride=1)
+    if len(starts) == 0:
+        raise MeshError(f"a clip needs at least {features.WINDOW_FRAMES} frames for the perceptual loss; "
+                        f"got {num_frames}")
+    speech = resample(samples, int(rate), features.PLRS_AUDIO_RATE).astype(np.float32)
+    return features.speech_window_features(features.speech_windows(speech, starts))
+
+
+class PerceptualLoss(nn.Module):
+    """Plug-in perceptual loss for any generator (REFERENCE §3).
+
+    The representation is frozen (no parameter takes gradients, eval mode): gradients reach only the
+    generated vertices. A clip of T frames gives T - 4 windows, one at every start frame; they are
+    cut into batches of up to `batch_windows` consecutive windows, and each batch is an InfoNCE over
+    its windows (the other time offsets of the same clip are the negatives). The result is the mean
+    over batches times `weight` (FaceFormer setting: 1e-7 next to the MSE).
+
+    Use: `target = loss.speech_target(fbank)` once per clip (fbank from `speech_features`), then
+    `loss(vertices, target)` every step; the frozen speech side never changes, so it is computed once.
+    """
+
+    def __init__(self, speech_encoder: nn.Module, mesh_encoder: nn.Module, weight: float = FACEFORMER_WEIGHT,
+                 batch_windows: int = PERCEPTUAL_BATCH_WINDOWS, temperature: float = TEMPERATURE):
+        super().__init__()
+        if batch_windows < 2:
+            raise ModelError(f"batch_windows must be at least 2 (InfoNCE needs negatives); got {batch_windows}")
+        self.speech_encoder, self.mesh_encoder = speech_encoder.eval(), mesh_encoder.eval()
+        for parameter in self.parameters():
+            parameter.requires_grad_(False)
+        self.weight, self.batch_windows, self.temperature = float(weight), int(batch_windows), float(temperature)
+
+    def train(self, mode: bool = True) -> "PerceptualLoss":
+        """The representation stays in eval mode whatever the generator's mode."""
+        return super().train(False)
+
+    @torch.no_grad()
+    def speech_target(self, fbank) -> torch.Tensor:
+        """(N, 20, 128) speech windows -> (N, D) frozen speech embeddings."""
+        device = next(self.parameters()).device
+        fbank = torch.as_tensor(fbank, dtype=torch.float32, device=device)
+        if fbank.ndim != 3 or tuple(fbank.shape[1:]) != (features.FBANK_FRAMES, features.FBANK_BINS):
+            raise AudioError(f"expected speech windows of shape (N, {features.FBANK_FRAMES}, {features.FBANK_BINS}); "
+                             f"got {tuple(fbank.shape)}")
+        return torch.cat([self.speech_encoder(chunk) for chunk in fbank.split(256)])
+
+    def forward(self, vertices: torch.Tensor, speech_target: torch.Tensor) -> torch.Tensor:
+        """vertices (T, 5023, 3) or (T, 15069) generated, absolute, metres; speech_target (T - 4, D)."""
+        frames = vertices.reshape(vertices.shape[0], -1) if vertices.ndim == 3 else vertices
+        if frames.ndim != 2 or frames.shape[1] != 3 * 5023:
+            raise MeshError(f"expected generated vertices of shape (T, 5023, 3) or (T, 15069); "
+                            f"got {tuple(vertices.shape)}")
+        windows = frames.unfold(0, features.WINDOW_FRAMES, 1).transpose(1, 2)  # (T - 4, 5, 15069)
+        if speech_target.ndim != 2 or len(speech_target) != len(windows):
+            raise ModelError(f"{len(frames)} frames give {len(windows)} windows, but the speech target has shape "
+                             f"{tuple(speech_target.shape)}; expected ({len(windows)}, D)")
+        losses = []
+        for begin in range(0, len(windows), self.batch_windows):
+            mesh = windows[begin: begin + self.batch_windows]
+            if len(mesh) < 2:  # a lone trailing window has no negatives; it joins no batch
+                continue
+            speech = speech_target[begin: begin + len(mesh)]
+            losses.append(info_nce(self.mesh_encoder(mesh), speech, self.temperature))
+        if not losses:
+            raise MeshError(f"the perceptual loss needs at least {features.WINDOW_FRAMES + 1} frames; "
+                            f"got {len(frames)}")
+        return self.weight * torch.stack(losses).mean()

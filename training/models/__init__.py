@@ -1,0 +1,1 @@
+"""Torch networks: the speech-mesh representation (`speech_mesh`)."""
