@@ -15,7 +15,7 @@ seed gives identical bytes.
 import json
 import os
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -177,8 +177,7 @@ def _build_clips(out: Path, preset_name: str, seed: int, mesh, regions, speakers
         rig = rigs[speaker.name]
         audio, timeline = clip_speech(clip, speaker, speech_dir, synth)
         n_frames = int(round(len(audio) / SAMPLE_RATE * FPS))
-        style = speaker.style.__class__(**{**speaker.style.__dict__,
-                                           "gain": speaker.style.gain * ARTICULATION_GAIN[clip["level"]]})
+        style = replace(speaker.style, gain=speaker.style.gain * ARTICULATION_GAIN[clip["level"]])
         clip_rng = np.random.default_rng([seed, index])
         controls = control_curves(timeline, n_frames, FPS, rig, style, frame_energy(audio, n_frames), clip_rng)
         vertices = rig.animate(controls).astype(np.float32)
