@@ -129,3 +129,11 @@ def test_bad_lip_indices_raise_metric_errors(lips, message):
 def test_lve_rejects_different_topologies():
     with pytest.raises(MetricError, match="ground truth has 3 vertices per frame but prediction has 4"):
         clip_lve(np.zeros((2, 3, 3)), np.zeros((2, 4, 3)), np.array([0]))
+
+
+def test_a_level_with_too_few_clips_is_left_out_but_all_still_stands():
+    speech = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    lips = np.array([1.1, 1.9, 3.2, 3.9, 5.1, 6.2])
+    result = dataset_slcc(speech, lips, ["a"] * 6, [1, 1, 2, 2, 2, 2])
+    assert set(result) == {"all", "level_2"}
+    assert result["all"] == pytest.approx(_pearson_by_hand(speech, lips))

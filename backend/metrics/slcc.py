@@ -18,6 +18,8 @@ from backend.metrics import inputs
 
 MEAD_NAME = re.compile(r"^(?P<identity>[^_]+)_(?P<emotion>[^_]+)_level_(?P<level>\d+)_(?P<clip>.+)$")
 
+MIN_CLIPS = 3  # fewest clips a Pearson r is reported for
+
 
 def speech_intensity(int16_samples) -> float:
     """RMS of raw int16 samples (computed in float64, so no overflow)."""
@@ -63,8 +65,8 @@ def _z_scores_within(values: np.ndarray, identities: np.ndarray, name: str) -> n
 
 
 def _pearson(first: np.ndarray, second: np.ndarray, what: str) -> float:
-    if len(first) < 3:
-        raise MetricError(f"SLCC{what}: Pearson r needs at least 3 clips; got {len(first)}")
+    if len(first) < MIN_CLIPS:
+        raise MetricError(f"SLCC{what}: Pearson r needs at least {MIN_CLIPS} clips; got {len(first)}")
     if first.std() == 0 or second.std() == 0:
         raise MetricError(f"SLCC{what}: a constant intensity series has no correlation")
     return float(np.corrcoef(first, second)[0, 1])
@@ -73,7 +75,8 @@ def _pearson(first: np.ndarray, second: np.ndarray, what: str) -> float:
 def dataset_slcc(speech_intensities, lip_intensities, identities, levels=None) -> dict:
     """SLCC over clips. Inputs are (N,) per clip; levels (N,) ints or None entries, optional.
 
-    Returns {"all": r} plus {"level_<n>": r} for each level present when levels are given.
+    Returns {"all": r} plus {"level_<n>": r} for each level present when levels are given; a level
+    with fewer than MIN_CLIPS clips has no r and is left out (the "all" figure still stands).
     """
     speech = inputs.curve(speech_intensities, "speech intensities")
     lips = inputs.curve(lip_intensities, "lip intensities")
@@ -90,6 +93,8 @@ def dataset_slcc(speech_intensities, lip_intensities, identities, levels=None) -
             raise MetricError(f"SLCC: got {len(level_array)} levels for {len(speech)} clips")
         for level in sorted(set(level_array) - {-1}):
             members = level_array == level
+            if members.sum() < MIN_CLIPS:
+                continue
             result[f"level_{level}"] = _pearson(speech_z[members], lips_z[members], f" level {level}")
     return result
 
