@@ -14,6 +14,7 @@ from backend.errors import BackendError
 COMMAND_MODULES = (
     "backend.commands.info",
     "backend.commands.score",
+    "backend.commands.animate",
 )
 
 
@@ -28,14 +29,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv=None) -> int:
-    parser = build_parser()
+def dispatch(parser: argparse.ArgumentParser, argv=None, before_run=None) -> int:
+    """Parse `argv`, run the chosen subcommand's `run(args)`, and turn a BackendError into one line + exit 2.
+
+    Shared by every command line of the project (`backend`, `training`, `training.corpus`);
+    `before_run(args)` is an optional hook (e.g. setting torch threads) called once arguments parse.
+    """
     args = parser.parse_args(argv)
     if not getattr(args, "run", None):
         parser.print_help()
         return 1
+    if before_run is not None:
+        before_run(args)
     try:
         return int(args.run(args) or 0)
     except BackendError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+
+
+def main(argv=None) -> int:
+    return dispatch(build_parser(), argv)

@@ -8,7 +8,7 @@ import json
 import sys
 import time
 
-from backend.errors import BackendError
+from backend.cli import dispatch
 
 
 def _build(args) -> int:
@@ -62,16 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "run", None):
-        parser.print_help()
-        return 1
-    try:
-        return int(args.run(args) or 0)
-    except BackendError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    return dispatch(build_parser(), argv)
 
 
 if __name__ == "__main__":
