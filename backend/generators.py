@@ -1,0 +1,245 @@
+"""Speech-driven generators: run a shipped ONNX generator on audio + a FLAME template, without torch.
+
+The generator contract (what `training/export_generator.py` writes and the Blender add-on loads)
+---------------------------------------------------------------------------------------------
+A generator is a folder `<models>/generators/<name>/` holding `model.json` and its ONNX file(s).
+
+`model.json` (UTF-8 JSON object):
+    name                     str, the folder name
+    family                   str, "faceformer" | "kmtalk" | ... (the architecture family)
+    description              str, one line for a UI
+    fps                      30 (output frame rate; the only value this backend accepts)
+    sample_rate              16000 (the audio rate the graph expects; the only value accepted)
+    styles                   list[str], the subject styles, in the order of the one-hot `style` input
+    default_style            str, one of `styles`
+    kind                     "one_shot" (the only kind this version runs; "stepwise" is reserved for
+                             autoregressive graphs with a cached state and is refused with ModelError)
+    synthetic_training_data  bool, true when trained on the synthetic corpus
+    anything else (training preset, metrics, licence notes) is kept in GeneratorInfo.metadata.
+
+`one_shot` graph `generator.onnx`:
+    inputs   audio     float32 (1, N)        mono, 16 kHz, samples in [-1, 1]
+             template  float32 (1, 5023, 3)  the subject's neutral face, metres, FLAME frame
+             style     float32 (1, S)        one-hot over `styles`
+    output   vertices  float32 (1, T, 5023, 3), T = frame_count(N) (below), absolute positions
+The whole clip runs in one call, so the backend's work is O(T) and no Python loop runs per frame.
+
+Frame count rule (used everywhere: graphs, training targets, this runner): T = round-half-up(N * 30 / 16000),
+i.e. the number of 30 fps frames whose start lies in the audio, rounded to the nearest frame.
+
+Python API: `list_generators`, `load_generator`, `Generator.animate`, `default_models_dir`, `frame_count`.
+"""
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import onnxruntime
+
+from backend import audio as audio_io
+from backend import models
+from backend.errors import BackendError, MeshError, ModelError
+from backend.flame import NUM_VERTICES
+
+FPS = 30
+SAMPLE_RATE = 16_000
+MODEL_FILE = "model.json"
+ONE_SHOT_FILE = "generator.onnx"
+GENERATORS = "generators"
+KINDS = ("one_shot",)
+RESERVED_KINDS = ("stepwise",)
+INPUT_AUDIO, INPUT_TEMPLATE, INPUT_STYLE = "audio", "template", "style"
+OUTPUT_VERTICES = "vertices"
+REQUIRED_FIELDS = {"name": str, "family": str, "description": str, "fps": int, "sample_rate": int,
+                   "styles": list, "default_style": str, "kind": str, "synthetic_training_data": bool}
+
+
+class Cancelled(BackendError):
+    """The caller's should_cancel() turned true while a generator was running."""
+
+
+def frame_count(num_samples: int, sample_rate: int = SAMPLE_RATE) -> int:
+    """Number of 30 fps frames for `num_samples` of audio: round-half-up(num_samples * 30 / sample_rate)."""
+    return (2 * int(num_samples) * FPS + int(sample_rate)) // (2 * int(sample_rate))
+
+
+def default_models_dir() -> Path:
+    """Folder holding the generator folders: `models/generators` beside `backend` (repo or add-on bundle)."""
+    return models.default_models_dir(GENERATORS)
+
+
+@dataclass(frozen=True)
+class GeneratorInfo:
+    """A generator's validated model.json; `path` is its folder, `metadata` the fields beyond the contract."""
+
+    name: str
+    family: str
+    description: str
+    path: Path
+    styles: tuple
+    default_style: str
+    kind: str
+    synthetic_training_data: bool
+    fps: int = FPS
+    sample_rate: int = SAMPLE_RATE
+    metadata: dict = field(default_factory=dict, compare=False)
+
+
+def read_generator_info(folder) -> GeneratorInfo:
+    """Read and validate `folder/model.json`; ModelError says what is missing or wrong."""
+    folder = Path(folder)
+    path = folder / MODEL_FILE
+    if not path.is_file():
+        raise ModelError(f"{folder}: no {MODEL_FILE}; a generator folder needs {MODEL_FILE} and {ONE_SHOT_FILE}")
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ModelError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(values, dict):
+        raise ModelError(f"{path}: holds a JSON {type(values).__name__}; expected an object")
+    for key, kind in REQUIRED_FIELDS.items():
+        if key not in values:
+            raise ModelError(f"{path}: missing field '{key}'; required: {', '.join(REQUIRED_FIELDS)}")
+        if not isinstance(values[key], kind) or (kind is int and isinstance(values[key], bool)):
+            raise ModelError(f"{path}: field '{key}' is {values[key]!r}; expected a {kind.__name__}")
+    if values["kind"] in RESERVED_KINDS:
+        raise ModelError(f"{path}: kind '{values['kind']}' is not supported by this backend version; "
+                         f"supported: {', '.join(KINDS)}")
+    if values["kind"] not in KINDS:
+        raise ModelError(f"{path}: unknown kind '{values['kind']}'; expected one of {', '.join(KINDS)}")
+    for key, expected in (("fps", FPS), ("sample_rate", SAMPLE_RATE)):
+        if values[key] != expected:
+            raise ModelError(f"{path}: {key} is {values[key]}; this backend runs generators with {key} {expected}")
+    styles = values["styles"]
+    if not styles or not all(isinstance(style, str) for style in styles) or len(set(styles)) != len(styles):
+        raise ModelError(f"{path}: 'styles' is {styles!r}; expected a non-empty list of distinct names")
+    if values["default_style"] not in styles:
+        raise ModelError(f"{path}: default_style '{values['default_style']}' is not one of the styles {styles}")
+    metadata = {key: value for key, value in values.items() if key not in REQUIRED_FIELDS}
+    return GeneratorInfo(name=values["name"], family=values["family"], description=values["description"],
+                         path=folder, styles=tuple(styles), default_style=values["default_style"],
+                         kind=values["kind"], synthetic_training_data=values["synthetic_training_data"],
+                         metadata=metadata)
+
+
+def list_generators(models_dir=None) -> list:
+    """GeneratorInfo of every folder with a model.json under `models_dir` (default: the shipped generators),
+    sorted by name. A folder without model.json is not a generator and is skipped; a broken one raises."""
+    root = Path(models_dir) if models_dir is not None else default_models_dir()
+    if not root.is_dir():
+        return []
+    folders = sorted(child for child in root.iterdir() if (child / MODEL_FILE).is_file())
+    return [read_generator_info(folder) for folder in folders]
+
+
+def _resolve(path_or_name, models_dir) -> Path:
+    candidate = Path(path_or_name)
+    if candidate.is_dir():
+        return candidate
+    root = Path(models_dir) if models_dir is not None else default_models_dir()
+    named = root / str(path_or_name)
+    if named.is_dir():
+        return named
+    known = [info.name for info in list_generators(root)] if root.is_dir() else []
+    raise ModelError(f"generator '{path_or_name}' not found: it is neither a folder nor a name under {root} "
+                     f"(available: {', '.join(known) or 'none'})")
+
+
+def load_generator(path_or_name, models_dir=None, threads: int = 1) -> "Generator":
+    """Open a generator by folder path or by name under `models_dir`; ModelError if missing or corrupt."""
+    info = read_generator_info(_resolve(path_or_name, models_dir))
+    return Generator(info, threads)
+
+
+def _session(path: Path, threads: int) -> onnxruntime.InferenceSession:
+    if not path.is_file():
+        raise ModelError(f"{path}: generator graph not found; a '{KINDS[0]}' generator needs {ONE_SHOT_FILE}")
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = max(int(threads), 1)
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    try:
+        return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as error:  # onnxruntime raises its own untyped errors for unreadable models
+        raise ModelError(f"{path}: not a loadable ONNX model ({str(error).splitlines()[0]})") from None
+
+
+class Generator:
+    """A loaded one-shot generator. `animate` turns audio + template into (T, 5023, 3) float32 at 30 fps."""
+
+    def __init__(self, info: GeneratorInfo, threads: int = 1):
+        self.info = info
+        path = info.path / ONE_SHOT_FILE
+        self.session = _session(path, threads)
+        inputs = {item.name: item.shape for item in self.session.get_inputs()}
+        expected = {INPUT_AUDIO: 2, INPUT_TEMPLATE: 3, INPUT_STYLE: 2}
+        if set(inputs) != set(expected) or any(len(inputs[name]) != rank for name, rank in expected.items()):
+            raise ModelError(f"{path}: graph inputs are {inputs}; the generator contract needs audio (1, N), "
+                             f"template (1, {NUM_VERTICES}, 3) and style (1, {len(info.styles)})")
+        style_width = inputs[INPUT_STYLE][1]
+        if isinstance(style_width, int) and style_width != len(info.styles):
+            raise ModelError(f"{path}: style input has width {style_width} but {MODEL_FILE} lists "
+                             f"{len(info.styles)} styles")
+        outputs = [item.name for item in self.session.get_outputs()]
+        if outputs != [OUTPUT_VERTICES]:
+            raise ModelError(f"{path}: graph outputs are {outputs}; the generator contract needs '{OUTPUT_VERTICES}'")
+
+    @property
+    def styles(self) -> tuple:
+        return self.info.styles
+
+    def style_vector(self, style: Optional[str]) -> np.ndarray:
+        """(1, S) one-hot of `style` (None = the default style); ModelError for an unknown style."""
+        style = self.info.default_style if style is None else style
+        if style not in self.info.styles:
+            raise ModelError(f"unknown style '{style}' for generator '{self.info.name}'; "
+                             f"expected one of {', '.join(self.info.styles)}")
+        vector = np.zeros((1, len(self.info.styles)), dtype=np.float32)
+        vector[0, self.info.styles.index(style)] = 1.0
+        return vector
+
+    def animate(self, audio: np.ndarray, sample_rate: int, template: np.ndarray, style: Optional[str] = None,
+                progress: Optional[Callable[[float], None]] = None,
+                should_cancel: Optional[Callable[[], bool]] = None) -> np.ndarray:
+        """audio (N,) float in [-1, 1] at `sample_rate` Hz, template (5023, 3) metres -> (T, 5023, 3) float32,
+        T = frame_count(N at 16 kHz). Resamples to 16 kHz itself. progress(fraction) is called with values in
+        [0, 1]; Cancelled is raised as soon as should_cancel() is true. Bad audio -> AudioError, bad template
+        -> MeshError, unknown style or a graph failure -> ModelError."""
+        report = progress or (lambda fraction: None)
+        stop = should_cancel or (lambda: False)
+
+        def checkpoint(fraction: float) -> None:
+            if stop():
+                raise Cancelled(f"animation with generator '{self.info.name}' was cancelled")
+            report(fraction)
+
+        checkpoint(0.0)
+        samples = audio_io.check_samples(audio, sample_rate)
+        template = _checked_template(template)
+        style_vector = self.style_vector(style)
+        samples = audio_io.resample(samples, sample_rate, SAMPLE_RATE).astype(np.float32)
+        samples = np.clip(samples, -1.0, 1.0)
+        checkpoint(0.1)
+        feeds = {INPUT_AUDIO: samples[None], INPUT_TEMPLATE: template[None], INPUT_STYLE: style_vector}
+        try:
+            (vertices,) = self.session.run([OUTPUT_VERTICES], feeds)
+        except Exception as error:  # shape errors inside the graph surface as onnxruntime exceptions
+            raise ModelError(f"generator '{self.info.name}' failed on {samples.size} samples: "
+                             f"{str(error).splitlines()[0]}") from None
+        expected = (1, frame_count(samples.size), NUM_VERTICES, 3)
+        if vertices.shape != expected:
+            raise ModelError(f"generator '{self.info.name}' returned vertices of shape {vertices.shape}; "
+                             f"the contract requires {expected}")
+        checkpoint(1.0)
+        return np.ascontiguousarray(vertices[0], dtype=np.float32)
+
+
+def _checked_template(template) -> np.ndarray:
+    template = np.asarray(template)
+    if template.shape != (NUM_VERTICES, 3):
+        raise MeshError(f"template has shape {template.shape}; expected ({NUM_VERTICES}, 3) FLAME vertices in metres")
+    if not np.issubdtype(template.dtype, np.number) or not np.all(np.isfinite(template)):
+        raise MeshError("template has NaN, infinite or non-numeric values; expected finite FLAME vertices")
+    return template.astype(np.float32)
