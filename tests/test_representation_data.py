@@ -199,3 +199,19 @@ def test_represent_refuses_unknown_variants(tmp_path):
     from training.representation import represent
     with pytest.raises(BackendError, match="unknown variant 'other'; expected one of two-stage, no-2d-prior, syncnet"):
         represent(preset("tiny"), tmp_path, tmp_path, "other")
+
+
+def test_identity_mix_moves_the_face_towards_another_template_and_keeps_the_motion():
+    from training.representation import mix_identities
+    first, second = video_clip(12, clip_id="a"), video_clip(12, clip_id="b")
+    for clip, offset in ((first, 0.0), (second, 1.0)):
+        clip.template = np.full((5023, 3), offset, dtype=np.float32)
+        clip.frames = clip.template.reshape(1, -1) + np.random.default_rng(0).normal(size=(12, 15069)).astype(np.float32)
+    clips = [first, second]
+    groups = [(0, np.array([0, 3])), (1, np.array([2, 5]))]
+    windows = torch.from_numpy(np.concatenate([clips[index].frame_windows(starts) for index, starts in groups]))
+    mixed = mix_identities(clips, groups, windows, np.random.default_rng(1))
+    shift = (mixed - windows).numpy()
+    assert np.allclose(shift, shift[:, :1, :1])               # one constant shift per window (motion kept)
+    assert np.all((-1 - 1e-6 <= shift) & (shift <= 1 + 1e-6))  # at most the whole template difference
+    assert np.allclose(shift[0], shift[1]) and np.allclose(shift[2], shift[3])  # one draw per group

@@ -51,6 +51,7 @@ class Config:
     mask_ratio: float = 0.75
     contrastive_weight: float = 0.1
     windows_per_clip: int = 8     # a batch = batch_size / windows_per_clip clips x that many time offsets
+    identity_mix: bool = True     # stage 2 / ablations: blend mesh windows towards other training identities
     seed: int = 0
     ablation: StageConfig = field(default=None)  # "no 2D prior" and SyncNet runs; None = stage2's schedule
 
@@ -82,7 +83,7 @@ PRESETS = {
         model=ModelConfig(width=64, heads=4, blocks=3, fusion_blocks=1, decoder_width=32, decoder_blocks=1,
                           video_size=32, video_patch=8, syncnet_channels=64),
         stage1=StageConfig(steps=800, batch_size=64, learning_rate=1e-3, warmup_steps=40, log_every=100),
-        stage2=StageConfig(steps=800, batch_size=64, learning_rate=1e-3, warmup_steps=40, log_every=100),
+        stage2=StageConfig(steps=2000, batch_size=64, learning_rate=1e-3, warmup_steps=40, log_every=100),
     ),
     "full": Config(
         name="full",
@@ -98,3 +99,84 @@ def preset(name: str, **overrides) -> Config:
     if name not in PRESETS:
         raise BackendError(f"unknown preset {name!r}; expected one of {', '.join(PRESETS)}")
     return replace(PRESETS[name], **overrides)
+
+
+# --- Generators (issue 6): FaceFormer-style and KMTalk-style presets ----------------------------------
+# Everything a generator run needs is one GeneratorConfig; `python -m training train` takes a preset
+# name plus a few overrides. Presets: `tiny` (CI: seconds), `small` (shipped CPU models: minutes on
+# 2 cores), `full` (FaceFormer-like width for a GPU).
+
+GENERATOR_FAMILIES = ("faceformer", "kmtalk")
+KEY_FRAME_SOURCES = ("timeline", "uniform")
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """A generator run. family: faceformer | kmtalk. backbone (kmtalk only): the key-motion decoder,
+    "transformer" (KMTalk) or "faceformer" (KMTalk's scheme plugged into the FaceFormer-style decoder).
+    key_frames: phoneme boundaries from the timeline, or the `uniform` ablation (every
+    uniform_spacing frames). audio_guidance: motion completion sees the audio (False = ablation).
+    perceptual_weight: 0 = baseline; > 0 adds PerceptualLoss (published FaceFormer weight 1e-7).
+    period: periodic positional encoding / ALiBi period in frames (FaceFormer: 25 at 25-30 fps).
+    attention_block: self-attention is local in blocks of this many frames (sees >= this many either side)."""
+
+    name: str
+    family: str = "faceformer"
+    width: int = 64
+    heads: int = 4
+    encoder_blocks: int = 2
+    decoder_blocks: int = 2
+    mel_bins: int = 80
+    period: int = 25
+    attention_block: int = 64
+    backbone: str = "transformer"
+    key_frames: str = "timeline"
+    uniform_spacing: int = 3
+    audio_guidance: bool = True
+    perceptual_weight: float = 0.0
+    steps: int = 600
+    clips_per_step: int = 4
+    learning_rate: float = 1e-3
+    warmup_steps: int = 30
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    log_every: int = 10
+    checkpoint_every: int = 100
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(values: dict) -> "GeneratorConfig":
+        return GeneratorConfig(**values)
+
+
+GENERATOR_PRESETS = {
+    "tiny": GeneratorConfig(name="tiny", width=16, heads=2, encoder_blocks=1, decoder_blocks=1, mel_bins=40,
+                            steps=12, clips_per_step=2, warmup_steps=2, log_every=2, checkpoint_every=4),
+    "small": GeneratorConfig(name="small"),
+    "full": GeneratorConfig(name="full", width=256, heads=8, encoder_blocks=6, decoder_blocks=4, steps=40_000,
+                            clips_per_step=8, learning_rate=1e-4, warmup_steps=1000, log_every=100,
+                            checkpoint_every=1000),
+}
+
+
+def generator_preset(name: str, **overrides) -> GeneratorConfig:
+    """A generator preset by name; keyword overrides replace fields (e.g. family="kmtalk", seed=1)."""
+    if name not in GENERATOR_PRESETS:
+        raise BackendError(f"unknown generator preset {name!r}; expected one of {', '.join(GENERATOR_PRESETS)}")
+    unknown = sorted(set(overrides) - set(GeneratorConfig.__dataclass_fields__))
+    if unknown:
+        raise BackendError(f"unknown generator setting(s) {', '.join(unknown)}; "
+                           f"known: {', '.join(GeneratorConfig.__dataclass_fields__)}")
+    config = replace(GENERATOR_PRESETS[name], **overrides)
+    if config.family not in GENERATOR_FAMILIES:
+        raise BackendError(f"unknown generator family {config.family!r}; expected one of "
+                           f"{', '.join(GENERATOR_FAMILIES)}")
+    if config.key_frames not in KEY_FRAME_SOURCES:
+        raise BackendError(f"unknown key-frame source {config.key_frames!r}; expected one of "
+                           f"{', '.join(KEY_FRAME_SOURCES)}")
+    if config.backbone not in ("transformer", "faceformer"):
+        raise BackendError(f"unknown key-motion backbone {config.backbone!r}; expected transformer or faceformer")
+    return config

@@ -58,7 +58,8 @@ class PerceptualLoss(nn.Module):
     """Plug-in perceptual loss for any generator (REFERENCE §3).
 
     The representation is frozen (no parameter takes gradients, eval mode): gradients reach only the
-    generated vertices. A clip of T frames gives T - 4 windows, one at every start frame; they are
+    generated vertices. The mesh encoder must offer `frame_tokens` and `encode_windows` (both of ours
+    do), so each frame is tokenised once although it lies in 5 windows. A clip of T frames gives T - 4 windows, one at every start frame; they are
     cut into batches of up to `batch_windows` consecutive windows, and each batch is an InfoNCE over
     its windows (the other time offsets of the same clip are the negatives). The result is the mean
     over batches times `weight` (FaceFormer setting: 1e-7 next to the MSE).
@@ -97,7 +98,9 @@ class PerceptualLoss(nn.Module):
         if frames.ndim != 2 or frames.shape[1] != 3 * 5023:
             raise MeshError(f"expected generated vertices of shape (T, 5023, 3) or (T, 15069); "
                             f"got {tuple(vertices.shape)}")
-        windows = frames.unfold(0, features.WINDOW_FRAMES, 1).transpose(1, 2)  # (T - 4, 5, 15069)
+        # Every frame is in 5 windows: tokenise each frame once, then cut the tokens into windows.
+        tokens = self.mesh_encoder.frame_tokens(frames)
+        windows = tokens.unfold(0, features.WINDOW_FRAMES, 1).transpose(1, 2)  # (T - 4, 5, width)
         if speech_target.ndim != 2 or len(speech_target) != len(windows):
             raise ModelError(f"{len(frames)} frames give {len(windows)} windows, but the speech target has shape "
                              f"{tuple(speech_target.shape)}; expected ({len(windows)}, D)")
@@ -107,7 +110,7 @@ class PerceptualLoss(nn.Module):
             if len(mesh) < 2:  # a lone trailing window has no negatives; it joins no batch
                 continue
             speech = speech_target[begin: begin + len(mesh)]
-            losses.append(info_nce(self.mesh_encoder(mesh), speech, self.temperature))
+            losses.append(info_nce(self.mesh_encoder.encode_windows(mesh), speech, self.temperature))
         if not losses:
             raise MeshError(f"the perceptual loss needs at least {features.WINDOW_FRAMES + 1} frames; "
                             f"got {len(frames)}")

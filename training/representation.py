@@ -167,6 +167,18 @@ def gather_batch(clips: list[PairedClip], groups) -> tuple[torch.Tensor, torch.T
     return torch.from_numpy(fbank), torch.from_numpy(frames)
 
 
+def mix_identities(clips: list[PairedClip], groups, windows: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """Identity augmentation of mesh windows (B, 5, 15069), group by group: add lambda * (template of
+    a random training clip - own template), lambda ~ U(0, 1). Motion is kept while the face shape
+    moves between training identities, so the mesh encoder cannot lean on who is speaking."""
+    offsets = []
+    for index, starts in groups:
+        other = clips[rng.integers(len(clips))].template
+        shift = rng.uniform() * (other - clips[index].template).reshape(-1)
+        offsets.append(np.broadcast_to(shift, (len(starts), features.WINDOW_FRAMES, shift.size)))
+    return windows + torch.from_numpy(np.concatenate(offsets).astype(np.float32))
+
+
 # --- stage-1 video sources -----------------------------------------------------------------------
 
 def mouth_faces(template: np.ndarray, faces: np.ndarray, centre: np.ndarray) -> np.ndarray:
@@ -323,6 +335,8 @@ def train_stage2(config: Config, speech_encoder: nn.Module, mesh_clips: list[Pai
     def batch_loss(rng):
         groups = sample_windows(mesh_clips, stage.batch_size, config.windows_per_clip, rng)
         mesh = torch.from_numpy(np.concatenate([mesh_clips[index].frame_windows(starts) for index, starts in groups]))
+        if config.identity_mix:
+            mesh = mix_identities(mesh_clips, groups, mesh, rng)
         speech = torch.cat([targets[index][starts] for index, starts in groups])
         return info_nce(mesh_encoder(mesh), speech, config.temperature)
 
@@ -340,8 +354,10 @@ def train_jointly(config: Config, variant: str, mesh_clips: list[PairedClip], lo
     stage = config.ablation_stage
 
     def batch_loss(rng):
-        fbank, mesh = gather_batch(mesh_clips, sample_windows(mesh_clips, stage.batch_size,
-                                                              config.windows_per_clip, rng))
+        groups = sample_windows(mesh_clips, stage.batch_size, config.windows_per_clip, rng)
+        fbank, mesh = gather_batch(mesh_clips, groups)
+        if config.identity_mix:
+            mesh = mix_identities(mesh_clips, groups, mesh, rng)
         speech_embedding, mesh_embedding = speech_encoder(fbank), mesh_encoder(mesh)
         if variant == "syncnet":
             return sync_loss(speech_embedding, mesh_embedding)

@@ -149,8 +149,16 @@ class MeshEncoder(nn.Module):
         self.tokenizer = nn.Linear(VERTEX_VALUES, config.width)
         self.encoder = TokenEncoder(WINDOW_FRAMES, config.width, config.heads, config.blocks)
 
+    def frame_tokens(self, frames: torch.Tensor) -> torch.Tensor:
+        """(..., 15069) frames -> (..., width) tokens; per frame, so overlapping windows can share them."""
+        return self.tokenizer(self.standardise(frames))
+
+    def encode_windows(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, 5, width) frame tokens -> (B, width) embedding."""
+        return pooled_embedding(self.encoder(tokens))
+
     def forward(self, vertices: torch.Tensor) -> torch.Tensor:
-        return pooled_embedding(self.encoder(self.tokenizer(self.standardise(vertices))))
+        return self.encode_windows(self.frame_tokens(vertices))
 
 
 def random_keep(batch: int, tokens: int, keep: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -272,9 +280,16 @@ class SyncNetMeshEncoder(nn.Module):
                                       nn.Conv1d(c, c, 3, padding=1), nn.BatchNorm1d(c), nn.ReLU(),
                                       nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(c, c))
 
+    def frame_tokens(self, frames: torch.Tensor) -> torch.Tensor:
+        """(..., 15069) frames -> (..., channels) per-frame features."""
+        return F.relu(self.project(self.standardise(frames)))
+
+    def encode_windows(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, 5, channels) frame features -> (B, channels) embedding."""
+        return F.normalize(self.temporal(tokens.transpose(1, 2)), dim=-1)
+
     def forward(self, vertices: torch.Tensor) -> torch.Tensor:
-        frames = F.relu(self.project(self.standardise(vertices)))  # (B, 5, c)
-        return F.normalize(self.temporal(frames.transpose(1, 2)), dim=-1)
+        return self.encode_windows(self.frame_tokens(vertices))
 
 
 def _conv2d(channels_in: int, channels_out: int, kernel, stride) -> nn.Sequential:
