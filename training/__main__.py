@@ -4,6 +4,9 @@
                            [--video DIR] [--seed N]
     export-representation  --checkpoint FILE.pt --out DIR        (speech_encoder.onnx + mesh_encoder.onnx)
     properties             --checkpoint FILE.pt [...] --corpus DIR --out DIR   (figures, PNG plots, JSON)
+    train                  --preset tiny|small|full --family faceformer|kmtalk --corpus DIR --out DIR [--resume]
+    evaluate               --model LABEL=PATH [...] --corpus DIR --out DIR   (MTM, LVE, PLRS, SLCC/Δ, FDD table)
+    export-generator       --checkpoint FILE.pt --out DIR                    (generator ONNX + model.json)
 """
 
 import argparse
@@ -41,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     properties.add_argument("--split", default="test", help="held-out split to measure on (default test)")
     properties.add_argument("--out", type=Path, required=True, help="folder for properties.json and PNG plots")
     properties.set_defaults(run=run_properties)
+    add_generator_commands(commands)
     return parser
 
 
@@ -61,6 +65,89 @@ def run_export(args) -> int:
 def run_properties(args) -> int:
     from training.properties import measure_and_plot
     measure_and_plot(args.checkpoint, args.corpus, args.out, args.split)
+    return 0
+
+
+# --- Generators (issue 6): train, evaluate, export-generator ------------------------------------------
+
+def add_generator_commands(commands) -> None:
+    """train --preset P --family F --corpus DIR --out DIR [--resume] [--perceptual-weight W --representation PT]
+    evaluate --model NAME=PATH ... --corpus DIR --out DIR      (paper table, Markdown + CSV)
+    export-generator --checkpoint PT --out DIR --name NAME     (ONNX + model.json + parity check)"""
+    train = commands.add_parser("train", help="train a generator (FaceFormer-style or KMTalk-style)")
+    train.add_argument("--preset", default="small", help="tiny, small or full (GENERATOR_PRESETS in training/config.py)")
+    train.add_argument("--family", default="faceformer", help="faceformer or kmtalk")
+    train.add_argument("--corpus", type=Path, required=True, help="corpus built by `python -m training.corpus`")
+    train.add_argument("--out", type=Path, required=True, help="run folder (checkpoint.pt, loss.csv, loss.png)")
+    train.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
+    train.add_argument("--representation", type=Path, help="speech-mesh checkpoint for the perceptual loss")
+    train.add_argument("--perceptual-weight", type=float, help="perceptual loss weight (0 = baseline; paper 1e-7)")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override any GeneratorConfig field, e.g. --set key_frames=uniform --set steps=50")
+    train.add_argument("--progress", action="store_true", help="force the progress bar (default: on a terminal)")
+    train.set_defaults(run=run_train)
+    evaluate = commands.add_parser("evaluate", help="score trained generators on a test split (paper table)")
+    evaluate.add_argument("--model", action="append", required=True, metavar="LABEL=PATH",
+                          help="a checkpoint.pt or an exported generator folder (repeat)")
+    evaluate.add_argument("--corpus", type=Path, required=True)
+    evaluate.add_argument("--split", default="test")
+    evaluate.add_argument("--out", type=Path, required=True, help="folder for table.md, table.csv, predictions/")
+    evaluate.add_argument("--encoders", type=Path, help="PLRS encoder folder (default: shipped speech_mesh)")
+    evaluate.add_argument("--masks", type=Path, help="FLAME_masks.npz (default: $FLAME_MASKS)")
+    evaluate.add_argument("--key-frames", choices=("model", "timeline"), default="model",
+                          help="KMTalk key frames: the model's own (default) or the test clips' timelines")
+    evaluate.set_defaults(run=run_evaluate)
+    export = commands.add_parser("export-generator", help="export a generator checkpoint to the ONNX contract")
+    export.add_argument("--checkpoint", type=Path, required=True)
+    export.add_argument("--out", type=Path, required=True, help="generator folder to write")
+    export.add_argument("--name", help="generator name (default: the folder name)")
+    export.add_argument("--description", default="", help="one line for a UI")
+    export.set_defaults(run=run_export_generator)
+
+
+def run_train(args) -> int:
+    from training.config import generator_preset
+    from training.train import train
+    overrides = {"family": args.family}
+    if args.perceptual_weight is not None:
+        overrides["perceptual_weight"] = args.perceptual_weight
+    for item in args.set:
+        key, _, value = item.partition("=")
+        overrides[key] = _parse_setting(key, value)
+    config = generator_preset(args.preset, **overrides)
+    print(train(config, args.corpus, args.out, args.resume, args.representation,
+                show_progress=True if args.progress else None))
+    return 0
+
+
+def _parse_setting(key: str, value: str):
+    """A --set value typed like the GeneratorConfig field `key` (unknown keys are reported by the preset)."""
+    from training.config import GeneratorConfig
+    field = GeneratorConfig.__dataclass_fields__.get(key)
+    if field is None or field.type in (str, "str"):
+        return value
+    if field.type in (bool, "bool"):
+        if value.lower() not in ("true", "false", "1", "0"):
+            raise BackendError(f"--set {key}={value}: expected true or false")
+        return value.lower() in ("true", "1")
+    try:
+        return (int if field.type in (int, "int") else float)(value)
+    except ValueError:
+        raise BackendError(f"--set {key}={value}: expected a number") from None
+
+
+def run_evaluate(args) -> int:
+    from training.evaluate import evaluate, parse_model_arguments
+    table = evaluate(parse_model_arguments(args.model), args.corpus, args.out, args.split, args.encoders,
+                     args.masks, args.key_frames)
+    print(table)
+    return 0
+
+
+def run_export_generator(args) -> int:
+    from training.export_generator import export_generator
+    path, error = export_generator(args.checkpoint, args.out, args.name, args.description)
+    print(f"{path} (torch/onnxruntime parity: max |difference| {error:.2e} m)")
     return 0
 
 

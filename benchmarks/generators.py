@@ -1,0 +1,130 @@
+"""Generator speed: inference as a multiple of real time, and training step time per preset.
+
+Inference: every generator folder (default: the shipped models/generators/*) through the torch-free
+runner (`backend.generators`, onnxruntime, `--threads` intra-op threads, default 1 core) on SYNTHETIC
+speech-like audio of 10 s and 60 s; best of `--repeats`. Baseline measured in the same run: writing
+the output itself (template + zero motion broadcast to (T, 5023, 3) in numpy), the memory floor of
+any generator; the table gives both and their ratio.
+
+Training: one optimiser step (`clips_per_step` clips of 2 s SYNTHETIC audio with random target
+motion) of each preset and family, without and with the perceptual loss (frozen speech-mesh
+encoders of the `small` representation preset, random weights: the cost does not depend on them);
+mean over `--steps` after one warm-up step. `full` runs 2 steps only on a CPU.
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/generators.py [--models DIR ...] [--device cpu|cuda]
+                                                                [--skip-training] [--skip-inference]
+"""
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+SECONDS = (10, 60)
+
+
+def inference_rows(folders: list, threads: int, repeats: int) -> list:
+    from backend.generators import SAMPLE_RATE, frame_count, load_generator
+    from training.export_generator import speech_like_audio
+
+    template = np.random.default_rng(0).normal(scale=0.05, size=(5023, 3)).astype(np.float32)
+    rows = []
+    for folder in folders:
+        generator = load_generator(folder, threads=threads)
+        for seconds in SECONDS:
+            audio = speech_like_audio(seconds, 0)[0]
+            generator.animate(audio, SAMPLE_RATE, template)
+            best = min(_timed(lambda: generator.animate(audio, SAMPLE_RATE, template)) for _ in range(repeats))
+            frames = frame_count(audio.size)
+            floor = min(_timed(lambda: template[None] + np.zeros((frames, 1, 1), np.float32)) for _ in range(repeats))
+            rows.append((generator.info.name, seconds, best, seconds / best, floor, best / floor))
+    return rows
+
+
+def _timed(work) -> float:
+    start = time.perf_counter()
+    work()
+    return time.perf_counter() - start
+
+
+def training_rows(device_name: str, steps: int) -> list:
+    import torch
+
+    from training.config import generator_preset, preset
+    from training.generators import build_generator
+    from training.losses import PerceptualLoss, speech_features
+    from training.models.speech_mesh import MeshEncoder, SpeechEncoder
+    from training.train import TrainingClip, clip_losses, total_loss
+    from training.export_generator import speech_like_audio
+
+    device = torch.device(device_name)
+    representation = preset("small").model
+    rows = []
+    for preset_name in ("tiny", "small", "full"):
+        for family in ("faceformer", "kmtalk"):
+            for weight in (0.0, 1e-7):
+                config = generator_preset(preset_name, family=family, perceptual_weight=weight)
+                torch.manual_seed(0)
+                model = build_generator(config, 3).to(device)
+                optimiser = torch.optim.AdamW(model.parameters(), lr=1e-4)
+                audio = speech_like_audio(2.0, 0)[0]
+                frames = 60
+                perceptual = None
+                if weight:
+                    perceptual = PerceptualLoss(SpeechEncoder(representation), MeshEncoder(representation), weight).to(device)
+                clip = TrainingClip("synthetic", torch.from_numpy(audio)[None],
+                                    0.01 * torch.randn(frames, 5023, 3), torch.zeros(5023, 3), torch.eye(3)[0],
+                                    (torch.arange(frames) % 3 == 0).float())
+                if perceptual is not None:
+                    clip.speech_target = perceptual.speech_target(speech_features(audio, 16000, frames)).cpu()
+                count = 2 if preset_name == "full" and device.type == "cpu" else steps
+                times = []
+                for step in range(count + 1):
+                    start = time.perf_counter()
+                    optimiser.zero_grad()
+                    for _ in range(config.clips_per_step):
+                        (total_loss(clip_losses(model, clip, config, perceptual, device)) / config.clips_per_step).backward()
+                    optimiser.step()
+                    if device.type == "cuda":
+                        torch.cuda.synchronize()
+                    if step:
+                        times.append(time.perf_counter() - start)
+                rows.append((preset_name, family, "yes" if weight else "no", config.clips_per_step,
+                             float(np.mean(times)), sum(p.numel() for p in model.parameters())))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--models", type=Path, nargs="*", help="generator folders (default: shipped generators)")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--skip-training", action="store_true")
+    parser.add_argument("--skip-inference", action="store_true")
+    args = parser.parse_args()
+    if not args.skip_inference:
+        from backend.generators import list_generators
+        folders = args.models or [info.path for info in list_generators()]
+        print(f"Inference on {args.threads} CPU thread(s), SYNTHETIC audio, best of {args.repeats}\n")
+        print("| generator | audio (s) | time (s) | × real time | output-only floor (s) | time / floor |")
+        print("|---|---|---|---|---|---|")
+        for name, seconds, best, speed, floor, ratio in inference_rows(folders, args.threads, args.repeats):
+            print(f"| {name} | {seconds} | {best:.3f} | {speed:.0f}× | {floor:.3f} | {ratio:.1f} |")
+    if not args.skip_training:
+        import torch
+        torch.set_num_threads(args.threads)
+        print(f"\nTraining step time on {args.device} ({args.threads} thread(s)), 2 s SYNTHETIC clips\n")
+        print("| preset | family | perceptual loss | clips / step | s / step | parameters |")
+        print("|---|---|---|---|---|---|")
+        for preset_name, family, perceptual, clips, seconds, parameters in training_rows(args.device, args.steps):
+            print(f"| {preset_name} | {family} | {perceptual} | {clips} | {seconds:.3f} | {parameters / 1e6:.2f} M |")
+
+
+if __name__ == "__main__":
+    main()
