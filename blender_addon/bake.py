@@ -1,0 +1,216 @@
+"""Moving animations between numpy and Blender: reading a FLAME mesh, baking, removing, sampling.
+
+The bake representation is absolute shape keys driven by `Key.eval_time` (one key per scene frame,
+linear key interpolation, one eval_time keyframe per scene frame hitting its key exactly), on a COPY of
+the artist's mesh with an add-on-owned Action. Chosen over a Mesh Cache modifier + .pc2 file because
+both play back in ~0.2-0.3 ms/frame (benchmarks/addon.py measures both) while shape keys live inside
+the .blend: undo restores them, save/reload keeps them, and no file beside the .blend can go missing
+or go stale. The artist's mesh is never edited: the object is pointed at the copy, and Remove puts
+the original back.
+
+The bake runs in slices (`ShapeKeyBake.step(budget_s)`) so the UI thread never stalls for long; nothing
+in the scene changes until `attach_animation`, so a cancelled or failed bake leaves the scene as it was.
+"""
+
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+import bpy
+import numpy as np
+
+from backend.errors import MeshError
+from backend.flame import NUM_VERTICES, check_flame_topology
+
+LINEAR_INTERPOLATION = 1   # Blender's BEZT_IPO_LIN, the enum value foreach_set expects
+_topology_cache: dict = {}
+
+
+def mesh_vertices(mesh) -> np.ndarray:
+    """(V, 3) float32 vertex positions of a Blender mesh (its rest/basis shape), in local coordinates."""
+    coordinates = np.empty(len(mesh.vertices) * 3, dtype=np.float32)
+    mesh.vertices.foreach_get("co", coordinates)
+    return coordinates.reshape(-1, 3)
+
+
+def flame_topology_problem(mesh) -> Optional[str]:
+    """None when `mesh` has FLAME topology, else the reason (cached per mesh and size, so panels can ask)."""
+    cache_key = (mesh.name_full, len(mesh.vertices), len(mesh.polygons), len(mesh.loops))
+    if cache_key not in _topology_cache:
+        _topology_cache[cache_key] = _check_topology(mesh)
+    return _topology_cache[cache_key]
+
+
+def _check_topology(mesh) -> Optional[str]:
+    source = f"mesh '{mesh.name}'"
+    sizes = np.empty(len(mesh.polygons), dtype=np.int32)
+    mesh.polygons.foreach_get("loop_total", sizes)
+    faces = None
+    if len(mesh.vertices) == NUM_VERTICES and np.all(sizes == 3):
+        faces = np.empty(len(mesh.loops), dtype=np.int32)
+        mesh.loops.foreach_get("vertex_index", faces)
+        faces = faces.reshape(-1, 3)
+    try:
+        check_flame_topology(np.zeros((len(mesh.vertices), 3)), faces, source, face_sizes=sizes)
+    except MeshError as error:
+        return str(error)
+    return None
+
+
+def rest_mesh(obj):
+    """The artist's mesh behind `obj`: the original when the add-on's bake is attached, else obj.data."""
+    return obj.talking_head.original_mesh or obj.data
+
+
+def scene_fps(scene) -> float:
+    return scene.render.fps / scene.render.fps_base
+
+
+class ShapeKeyBake:
+    """Bake (K, V, 3) local-coordinate frames into absolute shape keys on a copy of `obj`'s mesh, in slices.
+
+    Call `step(budget_s)` until it returns 1.0, then `finish(first_frame)`; or `discard()` at any point.
+    The copy hangs on a carrier object that is never linked to a scene.
+    """
+
+    def __init__(self, obj, frames: np.ndarray, name: str):
+        self.frames = np.ascontiguousarray(frames, dtype=np.float32)
+        self.mesh = rest_mesh(obj).copy()
+        self.mesh.name = name
+        self.carrier = bpy.data.objects.new(name + " (baking)", self.mesh)
+        if self.mesh.shape_keys is not None:   # the copy's own copy of the artist's shape keys: drop it
+            copied_keys = self.mesh.shape_keys.name
+            self.carrier.shape_key_clear()
+            orphan = bpy.data.shape_keys.get(copied_keys)
+            if orphan is not None:
+                bpy.data.batch_remove([orphan])
+        self.carrier.shape_key_add(name="Basis", from_mix=False)
+        self.mesh.shape_keys.name = name
+        self.mesh.shape_keys.use_relative = False
+        self.done = 0
+
+    def step(self, budget_s: float) -> float:
+        """Add keys for at most ~budget_s seconds (at least one); returns the fraction done."""
+        deadline = time.perf_counter() + budget_s
+        while self.done < len(self.frames):
+            block = self.carrier.shape_key_add(name=f"frame {self.done:05d}", from_mix=False)
+            block.data.foreach_set("co", self.frames[self.done].ravel())
+            block.interpolation = "KEY_LINEAR"
+            self.done += 1
+            if time.perf_counter() >= deadline:
+                break
+        return self.done / len(self.frames)
+
+    def finish(self, first_frame: int, action_name: str):
+        """Key eval_time so scene frame first_frame + k shows key k exactly; returns (mesh, action)."""
+        key = self.mesh.shape_keys
+        positions = np.array([block.frame for block in key.key_blocks[1:]], dtype=np.float64)
+        action = bpy.data.actions.new(action_name)
+        key.animation_data_create()
+        key.animation_data.action = action
+        if hasattr(action, "fcurve_ensure_for_datablock"):   # Blender 4.4+ (slotted actions)
+            curve = action.fcurve_ensure_for_datablock(key, "eval_time")
+        else:
+            curve = action.fcurves.new("eval_time")
+        points = np.stack([first_frame + np.arange(len(positions)), positions], axis=1)
+        curve.keyframe_points.add(len(positions))
+        curve.keyframe_points.foreach_set("co", points.ravel())
+        curve.keyframe_points.foreach_set("interpolation", [LINEAR_INTERPOLATION] * len(positions))
+        curve.update()
+        key.eval_time = positions[0]
+        bpy.data.objects.remove(self.carrier)
+        return self.mesh, action
+
+    def discard(self) -> None:
+        """Remove everything this bake created (carrier object, mesh copy; its shape keys go with it)."""
+        bpy.data.objects.remove(self.carrier)
+        bpy.data.meshes.remove(self.mesh)
+
+
+def _strips(scene):
+    editor = scene.sequence_editor
+    return editor.strips if hasattr(editor, "strips") else editor.sequences   # `sequences` before 4.4
+
+
+def _all_strips(scene):
+    editor = scene.sequence_editor
+    return editor.strips_all if hasattr(editor, "strips_all") else editor.sequences_all
+
+
+@dataclass
+class BakedAnimation:
+    """What a finished bake hands to `attach_animation`."""
+
+    mesh: object
+    action: object
+    frame_count: int
+
+
+def attach_animation(scene, obj, baked: BakedAnimation, audio_path: str, scores_json: str, plot, label: str):
+    """Point `obj` at the baked mesh, add the audio strip and plot image, set the frame range; all recorded in
+    obj.talking_head so `remove_animation` can undo exactly this. plot: (H, W, 4) float32 RGBA."""
+    props = obj.talking_head
+    props.original_mesh = rest_mesh(obj)
+    props.previous_frame_end = scene.frame_end
+    obj.data = baked.mesh
+    props.baked_mesh = baked.mesh
+    props.action = baked.action
+    if scene.sequence_editor is None:
+        scene.sequence_editor_create()
+    channel = 1 + max((strip.channel for strip in _all_strips(scene)), default=0)
+    strip = _strips(scene).new_sound(f"{label} audio", audio_path, channel, scene.frame_start)
+    props.strip_name = strip.name
+    props.sound = strip.sound
+    scene.frame_end = scene.frame_start + baked.frame_count - 1
+    image = bpy.data.images.new(f"{label} lip plot", plot.shape[1], plot.shape[0], alpha=True)
+    image.pixels.foreach_set(plot.ravel())
+    image.pack()
+    props.plot_image = image
+    props.scores_json = scores_json
+    props.audio_path = audio_path
+
+
+def has_animation(obj) -> bool:
+    return obj is not None and obj.type == "MESH" and obj.talking_head.baked_mesh is not None
+
+
+def remove_animation(scene, obj) -> None:
+    """Remove what `attach_animation` made for `obj` (mesh copy, shape keys, action, strip, sound, plot image),
+    put the artist's mesh back and restore the frame end."""
+    props = obj.talking_head
+    baked, original = props.baked_mesh, props.original_mesh
+    if scene.sequence_editor is not None and props.strip_name in _strips(scene):
+        _strips(scene).remove(_strips(scene)[props.strip_name])
+    for collection, item in ((bpy.data.sounds, props.sound), (bpy.data.actions, props.action),
+                             (bpy.data.images, props.plot_image)):
+        if item is not None:
+            collection.remove(item)
+    if original is not None and obj.data == baked:
+        obj.data = original
+    scene.frame_end = props.previous_frame_end
+    props.original_mesh = props.baked_mesh = props.action = props.sound = props.plot_image = None
+    props.strip_name = props.scores_json = props.audio_path = ""
+    if baked is not None:
+        bpy.data.meshes.remove(baked)   # its shape keys go with it
+
+
+def sample_animation(context, obj, frames) -> np.ndarray:
+    """(K, V, 3) evaluated local vertex positions of `obj` at each scene frame in `frames` (any animation:
+    ours, hand-made or imported). The current frame is restored afterwards."""
+    scene = context.scene
+    current = scene.frame_current
+    output = None
+    try:
+        for index, frame in enumerate(frames):
+            scene.frame_set(int(frame))
+            evaluated = obj.evaluated_get(context.evaluated_depsgraph_get())
+            vertices = evaluated.data.vertices
+            if output is None:
+                output = np.empty((len(frames), len(vertices), 3), dtype=np.float32)
+            if len(vertices) != output.shape[1]:
+                raise MeshError(f"'{obj.name}' changes its vertex count over time ({output.shape[1]} then "
+                                f"{len(vertices)}); expected a fixed FLAME mesh")
+            vertices.foreach_get("co", output[index].ravel())
+    finally:
+        scene.frame_set(current)
+    return output

@@ -1,0 +1,243 @@
+"""Operators: Animate from Audio (worker thread + modal timer; synchronous in -b mode), Score Animation,
+Remove Animation, Import FLAME Mesh. Every user-caused error is shown as a Blender report."""
+
+from pathlib import Path
+from typing import Optional
+
+import bpy
+import numpy as np
+
+from backend.audio import load_audio
+from backend.errors import BackendError
+from backend.generators import FPS
+from backend.mesh import load_flame_mesh
+
+from . import bake, pipeline, preferences, properties, scoring
+from .flame_frame import resample_frames
+
+TIMER_SECONDS = 0.05
+
+
+def _mesh_blocker(context) -> Optional[str]:
+    obj = context.active_object
+    if obj is None or obj.type != "MESH":
+        return "Select a mesh object with FLAME topology"
+    problem = bake.flame_topology_problem(bake.rest_mesh(obj))
+    return f"Not FLAME topology: {problem}" if problem else None
+
+
+def _audio_blocker(path: str) -> Optional[str]:
+    if not path:
+        return "Choose an audio file (WAV, FLAC or Ogg)"
+    if not Path(bpy.path.abspath(path)).is_file():
+        return f"Audio file not found: {path}"
+    return None
+
+
+def animate_blocker(context) -> Optional[str]:
+    """Why Animate from Audio cannot run now, or None."""
+    problem = _mesh_blocker(context) or _audio_blocker(context.scene.talking_head.audio_path)
+    if problem:
+        return problem
+    infos, listing_problem = properties.generator_infos(context)
+    if listing_problem:
+        return listing_problem
+    if not infos:
+        return (f"No generator models in {preferences.settings(context)[0] / 'generators'} "
+                "(set the models folder in the add-on preferences)")
+    return None
+
+
+def scored_audio_path(context) -> str:
+    """The audio to score against: the clip the add-on animated from, else the panel's audio file."""
+    obj = context.active_object
+    if bake.has_animation(obj):
+        return obj.talking_head.audio_path
+    return context.scene.talking_head.audio_path
+
+
+def score_blocker(context) -> Optional[str]:
+    return _mesh_blocker(context) or _audio_blocker(scored_audio_path(context))
+
+
+def remove_blocker(context) -> Optional[str]:
+    if not bake.has_animation(context.active_object):
+        return "The active object has no animation made by this add-on"
+    return None
+
+
+def _poll(cls, blocker) -> bool:
+    if blocker is None:
+        return True
+    cls.poll_message_set(blocker)
+    return False
+
+
+class TALKINGHEAD_OT_animate(bpy.types.Operator):
+    """Generate lip motion for the active FLAME mesh from the audio file, bake it and add the sound"""
+
+    bl_idname = "talking_head.animate"
+    bl_label = "Animate from Audio"
+    bl_options = {"REGISTER", "UNDO"}
+
+    _job: pipeline.AnimationJob = None
+    _timer = None
+
+    @classmethod
+    def poll(cls, context):
+        return _poll(cls, animate_blocker(context))
+
+    def execute(self, context):
+        """Synchronous run (background mode, scripts)."""
+        job = pipeline.AnimationJob(pipeline.gather_request(context))
+        return self._finish(context, job, job.run_here(context))
+
+    def invoke(self, context, event):
+        if bpy.app.background or context.window is None:
+            return self.execute(context)
+        self._job = pipeline.AnimationJob(pipeline.gather_request(context))
+        self._job.start_thread()
+        manager = context.window_manager
+        self._timer = manager.event_timer_add(TIMER_SECONDS, window=context.window)
+        manager.modal_handler_add(self)
+        manager.progress_begin(0, 100)
+        self._show_progress(context)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        if event.type == "ESC":
+            self._job.cancel()
+            return self._finish(context, self._job, "cancelled")
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        state = self._job.tick(context)
+        if state in ("finished", "failed", "cancelled"):
+            return self._finish(context, self._job, state)
+        self._show_progress(context)
+        return {"PASS_THROUGH"}
+
+    def _show_progress(self, context) -> None:
+        percent = int(100 * self._job.progress)
+        context.window_manager.progress_update(percent)
+        phase = "baking" if self._job.state == "baking" else "generating"
+        context.workspace.status_text_set(f"Animate from Audio: {phase} {percent}% (Esc cancels)")
+
+    def _finish(self, context, job: pipeline.AnimationJob, state: str):
+        if self._timer is not None:
+            context.window_manager.event_timer_remove(self._timer)
+            context.window_manager.progress_end()
+            context.workspace.status_text_set(None)
+        if state == "finished":
+            self.report({"INFO"}, f"Animated with '{job.result.generator}': {job.message}")
+            return {"FINISHED"}
+        if state == "cancelled":
+            self.report({"WARNING"}, "Animate from Audio cancelled; the scene is unchanged")
+        else:
+            self.report({"ERROR"}, job.message)
+        return {"CANCELLED"}
+
+
+def _store_scores(obj, scores: scoring.ClipScores) -> None:
+    """Keep scores and their plot on the object (replacing the previous plot image the add-on made)."""
+    props = obj.talking_head
+    plot = scoring.plot_pixels(scores)
+    if props.plot_image is None:
+        props.plot_image = bpy.data.images.new(f"TalkingHead {obj.name} lip plot", plot.shape[1], plot.shape[0],
+                                               alpha=True)
+    props.plot_image.pixels.foreach_set(plot.ravel())
+    props.plot_image.pack()
+    props.scores_json = scores.to_json()
+
+
+def score_active_object(context) -> scoring.ClipScores:
+    """Scores of whatever animates the active mesh over the scene frame range, against its audio (assumed
+    to start at the scene's first frame). Raises BackendError for bad input."""
+    scene, obj = context.scene, context.active_object
+    models_dir, template_path, threads = preferences.settings(context)
+    samples, rate = load_audio(bpy.path.abspath(scored_audio_path(context)))
+    frames = range(scene.frame_start, scene.frame_end + 1)
+    local = bake.sample_animation(context, obj, frames)
+    if local.shape[1:] != (5023, 3):
+        raise BackendError(f"'{obj.name}' evaluates to {local.shape[1]} vertices (a modifier may change them); "
+                           "FLAME scoring needs the 5023 FLAME vertices: disable such modifiers")
+    frame = pipeline.flame_frame_for(bake.mesh_vertices(bake.rest_mesh(obj)), template_path)
+    flame = resample_frames(frame.to_flame(local), bake.scene_fps(scene), FPS)
+    return scoring.score_clip(samples, rate, flame, scoring.find_encoders(models_dir, threads),
+                              scoring.find_lip_region(template_path))
+
+
+class TALKINGHEAD_OT_score(bpy.types.Operator):
+    """Score the active mesh's current animation (made here, by hand or imported) against its audio"""
+
+    bl_idname = "talking_head.score"
+    bl_label = "Score Animation"
+    bl_options = {"REGISTER"}
+
+    @classmethod
+    def poll(cls, context):
+        return _poll(cls, score_blocker(context))
+
+    def execute(self, context):
+        try:
+            scores = score_active_object(context)
+        except BackendError as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        _store_scores(context.active_object, scores)
+        self.report({"INFO"}, " | ".join(score.text for score in scores.scores))
+        return {"FINISHED"}
+
+
+class TALKINGHEAD_OT_remove(bpy.types.Operator):
+    """Remove the animation, sound strip and plot this add-on made for the active object (nothing else)"""
+
+    bl_idname = "talking_head.remove"
+    bl_label = "Remove Animation"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        return _poll(cls, remove_blocker(context))
+
+    def execute(self, context):
+        bake.remove_animation(context.scene, context.active_object)
+        self.report({"INFO"}, "Removed the talking-head animation; the original mesh is back")
+        return {"FINISHED"}
+
+
+class TALKINGHEAD_OT_import_flame(bpy.types.Operator):
+    """Import a FLAME-topology mesh (.ply/.obj) keeping its vertex order, as a new object"""
+
+    bl_idname = "talking_head.import_flame"
+    bl_label = "Import FLAME Mesh"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filepath: bpy.props.StringProperty(subtype="FILE_PATH")
+    filter_glob: bpy.props.StringProperty(default="*.ply;*.obj", options={"HIDDEN"})
+
+    def invoke(self, context, event):
+        self.filepath = self.filepath or preferences.settings(context)[1]
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+    def execute(self, context):
+        try:
+            flame = load_flame_mesh(bpy.path.abspath(self.filepath))
+        except BackendError as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        name = Path(self.filepath).stem
+        mesh = bpy.data.meshes.new(name)
+        mesh.from_pydata(np.asarray(flame.vertices, dtype=np.float64).tolist(), [],
+                         np.asarray(flame.faces).tolist())
+        mesh.update()
+        obj = bpy.data.objects.new(name, mesh)
+        context.collection.objects.link(obj)
+        for other in context.selected_objects:
+            other.select_set(False)
+        obj.select_set(True)
+        context.view_layer.objects.active = obj
+        return {"FINISHED"}
+
+
+CLASSES = (TALKINGHEAD_OT_animate, TALKINGHEAD_OT_score, TALKINGHEAD_OT_remove, TALKINGHEAD_OT_import_flame)

@@ -1,0 +1,198 @@
+"""Animate from Audio as a job: inference and scoring in a worker thread, baking in short slices on the UI thread.
+
+`AnimationRequest` is gathered on the UI thread (everything the worker needs, as plain values);
+`compute_animation` is the worker's part (numpy/onnxruntime only: bpy is never touched off the UI
+thread); `AnimationJob.tick` is called from the operator's modal timer (or in a loop in `-b` mode) and
+advances the job by at most ~one slice. Nothing in the scene changes before the final `attach_animation`,
+so a failed or cancelled job leaves the scene exactly as it was.
+"""
+
+import threading
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import bpy
+import numpy as np
+
+from backend.audio import load_audio
+from backend.errors import BackendError
+from backend.generators import FPS, GENERATORS, load_generator
+from backend.mesh import load_flame_mesh
+
+from . import bake, preferences, properties, scoring
+from .flame_frame import FlameFrame, resample_frames
+
+GENERATE_SHARE, SCORE_SHARE = 0.55, 0.15   # progress: generator, then scoring, then the bake (the rest)
+SLICE_SECONDS = 0.03
+
+
+@dataclass
+class AnimationRequest:
+    """Plain values for the worker. rest_vertices: (5023, 3) local rest shape of the mesh."""
+
+    object_name: str
+    audio_path: str
+    generator: str
+    style: Optional[str]
+    intensity: float
+    models_dir: Path
+    template_path: str
+    threads: int
+    rest_vertices: np.ndarray
+    scene_fps: float
+
+
+@dataclass
+class AnimationResult:
+    """local_frames: (K, 5023, 3) baked positions at the scene fps; scores: the panel's scores."""
+
+    local_frames: np.ndarray
+    scores: scoring.ClipScores
+    generator: str
+
+
+def flame_frame_for(rest_vertices: np.ndarray, template_path: str) -> FlameFrame:
+    """Similarity transform onto the FLAME template when one is configured, else identity."""
+    if not template_path:
+        return FlameFrame()
+    return FlameFrame.fit(rest_vertices, load_flame_mesh(template_path).vertices)
+
+
+def gather_request(context) -> AnimationRequest:
+    """Read the panel settings and the active mesh (UI thread)."""
+    settings = context.scene.talking_head
+    models_dir, template_path, threads = preferences.settings(context)
+    obj = context.active_object
+    info = properties.selected_generator(context)
+    return AnimationRequest(
+        object_name=obj.name, audio_path=bpy.path.abspath(settings.audio_path),
+        generator=info.name, style=settings.style if settings.style in info.styles else None,
+        intensity=settings.intensity, models_dir=models_dir, template_path=template_path, threads=threads,
+        rest_vertices=bake.mesh_vertices(bake.rest_mesh(obj)).copy(), scene_fps=bake.scene_fps(context.scene))
+
+
+def compute_animation(request: AnimationRequest, progress: Callable[[float], None],
+                      should_cancel: Callable[[], bool]) -> AnimationResult:
+    """The worker's part: audio -> generator -> scores -> frames in local coordinates at the scene fps."""
+    samples, rate = load_audio(request.audio_path)
+    frame = flame_frame_for(request.rest_vertices, request.template_path)
+    template = frame.to_flame(request.rest_vertices)
+    generator = load_generator(request.generator, Path(request.models_dir) / GENERATORS, request.threads)
+    flame = generator.animate(samples, rate, template, request.style,
+                              progress=lambda fraction: progress(GENERATE_SHARE * fraction),
+                              should_cancel=should_cancel)
+    if request.intensity != 1.0:
+        flame = (template + request.intensity * (flame - template)).astype(np.float32)
+    scores = scoring.score_clip(samples, rate, flame, scoring.find_encoders(request.models_dir, request.threads),
+                                scoring.find_lip_region(request.template_path))
+    progress(GENERATE_SHARE + SCORE_SHARE)
+    local = frame.to_local(resample_frames(flame, FPS, request.scene_fps))
+    return AnimationResult(local_frames=local, scores=scores, generator=request.generator)
+
+
+class AnimationJob:
+    """One Animate from Audio run. state: 'computing' -> 'baking' -> 'finished', or 'failed' / 'cancelled'."""
+
+    def __init__(self, request: AnimationRequest):
+        self.request = request
+        self.state = "computing"
+        self.progress = 0.0
+        self.message = ""
+        self.result: Optional[AnimationResult] = None
+        self._cancel = threading.Event()
+        self._bake: Optional[bake.ShapeKeyBake] = None
+        self._thread: Optional[threading.Thread] = None
+
+    def start_thread(self) -> None:
+        self._thread = threading.Thread(target=self._compute, name="talking-head-animate", daemon=True)
+        self._thread.start()
+
+    def run_here(self, context) -> str:
+        """Synchronous run (for -b mode and scripts): compute in this thread, then bake in one go."""
+        self._compute()
+        while self.state not in ("finished", "failed", "cancelled"):
+            self.tick(context, budget_s=float("inf"))
+        return self.state
+
+    def wait(self, timeout_s: float = 600.0) -> None:
+        """Block until the worker thread has ended (scripts, tests and benchmarks)."""
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    def _set_progress(self, fraction: float) -> None:
+        self.progress = fraction
+
+    def _compute(self) -> None:
+        try:
+            self.result = compute_animation(self.request, self._set_progress, self._cancel.is_set)
+        except BackendError as error:
+            self.message = str(error)
+        except Exception as error:  # a bug, not bad input: keep the traceback in the console
+            traceback.print_exc()
+            self.message = f"internal error ({type(error).__name__}: {error}); see the system console"
+
+    def tick(self, context, budget_s: float = SLICE_SECONDS) -> str:
+        """Advance by one slice on the UI thread; returns the state."""
+        if self.state == "computing":
+            if self._thread is not None and self._thread.is_alive():
+                return self.state
+            if self._cancel.is_set():
+                self.state = "cancelled"
+            elif self.result is None:
+                self.state = "failed"
+            else:
+                self._start_bake()
+            return self.state
+        if self.state == "baking":
+            fraction = self._bake.step(budget_s)
+            self.progress = GENERATE_SHARE + SCORE_SHARE + (1 - GENERATE_SHARE - SCORE_SHARE) * fraction
+            if fraction >= 1.0:
+                self._attach(context)
+        return self.state
+
+    def _target(self):
+        obj = bpy.data.objects.get(self.request.object_name)
+        if obj is None or obj.type != "MESH":
+            raise BackendError(f"object '{self.request.object_name}' was deleted while it was being animated")
+        return obj
+
+    def _start_bake(self) -> None:
+        try:
+            obj = self._target()
+        except BackendError as error:
+            self.message, self.state = str(error), "failed"
+            return
+        self._bake = bake.ShapeKeyBake(obj, self.result.local_frames, f"TalkingHead {obj.name}")
+        self.state = "baking"
+
+    def _attach(self, context) -> None:
+        try:
+            obj = self._target()
+        except BackendError as error:
+            self.cancel()
+            self.message, self.state = str(error), "failed"
+            return
+        scene = context.scene
+        mesh, action = self._bake.finish(scene.frame_start, f"TalkingHead {obj.name}")
+        self._bake = None
+        label = f"TalkingHead {obj.name}"
+        if bake.has_animation(obj):
+            bake.remove_animation(scene, obj)
+            mesh.name = mesh.shape_keys.name = action.name = label   # the names the removed animation had
+        scores = self.result.scores
+        bake.attach_animation(scene, obj, bake.BakedAnimation(mesh, action, len(self.result.local_frames)),
+                              self.request.audio_path, scores.to_json(), scoring.plot_pixels(scores),
+                              label)
+        self.message = " | ".join(score.text for score in scores.scores)
+        self.state = "finished"
+
+    def cancel(self) -> None:
+        """Stop the worker at its next check and remove a partial bake; the scene is left as it was."""
+        self._cancel.set()
+        if self._bake is not None:
+            self._bake.discard()
+            self._bake = None
+        if self.state in ("computing", "baking"):
+            self.state = "cancelled"

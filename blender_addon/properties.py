@@ -1,0 +1,86 @@
+"""Scene settings (audio, generator, style, intensity) and per-object records of what the add-on made."""
+
+from pathlib import Path
+
+import bpy
+
+from backend.errors import BackendError
+from backend.generators import GENERATORS, list_generators
+
+from . import preferences
+
+# Blender keeps only pointers to enum item strings: the lists must stay referenced from Python.
+_enum_items: dict = {}
+
+
+def generator_infos(context) -> tuple:
+    """(GeneratorInfo list, problem str or None) for the models folder in the preferences."""
+    models_dir = preferences.settings(context)[0]
+    try:
+        return list_generators(Path(models_dir) / GENERATORS), None
+    except BackendError as error:
+        return [], str(error)
+
+
+def _generator_items(self, context):
+    infos, _ = generator_infos(context)
+    items = [(info.name, info.name, info.description) for info in infos] or [("NONE", "(no generators)", "")]
+    _enum_items["generators"] = items
+    return items
+
+
+def selected_generator(context):
+    """The GeneratorInfo picked in the panel, or None."""
+    infos, _ = generator_infos(context)
+    chosen = context.scene.talking_head.generator
+    return next((info for info in infos if info.name == chosen), None)
+
+
+def _style_items(self, context):
+    info = selected_generator(context)
+    styles = info.styles if info is not None else ()
+    items = [(style, style, f"speaking style '{style}'") for style in styles] or [("NONE", "(default)", "")]
+    _enum_items["styles"] = items
+    return items
+
+
+class TalkingHeadSettings(bpy.types.PropertyGroup):
+    audio_path: bpy.props.StringProperty(name="Audio", subtype="FILE_PATH",
+                                         description="Speech recording (WAV, FLAC or Ogg)")
+    generator: bpy.props.EnumProperty(name="Generator", items=_generator_items,
+                                      description="Speech-to-face model (from the models folder)")
+    style: bpy.props.EnumProperty(name="Style", items=_style_items,
+                                  description="Speaking style (subject) the generator was trained with")
+    intensity: bpy.props.FloatProperty(name="Intensity", default=1.0, min=0.0, max=2.0,
+                                       description="Scales the motion around the neutral face (1 = as generated)")
+
+
+class TalkingHeadObject(bpy.types.PropertyGroup):
+    """What Animate from Audio attached to an object (all empty when nothing is)."""
+
+    original_mesh: bpy.props.PointerProperty(type=bpy.types.Mesh)
+    baked_mesh: bpy.props.PointerProperty(type=bpy.types.Mesh)
+    action: bpy.props.PointerProperty(type=bpy.types.Action)
+    sound: bpy.props.PointerProperty(type=bpy.types.Sound)
+    plot_image: bpy.props.PointerProperty(type=bpy.types.Image)
+    strip_name: bpy.props.StringProperty()
+    audio_path: bpy.props.StringProperty()
+    scores_json: bpy.props.StringProperty()
+    previous_frame_end: bpy.props.IntProperty()
+
+
+CLASSES = (TalkingHeadSettings, TalkingHeadObject)
+
+
+def register() -> None:
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+    bpy.types.Scene.talking_head = bpy.props.PointerProperty(type=TalkingHeadSettings)
+    bpy.types.Object.talking_head = bpy.props.PointerProperty(type=TalkingHeadObject)
+
+
+def unregister() -> None:
+    del bpy.types.Object.talking_head
+    del bpy.types.Scene.talking_head
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

@@ -1,0 +1,150 @@
+"""The panel's lip-sync scores for one animation without ground truth, and the plot behind them.
+
+All three come from `backend.metrics` (see its clip_scores module for how each single-clip variant
+differs from the dataset metric):
+- MTM here is measured against the speech envelope: the reference curve is the RMS loudness per frame,
+  so it says how far (ms) the lip-opening peaks and valleys sit from the loudness peaks and valleys.
+- PLRS needs the speech-mesh encoder models (`<models>/speech_mesh/`); without them it is n/a.
+- SLCC (windowed, 1-s windows) needs the FLAME lip region (`FLAME_masks.npz`); without it it is n/a.
+Everything here is numpy only (no bpy), so it runs in the worker thread.
+"""
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from backend.errors import BackendError
+from backend.flame import FlameRegions
+from backend.metrics import (OnnxSpeechMeshEncoders, clip_plrs, clip_slcc, estimate_av_offset,
+                             lip_distance_curve, mtm_against_reference)
+from backend.metrics.clip_scores import speech_envelope
+from backend.metrics.plrs import MESH_ENCODER_FILE, SPEECH_ENCODER_FILE
+
+MESH_FPS = 30.0
+SPEECH_MESH = "speech_mesh"
+EXPLANATIONS = {
+    "MTM": "timing gap (ms) between lip-opening and loudness peaks; lower is better",
+    "PLRS": "how readable the lips are for the speech (cosine, -1..1); higher is better",
+    "SLCC": "does the mouth move more when the voice is louder (r, -1..1); higher is better",
+}
+# (good, fair) limits from the published numbers (REFERENCE §2, §4): models reach ~50 ms MTM, PLRS 0.37-0.46,
+# and real speech has SLCC 0.24-0.42. Beyond `fair` the panel marks a score in red.
+LIMITS = {"MTM": (60.0, 120.0), "PLRS": (0.3, 0.1), "SLCC": (0.2, 0.0)}
+
+
+@dataclass
+class Score:
+    """One panel line: value None means n/a, and `note` says why."""
+
+    name: str
+    value: Optional[float]
+    unit: str = ""
+    note: str = ""
+
+    @property
+    def rating(self) -> str:
+        """'good', 'fair', 'poor' or 'n/a' against LIMITS (MTM lower is better, the others higher)."""
+        if self.value is None:
+            return "n/a"
+        good, fair = LIMITS[self.name]
+        if self.name == "MTM":
+            return "good" if self.value <= good else "fair" if self.value <= fair else "poor"
+        return "good" if self.value >= good else "fair" if self.value >= fair else "poor"
+
+    @property
+    def text(self) -> str:
+        if self.value is None:
+            return f"{self.name}: n/a ({self.note})"
+        shown = f"{self.value:.0f} {self.unit}" if self.unit == "ms" else f"{self.value:.2f}"
+        return f"{self.name}: {shown}" + (f" ({self.note})" if self.note else "")
+
+
+@dataclass
+class ClipScores:
+    """The panel's three scores plus the curves of its plot (lip opening (T,), speech envelope (T,))."""
+
+    scores: list = field(default_factory=list)
+    lip_opening: list = field(default_factory=list)
+    speech_envelope: list = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> "ClipScores":
+        values = json.loads(text)
+        return cls(scores=[Score(**score) for score in values["scores"]], lip_opening=values["lip_opening"],
+                   speech_envelope=values["speech_envelope"])
+
+    def by_name(self, name: str) -> Score:
+        return next(score for score in self.scores if score.name == name)
+
+
+def find_encoders(models_dir, threads: int = 1) -> Optional[OnnxSpeechMeshEncoders]:
+    """The speech-mesh encoders under `models_dir/speech_mesh/`, or None when they are not shipped."""
+    folder = Path(models_dir) / SPEECH_MESH
+    if not ((folder / SPEECH_ENCODER_FILE).is_file() and (folder / MESH_ENCODER_FILE).is_file()):
+        return None
+    return OnnxSpeechMeshEncoders.from_directory(folder, threads)
+
+
+def find_lip_region(template_path: str) -> Optional[np.ndarray]:
+    """The 254-entry FLAME lip list from FLAME_masks.npz beside the template, or None when absent."""
+    if not template_path:
+        return None
+    masks = Path(template_path).parent / "FLAME_masks.npz"
+    return FlameRegions.load(masks).lips if masks.is_file() else None
+
+
+def _attempt(name: str, unit: str, compute) -> Score:
+    """Score `name` with compute() -> float; a metric that cannot score this clip becomes n/a with the reason."""
+    try:
+        return Score(name, float(compute()), unit)
+    except BackendError as error:
+        return Score(name, None, unit, str(error))
+
+
+def score_clip(samples: np.ndarray, rate: int, vertices: np.ndarray, encoders=None,
+               lip_region: Optional[np.ndarray] = None) -> ClipScores:
+    """Scores of (T, 5023, 3) FLAME-frame vertices at 30 fps against mono float `samples` at `rate` Hz."""
+    envelope = speech_envelope(np.asarray(samples, dtype=np.float64), rate, MESH_FPS)
+    lips = lip_distance_curve(vertices)
+    frames = min(len(envelope), len(lips))
+    mtm = _attempt("MTM", "ms", lambda: mtm_against_reference(vertices[:frames], envelope[:frames], MESH_FPS).ms)
+    if mtm.value is not None:
+        offset = estimate_av_offset(samples, rate, vertices, MESH_FPS, encoders)
+        mtm.note = (f"lips {'lag' if offset.ms > 0 else 'lead'} audio by {abs(offset.ms):.0f} ms" if offset.frames
+                    else "no lip-audio offset")
+    if encoders is None:
+        plrs = Score("PLRS", None, note="no speech-mesh models")
+    else:
+        plrs = _attempt("PLRS", "", lambda: clip_plrs(encoders, samples, rate, vertices).score)
+    if lip_region is None:
+        slcc = Score("SLCC", None, note="no FLAME_masks.npz beside the FLAME template")
+    else:
+        slcc = _attempt("SLCC", "", lambda: clip_slcc(samples, rate, vertices, lip_region, MESH_FPS).r)
+    return ClipScores(scores=[mtm, plrs, slcc], lip_opening=[round(float(v), 6) for v in lips[:frames]],
+                      speech_envelope=[round(float(v), 6) for v in envelope[:frames]])
+
+
+def plot_pixels(scores: ClipScores, width: int = 256, height: int = 96) -> np.ndarray:
+    """(height, width, 4) float32 RGBA image: lip opening (orange) over speech envelope (blue), each scaled to
+    its own range, time left to right; row 0 is the bottom (Blender's image layout)."""
+    image = np.zeros((height, width, 4), dtype=np.float32)
+    image[...] = (0.1, 0.1, 0.1, 1.0)
+    for curve, colour in ((scores.speech_envelope, (0.3, 0.6, 1.0, 1.0)), (scores.lip_opening, (1.0, 0.55, 0.1, 1.0))):
+        values = np.asarray(curve, dtype=np.float64)
+        if len(values) < 2:
+            continue
+        span = values.max() - values.min()
+        levels = (values - values.min()) / span if span > 0 else np.zeros_like(values)
+        columns = np.linspace(0, width - 1, len(values))
+        xs = np.arange(width)
+        ys = np.interp(xs, columns, levels) * (height - 5) + 2
+        previous = np.concatenate([ys[:1], ys[:-1]])
+        for x, (low, high) in enumerate(zip(np.minimum(ys, previous), np.maximum(ys, previous))):
+            image[int(low):int(high) + 2, x] = colour
+    return image
