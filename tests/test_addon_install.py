@@ -1,0 +1,56 @@
+"""The built zip installed into Debian Blender (3.4, legacy add-on path: the bundled wheels are unpacked on
+first use) headless, animating a FLAME head with the test generator, checked against the backend."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from test_addon import write_rms_generator
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def linux_zip(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run([sys.executable, str(REPO / "build_addon.py"), "--platform", "linux-x64", "--out", str(out)],
+                   check=True, capture_output=True, text=True, timeout=600)
+    return next(out.glob("*.zip"))
+
+
+def test_build_is_reproducible_and_holds_addon_backend_and_wheels(linux_zip, tmp_path):
+    import zipfile
+    subprocess.run([sys.executable, str(REPO / "build_addon.py"), "--platform", "linux-x64", "--out", str(tmp_path)],
+                   check=True, capture_output=True, timeout=600)
+    assert (tmp_path / linux_zip.name).read_bytes() == linux_zip.read_bytes()
+    names = zipfile.ZipFile(linux_zip).namelist()
+    assert "flame_talking_heads/__init__.py" in names and "flame_talking_heads/lib/backend/generators.py" in names
+    wheels = [name for name in names if name.endswith(".whl")]
+    for package in ("onnxruntime", "scipy", "cffi"):
+        assert {tag for tag in ("cp311", "cp313") if any(package in w and tag in w for w in wheels)} == {"cp311", "cp313"}
+    manifest = zipfile.ZipFile(linux_zip).read("flame_talking_heads/blender_manifest.toml").decode()
+    assert 'platforms = ["linux-x64"]' in manifest and all(w.split("/")[-1] in manifest for w in wheels)
+
+
+@pytest.mark.skipif(shutil.which("blender") is None, reason="Debian blender is not installed (apt-get install blender)")
+def test_debian_blender_installs_the_zip_and_animates(linux_zip, flame_ply, tmp_path):
+    write_rms_generator(tmp_path / "models" / "generators" / "rms_jaw")
+    result_json = tmp_path / "result.json"
+    environment = dict(os.environ, BLENDER_USER_SCRIPTS=str(tmp_path / "scripts"),
+                       BLENDER_USER_CONFIG=str(tmp_path / "config"))
+    run = subprocess.run(
+        ["blender", "-b", "--factory-startup", "--python-exit-code", "1", "-P", str(REPO / "demo_blender.py"), "--",
+         "--zip", str(linux_zip), "--template", str(flame_ply), "--audio", str(REPO / "samples" / "sample_sentence.wav"),
+         "--out-blend", str(tmp_path / "demo.blend"), "--models", str(tmp_path / "models"),
+         "--result-json", str(result_json)], env=environment, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    result = json.loads(result_json.read_text())
+    assert result["frames"] == 156 and result["max_abs_error_vs_backend"] < 1e-6
+    assert result["scores"]["MTM"] is not None and result["scores"]["PLRS"] is None
+    assert (tmp_path / "scripts" / "addons" / "flame_talking_heads" / "lib" / "site-cp311").is_dir()
+    assert (tmp_path / "demo.blend").is_file()
