@@ -137,11 +137,12 @@ def test_headless_blender_runs_the_same_command(corpus, tmp_path):
     assert "unknown generator preset 'nope'; expected one of tiny, small, full" in failed.stderr
 
 
-def test_evaluate_writes_the_paper_table(trained, corpus, flame_masks, tmp_path, capsys):
+def test_evaluate_writes_the_paper_table(trained, corpus, flame_masks, flame_ply, tmp_path, capsys, monkeypatch):
     out = tmp_path / "evaluation"
     exported = tmp_path / "exported"
     assert training_main(["export-generator", "--checkpoint", str(trained["kmtalk"] / "checkpoint.pt"),
                           "--out", str(exported)]) == 0
+    monkeypatch.setenv("FLAME_TEMPLATE", str(flame_ply))
     code = training_main(["evaluate", "--model", f"FaceFormer={trained['faceformer'] / 'checkpoint.pt'}",
                           "--model", f"KMTalk onnx={exported}", "--corpus", str(corpus), "--out", str(out),
                           "--masks", str(flame_masks), "--encoders", str(tmp_path / "no-encoders")])
@@ -149,8 +150,10 @@ def test_evaluate_writes_the_paper_table(trained, corpus, flame_masks, tmp_path,
     assert "missing speech_encoder.onnx, mesh_encoder.onnx" in capsys.readouterr().err
     code = training_main(["evaluate", "--model", f"FaceFormer={trained['faceformer'] / 'checkpoint.pt'}",
                           "--model", f"KMTalk onnx={exported}", "--corpus", str(corpus), "--out", str(out),
-                          "--masks", str(flame_masks)])
+                          "--masks", str(flame_masks), "--render", "1"])
     assert code == 0
+    (render,) = (out / "renders").glob("*.png")
+    assert render.read_bytes()[:4] == b"\x89PNG"
     table = (out / "table.md").read_text()
     assert "| model | MTM (ms) ↓ | LVE (×10⁻⁵ m²) ↓ | PLRS ↑ | SLCC (Δ ↓) | FDD (×10⁻⁷ m²) |" in table
     with open(out / "table.csv", newline="") as stream:
@@ -204,3 +207,25 @@ def test_evaluate_model_labels():
         "a": Path("/x/checkpoint.pt"), "km": Path("/runs/km/checkpoint.pt")}
     with pytest.raises(BackendError, match="model label 'a' is used twice"):
         parse_model_arguments(["a=/x", "a=/y"])
+
+
+def test_tiny_run_with_the_perceptual_loss(corpus, tmp_path):
+    """A representation checkpoint in `python -m training represent`'s format (random tiny encoders) drives
+    the perceptual term; it is logged and enters the loss."""
+    from training.config import preset
+    from training.models.speech_mesh import build_encoders
+    from training.representation import save_checkpoint as save_representation
+
+    torch.manual_seed(0)
+    config = preset("tiny")
+    speech_encoder, mesh_encoder = build_encoders("two-stage", config.model)
+    representation = save_representation(tmp_path / "two-stage.pt", {
+        "meta": json.dumps({"variant": "two-stage", "config": config.to_dict()}),
+        "speech_encoder": speech_encoder.state_dict(), "mesh_encoder": mesh_encoder.state_dict()})
+    out = tmp_path / "perceptual"
+    assert training_main(["train", *TINY, "--corpus", str(corpus), "--out", str(out), "--perceptual-weight", "1e-7",
+                          "--representation", str(representation)]) == 0
+    rows = logged_rows(out)
+    assert all(float(row["perceptual"]) > 0 for row in rows)
+    assert all(float(row["loss"]) == pytest.approx(float(row["mse"]) + float(row["perceptual"]), rel=1e-4)
+               for row in rows)

@@ -96,6 +96,8 @@ def add_generator_commands(commands) -> None:
     evaluate.add_argument("--masks", type=Path, help="FLAME_masks.npz (default: $FLAME_MASKS)")
     evaluate.add_argument("--key-frames", choices=("model", "timeline"), default="model",
                           help="KMTalk key frames: the model's own (default) or the test clips' timelines")
+    evaluate.add_argument("--render", type=int, default=0, metavar="N",
+                          help="also render lip close-ups of N clips (needs the FLAME template: $FLAME_TEMPLATE)")
     evaluate.set_defaults(run=run_evaluate)
     export = commands.add_parser("export-generator", help="export a generator checkpoint to the ONNX contract")
     export.add_argument("--checkpoint", type=Path, required=True)
@@ -139,7 +141,7 @@ def _parse_setting(key: str, value: str):
 def run_evaluate(args) -> int:
     from training.evaluate import evaluate, parse_model_arguments
     table = evaluate(parse_model_arguments(args.model), args.corpus, args.out, args.split, args.encoders,
-                     args.masks, args.key_frames)
+                     args.masks, args.key_frames, args.render)
     print(table)
     return 0
 

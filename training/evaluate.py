@@ -5,7 +5,8 @@ A model is a generator checkpoint (`checkpoint.pt`, run in torch) or an exported
 (model.json + generator.onnx, run through backend.generators). Predictions are written as
 <out>/predictions/<label>/<clip>.npy and scored by backend.metrics.score_folder (the metrics are never
 re-implemented here). The first row is the ground truth itself (its PLRS and SLCC are the data's).
-Unseen test subjects are animated with the generator's default style.
+Unseen test subjects are animated with the generator's default style. `render_clips` > 0 also writes
+<out>/renders/<clip>.png: lip close-ups of a few frames, ground truth above each model's prediction.
 """
 
 import csv
@@ -72,7 +73,7 @@ def predict_clips(path: Path, clips: list, key_frames: str = "model"):
 
 
 def evaluate(models: dict, corpus, out_dir, split: str = "test", encoders_dir=None, masks=None,
-             key_frames: str = "model") -> str:
+             key_frames: str = "model", render_clips: int = 0) -> str:
     """Score every model on the corpus split; writes table.md and table.csv in `out_dir`; returns the
     Markdown table."""
     out_dir = Path(out_dir)
@@ -94,6 +95,9 @@ def evaluate(models: dict, corpus, out_dir, split: str = "test", encoders_dir=No
         values = {SUMMARY_NAMES[entry.name]: entry.value for entry in report.summary if entry.name in SUMMARY_NAMES}
         rows.append({"model": label, **{column: values.get(column) for column in COLUMNS[1:-1]},
                      "clips": len(clips)})
+    if render_clips:
+        spread = clips[::max(1, len(clips) // render_clips)][:render_clips]
+        render_comparisons(out_dir, [GROUND_TRUTH, *models], spread)
     _write_csv(out_dir / "table.csv", rows)
     table = markdown_table(rows, corpus, split, encoder_folder)
     (out_dir / "table.md").write_text(table)
@@ -122,3 +126,43 @@ def markdown_table(rows: list, corpus, split: str, encoder_folder) -> str:
         lines.append(f"| {row['model']} | {_shown(row['MTM_ms'], 1)} | {_shown(row['LVE_1e-5'], 3)} | "
                      f"{_shown(row['PLRS'], 3)} | {slcc} | {_shown(row['FDD_1e-7'], 3)} |")
     return "\n".join(lines) + "\n"
+
+
+def render_comparisons(out_dir: Path, labels: list, clips: list, frames_per_clip: int = 4) -> list:
+    """One PNG per clip: rows = ground truth and each model, columns = lip close-ups at the clip's
+    interesting frames (first bilabial, labiodental, most open vowel) plus evenly spaced ones."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    from backend.flame import LOWER_LIP_CENTRE, UPPER_LIP_CENTRE, find_template_path
+    from backend.mesh import load_flame_mesh, load_vertex_sequence
+    from training.corpus.render import interesting_frames, rasterise
+
+    faces = load_flame_mesh(find_template_path()).faces
+    (out_dir / "renders").mkdir(parents=True, exist_ok=True)
+    paths = []
+    for clip_id, clip in clips:
+        sequences = [load_vertex_sequence(out_dir / "predictions" / _safe_name(label) / f"{clip_id}.npy")
+                     for label in labels]
+        length = min(len(sequence) for sequence in sequences)
+        chosen = interesting_frames(clip.timeline or [], length, 30.0)
+        chosen = sorted(set(chosen + list(np.linspace(0, length - 1, frames_per_clip + 2, dtype=int)[1:-1])))
+        chosen = chosen[:frames_per_clip + 2]
+        figure, axes = pyplot.subplots(len(labels), len(chosen), figsize=(2.2 * len(chosen), 2.3 * len(labels)),
+                                       squeeze=False)
+        lips = 0.5 * (clip.vertices[0, UPPER_LIP_CENTRE] + clip.vertices[0, LOWER_LIP_CENTRE])
+        for row, (label, sequence) in enumerate(zip(labels, sequences)):
+            for column, frame in enumerate(chosen):
+                axis = axes[row, column]
+                axis.imshow(rasterise(sequence[frame], faces, (lips[0], lips[1]), 0.035, 160))
+                gap = np.linalg.norm(sequence[frame, UPPER_LIP_CENTRE] - sequence[frame, LOWER_LIP_CENTRE]) * 1000
+                axis.set_title(f"{label}\nframe {frame}, gap {gap:.1f} mm", fontsize=7)
+                axis.axis("off")
+        figure.suptitle(f"{clip_id} (held-out, SYNTHETIC corpus)", fontsize=9)
+        figure.tight_layout()
+        path = out_dir / "renders" / f"{clip_id}.png"
+        figure.savefig(path, dpi=80)
+        pyplot.close(figure)
+        paths.append(path)
+    return paths
