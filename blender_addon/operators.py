@@ -15,7 +15,7 @@ from backend.mesh import load_flame_mesh
 from . import bake, pipeline, preferences, properties, scoring
 from .flame_frame import resample_frames
 
-TIMER_SECONDS = 0.05
+TIMER_SECONDS = 0.02
 
 
 def _mesh_blocker(context) -> Optional[str]:

@@ -25,7 +25,7 @@ from . import bake, preferences, properties, scoring
 from .flame_frame import FlameFrame, resample_frames
 
 GENERATE_SHARE, SCORE_SHARE = 0.55, 0.15   # progress: generator, then scoring, then the bake (the rest)
-SLICE_SECONDS = 0.03
+SLICE_SECONDS = 0.05
 
 
 @dataclass
