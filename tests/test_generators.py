@@ -230,3 +230,15 @@ def test_animate_command_errors(models_dir, flame_ply, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["animate", "--audio", str(audio_path)])
     assert "missing --model, --out" in capsys.readouterr().err
+
+
+def test_shipped_generators_satisfy_the_contract(template):
+    """Every generator in the repository's models/generators loads, animates, is small and documented."""
+    shipped = list_generators()
+    assert generators.DEFAULT_GENERATOR in [info.name for info in shipped]
+    for info in shipped:
+        assert (info.path / "MODEL_CARD.md").is_file(), info.name
+        assert (info.path / "generator.onnx").stat().st_size <= 10 * 1024 * 1024, info.name
+        assert info.synthetic_training_data is True
+        vertices = load_generator(info.name).animate(tone(1.0, 16000), 16000, template)
+        assert vertices.shape == (30, 5023, 3) and np.all(np.isfinite(vertices))
