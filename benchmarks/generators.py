@@ -4,7 +4,8 @@ Inference: every generator folder (default: the shipped models/generators/*) thr
 runner (`backend.generators`, onnxruntime, `--threads` intra-op threads, default 1 core) on SYNTHETIC
 speech-like audio of 10 s and 60 s; best of `--repeats`. Baseline measured in the same run: writing
 the output itself (template + zero motion broadcast to (T, 5023, 3) in numpy), the memory floor of
-any generator; the table gives both and their ratio.
+any generator; the table gives both and their ratio. Times are wall clock and process CPU time: on a
+shared machine the CPU time of a one-thread run is what one dedicated core would take.
 
 Training: one optimiser step (`clips_per_step` clips of 2 s SYNTHETIC audio with random target
 motion) of each preset and family, without and with the perceptual loss (frozen speech-mesh
@@ -38,17 +39,20 @@ def inference_rows(folders: list, threads: int, repeats: int) -> list:
         for seconds in SECONDS:
             audio = speech_like_audio(seconds, 0)[0]
             generator.animate(audio, SAMPLE_RATE, template)
-            best = min(_timed(lambda: generator.animate(audio, SAMPLE_RATE, template)) for _ in range(repeats))
+            runs = [_timed(lambda: generator.animate(audio, SAMPLE_RATE, template)) for _ in range(repeats)]
+            wall, cpu = min(run[0] for run in runs), min(run[1] for run in runs)
             frames = frame_count(audio.size)
-            floor = min(_timed(lambda: template[None] + np.zeros((frames, 1, 1), np.float32)) for _ in range(repeats))
-            rows.append((generator.info.name, seconds, best, seconds / best, floor, best / floor))
+            floor = min(_timed(lambda: template[None] + np.zeros((frames, 1, 1), np.float32))[1]
+                        for _ in range(repeats))
+            rows.append((generator.info.name, seconds, wall, seconds / wall, cpu, seconds / cpu, floor, cpu / floor))
     return rows
 
 
-def _timed(work) -> float:
-    start = time.perf_counter()
+def _timed(work) -> tuple:
+    """(wall seconds, process CPU seconds) of work()."""
+    wall, cpu = time.perf_counter(), time.process_time()
     work()
-    return time.perf_counter() - start
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def training_rows(device_name: str, steps: int) -> list:
@@ -84,17 +88,20 @@ def training_rows(device_name: str, steps: int) -> list:
                 count = 2 if preset_name == "full" and device.type == "cpu" else steps
                 times = []
                 for step in range(count + 1):
-                    start = time.perf_counter()
-                    optimiser.zero_grad()
-                    for _ in range(config.clips_per_step):
-                        (total_loss(clip_losses(model, clip, config, perceptual, device)) / config.clips_per_step).backward()
-                    optimiser.step()
-                    if device.type == "cuda":
-                        torch.cuda.synchronize()
+                    def one_step():
+                        optimiser.zero_grad()
+                        for _ in range(config.clips_per_step):
+                            loss = total_loss(clip_losses(model, clip, config, perceptual, device))
+                            (loss / config.clips_per_step).backward()
+                        optimiser.step()
+                        if device.type == "cuda":
+                            torch.cuda.synchronize()
+                    elapsed = _timed(one_step)
                     if step:
-                        times.append(time.perf_counter() - start)
+                        times.append(elapsed)
                 rows.append((preset_name, family, "yes" if weight else "no", config.clips_per_step,
-                             float(np.mean(times)), sum(p.numel() for p in model.parameters())))
+                             float(np.mean([t[0] for t in times])), float(np.mean([t[1] for t in times])),
+                             sum(p.numel() for p in model.parameters())))
     return rows
 
 
@@ -112,18 +119,22 @@ def main() -> None:
         from backend.generators import list_generators
         folders = args.models or [info.path for info in list_generators()]
         print(f"Inference on {args.threads} CPU thread(s), SYNTHETIC audio, best of {args.repeats}\n")
-        print("| generator | audio (s) | time (s) | × real time | output-only floor (s) | time / floor |")
-        print("|---|---|---|---|---|---|")
-        for name, seconds, best, speed, floor, ratio in inference_rows(folders, args.threads, args.repeats):
-            print(f"| {name} | {seconds} | {best:.3f} | {speed:.0f}× | {floor:.3f} | {ratio:.1f} |")
+        print("| generator | audio (s) | wall (s) | × real time (wall) | CPU (s) | × real time (CPU) | "
+              "output-only floor, CPU (s) | CPU / floor |")
+        print("|---|---|---|---|---|---|---|---|")
+        for name, seconds, wall, by_wall, cpu, by_cpu, floor, ratio in inference_rows(folders, args.threads,
+                                                                                       args.repeats):
+            print(f"| {name} | {seconds} | {wall:.3f} | {by_wall:.0f}× | {cpu:.3f} | {by_cpu:.0f}× | {floor:.3f} | "
+                  f"{ratio:.1f} |")
     if not args.skip_training:
         import torch
         torch.set_num_threads(args.threads)
         print(f"\nTraining step time on {args.device} ({args.threads} thread(s)), 2 s SYNTHETIC clips\n")
-        print("| preset | family | perceptual loss | clips / step | s / step | parameters |")
-        print("|---|---|---|---|---|---|")
-        for preset_name, family, perceptual, clips, seconds, parameters in training_rows(args.device, args.steps):
-            print(f"| {preset_name} | {family} | {perceptual} | {clips} | {seconds:.3f} | {parameters / 1e6:.2f} M |")
+        print("| preset | family | perceptual loss | clips / step | wall s / step | CPU s / step | parameters |")
+        print("|---|---|---|---|---|---|---|")
+        for preset_name, family, perceptual, clips, wall, cpu, parameters in training_rows(args.device, args.steps):
+            print(f"| {preset_name} | {family} | {perceptual} | {clips} | {wall:.3f} | {cpu:.3f} | "
+                  f"{parameters / 1e6:.2f} M |")
 
 
 if __name__ == "__main__":
