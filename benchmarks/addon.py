@@ -3,8 +3,10 @@
     .venv/bin/python benchmarks/addon.py [--template FLAME_sample.ply]
 
 Reports, per clip length: inference / scoring (worker thread) / bake (UI thread, in slices) wall time,
-the whole threaded job as the modal operator runs it, the longest UI-thread stall while it runs (longest
-slice, or how late the timer-paced main-thread loop wakes while the worker computes), and playback cost per frame.
+the previous bake (per-key `data.foreach_set`, the baseline) timed in the same run with the speed-up of the
+key-filling part, the whole threaded job as the modal operator runs it, the longest UI-thread stall while it
+runs and where (each tick's kind, or how late the timer-paced main-thread loop wakes while the worker holds
+the GIL), and playback cost per frame.
 For the bake-representation choice it also measures the alternative: a .pc2 file + Mesh Cache modifier
 (write time and playback per frame). Goals (issue 8): 60 s animated and baked in < 3 s; no stall > 100 ms.
 Audio: the bundled synthetic espeak sentence repeated. Generator: the first shipped one, else the TEST-ONLY
@@ -48,25 +50,60 @@ def setup_scene(template: Path, models: Path):
     return bpy.context.active_object
 
 
+def _phase(job) -> str:
+    """What the next tick of `job` will do (for naming the longest stall)."""
+    if job.state == "computing":
+        return "tick: computing done? / bake start"
+    if not job._bake.keys_done:
+        return "tick: shape-key slice"
+    return f"tick: {pipeline.FINISHING_STEPS[len(pipeline.FINISHING_STEPS) - len(job._finishing_steps)]}"
+
+
 def threaded_run(audio: Path):
-    """The modal operator's path: worker thread + UI-thread ticks. Returns (total s, longest stall s, job)."""
+    """The modal operator's path: worker thread + UI-thread ticks. Returns (total s, {where: longest stall s},
+    job); 'worker holds GIL' is how late the timer-paced UI loop wakes while the worker computes."""
     bpy.context.scene.talking_head.audio_path = str(audio)
+    pipeline._loaded_generators.clear()   # measure the first run, which builds the onnxruntime session
     started = time.perf_counter()
     job = pipeline.AnimationJob(pipeline.gather_request(bpy.context))
     job.start_thread()
-    longest, last = 0.0, time.perf_counter()
+    stalls, last = {}, time.perf_counter()
+
+    def record(where: str, seconds: float) -> None:
+        stalls[where] = max(stalls.get(where, 0.0), seconds)
+
     while True:
         tick_start = time.perf_counter()
-        longest = max(longest, tick_start - last - operators.TIMER_SECONDS if job.state == "computing" else 0.0)
+        if job.state == "computing":
+            record("worker holds GIL", tick_start - last - operators.TIMER_SECONDS)
+        where = _phase(job)
         state = job.tick(bpy.context)
-        longest = max(longest, time.perf_counter() - tick_start)
+        record(where, time.perf_counter() - tick_start)
         if state in ("finished", "failed", "cancelled"):
             break
         last = time.perf_counter()
         time.sleep(operators.TIMER_SECONDS)   # the modal timer's interval
     if state != "finished":
         raise SystemExit(f"benchmark: the job ended '{state}': {job.message}")
-    return time.perf_counter() - started, longest, job
+    return time.perf_counter() - started, stalls, job
+
+
+def previous_bake(obj, frames: np.ndarray) -> float:
+    """The bake as it was before (baseline): per key, shape_key_add + `data.foreach_set` (generic per-point
+    RNA access) + a per-key interpolation assignment. Seconds for the keys alone; everything is removed."""
+    carrier = bpy.data.objects.new("previous bake", bake.rest_mesh(obj).copy())
+    carrier.shape_key_add(name="Basis", from_mix=False)
+    flat = np.ascontiguousarray(frames, dtype=np.float32).reshape(len(frames), -1)
+    started = time.perf_counter()
+    for index, frame in enumerate(flat):
+        block = carrier.shape_key_add(name=f"frame {index:05d}", from_mix=False)
+        block.data.foreach_set("co", frame)
+        block.interpolation = "KEY_LINEAR"
+    seconds = time.perf_counter() - started
+    mesh = carrier.data
+    bpy.data.objects.remove(carrier)
+    bpy.data.meshes.remove(mesh)
+    return seconds
 
 
 def split_timings(audio: Path, obj):
@@ -87,11 +124,11 @@ def split_timings(audio: Path, obj):
     job = bake.ShapeKeyBake(obj, flame, "bench")
     while job.step(float("inf")) < 1.0:
         pass
-    mesh, action = job.finish(1, "bench")
+    keys_baked = time.perf_counter() - started
+    job.finish(1, "bench")
     baked = time.perf_counter() - started
-    bpy.data.meshes.remove(mesh)
-    bpy.data.actions.remove(action)
-    return inference, scored, baked, flame
+    job.discard()
+    return inference, scored, baked, keys_baked, flame
 
 
 def playback_ms(frames: int, count: int = 200) -> float:
@@ -134,20 +171,30 @@ def main() -> int:
         write_rms_generator(models / "generators" / "rms_jaw")
         label = "TEST-ONLY RMS generator (no shipped generator yet: inference time is not a real model's)"
     print(f"generator: {label}; machine: {os.cpu_count()} CPUs; bpy {bpy.app.version_string}")
-    print("| audio | frames | inference s | scoring s | bake s | threaded job total s | longest UI stall ms "
-          "| playback ms/frame (shape keys) | pc2 write s | playback ms/frame (pc2) |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    rows, stall_rows = [], []
     for seconds in (10, 60):
         audio = make_audio(seconds, folder)
         obj = setup_scene(args.template, models)
         bpy.context.scene.talking_head.audio_path = str(audio)
-        inference, scored, baked, flame = split_timings(audio, obj)
-        total, stall, job = threaded_run(audio)
+        inference, scored, baked, keys_baked, flame = split_timings(audio, obj)
+        keys_before = previous_bake(obj, flame)
+        total, stalls, job = threaded_run(audio)
         frames = len(job.result.local_frames)
         keys_ms = playback_ms(frames)
         pc2_write, pc2_ms = pc2_alternative(obj, flame, folder)
-        print(f"| {seconds} s | {frames} | {inference:.3f} | {scored:.3f} | {baked:.3f} | {total:.3f} | "
-              f"{stall * 1000:.0f} | {keys_ms:.2f} | {pc2_write:.3f} | {pc2_ms:.2f} |")
+        worst = max(stalls, key=stalls.get)
+        rows.append(f"| {seconds} s | {frames} | {inference:.3f} | {scored:.3f} | {baked:.3f} | {keys_before:.3f} | "
+                    f"{keys_before / keys_baked:.1f}x | {total:.3f} | {stalls[worst] * 1000:.0f} ({worst}) | "
+                    f"{keys_ms:.2f} | {pc2_write:.3f} | {pc2_ms:.2f} |")
+        stall_rows.append(f"| {seconds} s | " + " | ".join(f"{where} {value * 1000:.0f}"
+                                                            for where, value in sorted(stalls.items())) + " |")
+    print("| audio | frames | inference s | scoring s | bake s | previous bake: keys s | keys speed-up "
+          "| threaded job total s | longest UI stall ms (where) | playback ms/frame (shape keys) | pc2 write s "
+          "| playback ms/frame (pc2) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("\n".join(rows))
+    print("\nLongest UI-thread stall per step (ms):")
+    print("\n".join(stall_rows))
     return 0
 
 

@@ -140,12 +140,8 @@ class TALKINGHEAD_OT_animate(bpy.types.Operator):
 def _store_scores(obj, scores: scoring.ClipScores) -> None:
     """Keep scores and their plot on the object (replacing the previous plot image the add-on made)."""
     props = obj.talking_head
-    plot = scoring.plot_pixels(scores)
-    if props.plot_image is None:
-        props.plot_image = bpy.data.images.new(f"TalkingHead {obj.name} lip plot", plot.shape[1], plot.shape[0],
-                                               alpha=True)
-    props.plot_image.pixels.foreach_set(plot.ravel())
-    props.plot_image.pack()
+    props.plot_image = bake.write_plot_image(props.plot_image, f"TalkingHead {obj.name} lip plot",
+                                             scoring.plot_pixels(scores))
     props.scores_json = scores.to_json()
 
 

@@ -3,7 +3,9 @@
 `AnimationRequest` is gathered on the UI thread (everything the worker needs, as plain values);
 `compute_animation` is the worker's part (numpy/onnxruntime only: bpy is never touched off the UI
 thread); `AnimationJob.tick` is called from the operator's modal timer (or in a loop in `-b` mode) and
-advances the job by at most ~one slice. Nothing in the scene changes before the final `attach_animation`,
+advances the job by at most ~one slice: a ~50 ms batch of shape keys, then one finishing step per tick
+(eval_time curve; packed plot image, ~15-25 ms of PNG encoding; attach, ~25 ms of sound-strip loading), so
+no tick holds the UI thread for long. Nothing in the scene changes before the final `attach_animation`,
 so a failed or cancelled job leaves the scene exactly as it was.
 """
 
@@ -46,10 +48,12 @@ class AnimationRequest:
 
 @dataclass
 class AnimationResult:
-    """local_frames: (K, 5023, 3) baked positions at the scene fps; scores: the panel's scores."""
+    """local_frames: (K, 5023, 3) baked positions at the scene fps; scores: the panel's scores; plot: their
+    (H, W, 4) RGBA plot."""
 
     local_frames: np.ndarray
     scores: scoring.ClipScores
+    plot: np.ndarray
     generator: str
 
 
@@ -73,13 +77,30 @@ def gather_request(context) -> AnimationRequest:
         rest_vertices=bake.mesh_vertices(bake.rest_mesh(obj)).copy(), scene_fps=bake.scene_fps(context.scene))
 
 
+_loaded_generators: dict = {}
+
+
+def cached_generator(name: str, generators_dir: Path, threads: int):
+    """load_generator, kept while its folder's files are unchanged: building the onnxruntime session holds
+    Python's GIL for ~50-70 ms (a UI stall), so only the first run with a generator pays it."""
+    folder = generators_dir / name
+    stamp = tuple((path.name, path.stat().st_mtime_ns) for path in sorted(folder.iterdir())) \
+        if folder.is_dir() else None
+    key = (str(folder), threads, stamp)
+    if key not in _loaded_generators:
+        generator = load_generator(name, generators_dir, threads)
+        _loaded_generators.clear()
+        _loaded_generators[key] = generator
+    return _loaded_generators[key]
+
+
 def compute_animation(request: AnimationRequest, progress: Callable[[float], None],
                       should_cancel: Callable[[], bool]) -> AnimationResult:
     """The worker's part: audio -> generator -> scores -> frames in local coordinates at the scene fps."""
     samples, rate = load_audio(request.audio_path)
     frame = flame_frame_for(request.rest_vertices, request.template_path)
     template = frame.to_flame(request.rest_vertices)
-    generator = load_generator(request.generator, Path(request.models_dir) / GENERATORS, request.threads)
+    generator = cached_generator(request.generator, Path(request.models_dir) / GENERATORS, request.threads)
     flame = generator.animate(samples, rate, template, request.style,
                               progress=lambda fraction: progress(GENERATE_SHARE * fraction),
                               should_cancel=should_cancel)
@@ -89,7 +110,8 @@ def compute_animation(request: AnimationRequest, progress: Callable[[float], Non
                                 scoring.find_lip_region(request.template_path))
     progress(GENERATE_SHARE + SCORE_SHARE)
     local = frame.to_local(resample_frames(flame, FPS, request.scene_fps))
-    return AnimationResult(local_frames=local, scores=scores, generator=request.generator)
+    return AnimationResult(local_frames=local, scores=scores, plot=scoring.plot_pixels(scores),
+                           generator=request.generator)
 
 
 class AnimationJob:
@@ -103,6 +125,8 @@ class AnimationJob:
         self.result: Optional[AnimationResult] = None
         self._cancel = threading.Event()
         self._bake: Optional[bake.ShapeKeyBake] = None
+        self._plot_image = None
+        self._finishing_steps: list = []
         self._thread: Optional[threading.Thread] = None
 
     def start_thread(self) -> None:
@@ -146,10 +170,15 @@ class AnimationJob:
                 self._start_bake()
             return self.state
         if self.state == "baking":
-            fraction = self._bake.step(budget_s)
-            self.progress = GENERATE_SHARE + SCORE_SHARE + (1 - GENERATE_SHARE - SCORE_SHARE) * fraction
-            if fraction >= 1.0:
-                self._attach(context)
+            keys = len(self.result.local_frames)
+            if not self._bake.keys_done:
+                self._bake.step(budget_s)
+                steps_done = self._bake.done
+            else:
+                self._finishing_steps.pop(0)(context)
+                steps_done = keys + len(FINISHING_STEPS) - len(self._finishing_steps)
+            bake_share = 1 - GENERATE_SHARE - SCORE_SHARE
+            self.progress = 1 - bake_share + bake_share * steps_done / (keys + len(FINISHING_STEPS))
         return self.state
 
     def _target(self):
@@ -158,14 +187,24 @@ class AnimationJob:
             raise BackendError(f"object '{self.request.object_name}' was deleted while it was being animated")
         return obj
 
+    def _label(self) -> str:
+        return f"TalkingHead {self.request.object_name}"
+
     def _start_bake(self) -> None:
         try:
             obj = self._target()
         except BackendError as error:
             self.message, self.state = str(error), "failed"
             return
-        self._bake = bake.ShapeKeyBake(obj, self.result.local_frames, f"TalkingHead {obj.name}")
+        self._bake = bake.ShapeKeyBake(obj, self.result.local_frames, self._label())
+        self._finishing_steps = [getattr(self, name) for name in FINISHING_STEPS]
         self.state = "baking"
+
+    def _finish_bake(self, context) -> None:
+        self._bake.finish(context.scene.frame_start, self._label())
+
+    def _make_plot(self, context) -> None:
+        self._plot_image = bake.write_plot_image(None, f"{self._label()} lip plot", self.result.plot)
 
     def _attach(self, context) -> None:
         try:
@@ -174,17 +213,16 @@ class AnimationJob:
             self.cancel()
             self.message, self.state = str(error), "failed"
             return
-        scene = context.scene
-        mesh, action = self._bake.finish(scene.frame_start, f"TalkingHead {obj.name}")
-        self._bake = None
-        label = f"TalkingHead {obj.name}"
+        scene, label = context.scene, self._label()
+        mesh, action = self._bake.mesh, self._bake.action
         if bake.has_animation(obj):
             bake.remove_animation(scene, obj)
             mesh.name = mesh.shape_keys.name = action.name = label   # the names the removed animation had
+            self._plot_image.name = f"{label} lip plot"
         scores = self.result.scores
-        bake.attach_animation(scene, obj, bake.BakedAnimation(mesh, action, len(self.result.local_frames)),
-                              self.request.audio_path, scores.to_json(), scoring.plot_pixels(scores),
-                              label)
+        baked = bake.BakedAnimation(mesh, action, self._plot_image, len(self.result.local_frames))
+        bake.attach_animation(scene, obj, baked, self.request.audio_path, scores.to_json(), label)
+        self._bake = self._plot_image = None
         self.message = " | ".join(score.text for score in scores.scores)
         self.state = "finished"
 
@@ -194,5 +232,12 @@ class AnimationJob:
         if self._bake is not None:
             self._bake.discard()
             self._bake = None
+        if self._plot_image is not None:
+            bpy.data.images.remove(self._plot_image)
+            self._plot_image = None
         if self.state in ("computing", "baking"):
             self.state = "cancelled"
+
+
+# After the last shape key, one of these per tick (method names of AnimationJob), each well under a slice.
+FINISHING_STEPS = ("_finish_bake", "_make_plot", "_attach")

@@ -6,6 +6,7 @@ shipped): the lower-lip centre moves down in proportion to the RMS of each 533-s
 
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -417,10 +418,28 @@ def test_the_threaded_job_finishes_in_slices_like_the_modal_operator(head):
     job = _job()
     job.start_thread()
     job.wait()
-    slices = 0
-    while job.tick(bpy.context, budget_s=0.005) not in ("finished", "failed"):
-        slices += 1
-    assert job.state == "finished" and slices > 2 and bake.has_animation(head)
+    ticks = 0
+    while job.tick(bpy.context, budget_s=0.0) not in ("finished", "failed"):
+        ticks += 1
+    # one tick starts the bake, a zero budget adds exactly one key per tick, then one finishing step per tick
+    # (the last one attaches and finishes)
+    assert ticks == 1 + len(job.result.local_frames) + len(pipeline.FINISHING_STEPS) - 1
+    assert job.state == "finished" and bake.has_animation(head)
+
+
+@pytest.mark.parametrize("finishing_steps_done", range(len(pipeline.FINISHING_STEPS)))
+def test_cancel_between_finishing_steps_removes_everything_made_so_far(head, finishing_steps_done):
+    before = scene_snapshot()
+    job = _job()
+    job.start_thread()
+    job.wait()
+    job.tick(bpy.context)
+    while job.tick(bpy.context, budget_s=float("inf")) == "baking" and \
+            len(job._finishing_steps) > len(pipeline.FINISHING_STEPS) - finishing_steps_done:
+        pass
+    assert job.state == "baking" and scene_snapshot() != before
+    job.cancel()
+    assert job.state == "cancelled" and scene_snapshot() == before
 
 
 def test_deleting_the_object_while_computing_fails_cleanly(head):
@@ -442,3 +461,15 @@ def test_import_flame_mesh_operator_keeps_vertex_order_and_rejects_other_meshes(
     (tmp_path / "tri.obj").write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")
     with pytest.raises(RuntimeError, match="has 3 vertices"):
         bpy.ops.talking_head.import_flame(filepath=str(tmp_path / "tri.obj"))
+
+
+def test_generators_are_loaded_once_and_reloaded_when_their_files_change(models):
+    generators_dir = models / "generators"
+    first = pipeline.cached_generator("rms_jaw", generators_dir, 1)
+    assert pipeline.cached_generator("rms_jaw", generators_dir, 1) is first
+    with_two_threads = pipeline.cached_generator("rms_jaw", generators_dir, 2)
+    assert with_two_threads is not first
+    model_json = generators_dir / "rms_jaw" / "model.json"
+    stat = model_json.stat()
+    os.utime(model_json, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    assert pipeline.cached_generator("rms_jaw", generators_dir, 2) is not with_two_threads
