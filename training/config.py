@@ -49,7 +49,7 @@ class Config:
     stage2: StageConfig
     temperature: float = 0.07
     mask_ratio: float = 0.75
-    contrastive_weight: float = 0.1
+    contrastive_weight: float = 1.0
     windows_per_clip: int = 8     # a batch = batch_size / windows_per_clip clips x that many time offsets
     identity_mix: bool = True     # stage 2 / ablations: blend mesh windows towards other training identities
     seed: int = 0
@@ -106,7 +106,7 @@ def preset(name: str, **overrides) -> Config:
 # name plus a few overrides. Presets: `tiny` (CI: seconds), `small` (shipped CPU models: minutes on
 # 2 cores), `full` (FaceFormer-like width for a GPU).
 
-GENERATOR_FAMILIES = ("faceformer", "kmtalk")
+GENERATOR_FAMILIES = ("faceformer", "kmtalk", "codetalker-vq", "codetalker", "selftalk")
 KEY_FRAME_SOURCES = ("timeline", "uniform")
 
 
@@ -143,6 +143,20 @@ class GeneratorConfig:
     log_every: int = 10
     checkpoint_every: int = 100
     seed: int = 0
+    # Generators II (issue 7). CodeTalker-style: stage 1 family "codetalker-vq" learns a codebook of
+    # codebook_size entries; each frame's latent (width) is cut into code_groups codes; commitment_weight
+    # is the VQ-VAE beta. Stage 2 family "codetalker" loads the stage-1 checkpoint `motion_prior` (frozen)
+    # and regresses the codes' latents with code_weight. SelfTalk-style: recogniser_weight (audio-side
+    # phoneme CTC), lip_reading_weight (phoneme CTC of the lip reader on generated lips) and
+    # consistency_weight (lip reader vs audio recogniser agreement) enter the loss in mm^2 units.
+    codebook_size: int = 256
+    code_groups: int = 4
+    commitment_weight: float = 0.25
+    code_weight: float = 0.1
+    motion_prior: str = ""
+    recogniser_weight: float = 0.01
+    lip_reading_weight: float = 0.01
+    consistency_weight: float = 0.01
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -179,4 +193,7 @@ def generator_preset(name: str, **overrides) -> GeneratorConfig:
                            f"{', '.join(KEY_FRAME_SOURCES)}")
     if config.backbone not in ("transformer", "faceformer"):
         raise BackendError(f"unknown key-motion backbone {config.backbone!r}; expected transformer or faceformer")
+    if config.width % config.code_groups:
+        raise BackendError(f"width {config.width} is not a multiple of code_groups {config.code_groups}; "
+                           "each code covers width / code_groups latent values")
     return config

@@ -26,6 +26,7 @@ from backend import features
 from backend.audio import resample
 from backend.errors import MetricError, ModelError
 from backend.metrics import inputs
+from backend.models import default_models_dir
 
 SPEECH_ENCODER_FILE = "speech_encoder.onnx"
 MESH_ENCODER_FILE = "mesh_encoder.onnx"
@@ -111,12 +112,13 @@ def _run(session, input_name: str, batch: np.ndarray) -> np.ndarray:
 
 
 def find_encoder_directory(explicit=None) -> Optional[Path]:
-    """The folder holding both encoder files: `explicit` (must hold them), else None.
-
-    The representation issue will add a default location; until then PLRS runs only when given models.
+    """The folder holding both encoder files: `explicit` (must hold them), else the shipped models
+    (`backend.models.default_models_dir()`) when both files are there, else None.
     """
     if explicit is None:
-        return None
+        shipped = default_models_dir()
+        complete = all((shipped / name).is_file() for name in (SPEECH_ENCODER_FILE, MESH_ENCODER_FILE))
+        return shipped if complete else None
     directory = Path(explicit)
     missing = [name for name in (SPEECH_ENCODER_FILE, MESH_ENCODER_FILE) if not (directory / name).is_file()]
     if missing:

@@ -1,0 +1,98 @@
+"""ONNX export parity (random weights and inputs, within 1e-4), the PLRS contract of the exports, and
+the shipped small models: contract, size, and an offset curve that peaks at 0 on held-out clips."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from backend.errors import ModelError
+from backend.metrics.plrs import OnnxSpeechMeshEncoders
+from backend.models import default_models_dir
+from training.config import preset
+from training.export import PARITY_TOLERANCE, export_representation, parity_error, random_inputs
+from training.models.speech_mesh import build_encoders
+from training.representation import save_checkpoint
+
+from test_representation_data import ci_corpus  # noqa: F401  (module fixture: the ci corpus, built once)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def random_checkpoint(path: Path, variant: str) -> Path:
+    """A checkpoint in `represent`'s format with random weights and a plausible standardiser."""
+    config = preset("tiny")
+    torch.manual_seed(1)
+    speech, mesh = build_encoders(variant, config.model)
+    mesh.standardise.mean.normal_(0.0, 0.05)
+    mesh.standardise.std.uniform_(1e-4, 3e-3)
+    meta = {"variant": variant, "config": config.to_dict()}
+    return save_checkpoint(path, {"meta": json.dumps(meta), "speech_encoder": speech.state_dict(),
+                                  "mesh_encoder": mesh.state_dict()})
+
+
+@pytest.mark.parametrize("variant", ["two-stage", "syncnet"])
+def test_exported_encoders_match_torch_and_meet_the_plrs_contract(tmp_path, variant):
+    from training.representation import load_representation
+    checkpoint = random_checkpoint(tmp_path / f"{variant}.pt", variant)
+    export_representation(checkpoint, tmp_path / "onnx")
+    representation = load_representation(checkpoint)
+    for batch in (1, 13):  # dynamic batch axis, other sizes than the export's 2
+        fbank, vertices = random_inputs(representation.mesh_encoder, batch, seed=batch)
+        assert parity_error(representation.speech_encoder, tmp_path / "onnx" / "speech_encoder.onnx", "fbank",
+                            fbank) <= PARITY_TOLERANCE
+        assert parity_error(representation.mesh_encoder, tmp_path / "onnx" / "mesh_encoder.onnx", "vertices",
+                            vertices) <= PARITY_TOLERANCE
+    encoders = OnnxSpeechMeshEncoders.from_directory(tmp_path / "onnx")
+    fbank, vertices = random_inputs(representation.mesh_encoder, 3)
+    assert encoders.embed_speech(fbank.numpy()).shape == (3, encoders.embed_mesh(vertices.numpy()).shape[1])
+    meta = json.loads((tmp_path / "onnx" / "representation.json").read_text())
+    assert meta["onnx_opset"] == 17 and max(meta["parity_max_abs_error"].values()) <= PARITY_TOLERANCE
+
+
+def test_export_refuses_a_checkpoint_without_encoders(tmp_path):
+    save_checkpoint(tmp_path / "bad.pt", {"meta": "{}"})
+    with pytest.raises(ModelError, match="bad.pt: checkpoint lacks speech_encoder, mesh_encoder; expected one "
+                                         "written by `python -m training represent`"):
+        export_representation(tmp_path / "bad.pt", tmp_path / "onnx")
+
+
+SHIPPED = default_models_dir()
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    if not (SHIPPED / "speech_encoder.onnx").is_file():
+        pytest.fail(f"{SHIPPED} lacks the shipped speech-mesh models")
+    return OnnxSpeechMeshEncoders.from_directory(SHIPPED), json.loads((SHIPPED / "representation.json").read_text())
+
+
+def test_shipped_models_are_small_and_documented(shipped):
+    _, meta = shipped
+    total = sum(path.stat().st_size for path in SHIPPED.iterdir())
+    assert total <= 10 * 2 ** 20
+    assert meta["variant"] == "two-stage" and meta["config"]["name"] == "small"
+    assert meta["corpus"]["synthetic"] is True
+    card = (SHIPPED / "MODEL_CARD.md").read_text()
+    assert "SYNTHETIC" in card and f"seed {meta['config']['seed']}" in card
+
+
+def test_shipped_offset_curve_peaks_at_zero_on_held_out_clips(shipped, ci_corpus):  # noqa: F811
+    from training.properties import clip_embeddings, offset_curve, plrs_pairings
+    from training.representation import load_corpus_clips
+    encoders, meta = shipped
+    clips = load_corpus_clips(ci_corpus, "val")  # ci seed 0 val: sentences and speaker the model never saw
+    assert not {clip.sentence for clip in clips} & set(meta["corpus"]["train_sentences"])
+    curve = offset_curve([clip_embeddings(encoders, clip) for clip in clips])
+    assert np.argmax(curve) == 10  # offset 0
+    assert curve[10] > max(curve[5], curve[15]) > min(curve[0], curve[20])  # 0 > ±5 > one of ±10
+    plrs = plrs_pairings(encoders, clips)
+    assert plrs["ground_truth"] > max(plrs["shift_-5"], plrs["shift_+5"])  # shuffled: see MODEL_CARD.md
