@@ -149,11 +149,15 @@ class ShapeKeyBake:
 
 def write_plot_image(image, name: str, plot: np.ndarray):
     """Put (H, W, 4) float32 RGBA `plot` into `image` (a new packed image when None, so it is saved in the
-    .blend); returns the image."""
+    .blend) and into its preview, which the panel shows (written here, so the panel never waits for
+    Blender's deferred preview rendering); returns the image."""
     if image is None:
         image = bpy.data.images.new(name, plot.shape[1], plot.shape[0], alpha=True)
     image.pixels.foreach_set(plot.ravel())
     image.pack()
+    preview = image.preview_ensure()
+    preview.image_size = plot.shape[1], plot.shape[0]
+    preview.image_pixels_float.foreach_set(plot.ravel())
     return image
 
 

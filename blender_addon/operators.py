@@ -229,7 +229,7 @@ class TALKINGHEAD_OT_import_flame(bpy.types.Operator):
         mesh.update()
         obj = bpy.data.objects.new(name, mesh)
         context.collection.objects.link(obj)
-        for other in context.selected_objects:
+        for other in context.view_layer.objects:   # not context.selected_objects: absent outside a 3D view
             other.select_set(False)
         obj.select_set(True)
         context.view_layer.objects.active = obj

@@ -1,22 +1,22 @@
 """The N-panel tab: audio, generator, style and intensity, the buttons (with why they are disabled), the
-scores with a one-line explanation and a colour cue each, and the lip-opening vs speech-envelope plot."""
+scores with a colour cue, a rating word and a one-line explanation each, and the speech-envelope vs
+lip-opening plot. Text is wrapped to the sidebar's width so nothing is cut off with '...'."""
 
 import bpy
 
-from . import bake, operators, scoring
+from . import operators, scoring
 
-RATING_ICONS = {"good": "CHECKMARK", "fair": "INFO", "poor": "ERROR", "n/a": "QUESTION"}
+# Traffic-light colour cues (Blender's coloured collection icons exist in 3.4 and 4.x alike).
+RATING_ICONS = {"good": "COLLECTION_COLOR_04", "fair": "COLLECTION_COLOR_03", "poor": "COLLECTION_COLOR_01",
+                "n/a": "QUESTION"}
+AVERAGE_CHAR_PIXELS = 5.6   # Blender's default UI font at scale 1 (measured on screenshots)
+ICON_PIXELS = 20            # template_icon's unit of `scale` at UI scale 1
 
 
-def _button(layout, operator_class, blocker) -> None:
-    column = layout.column()
-    column.enabled = blocker is None
-    column.operator(operator_class.bl_idname)
-    if blocker is not None:
-        reason = layout.column()
-        reason.scale_y = 0.7
-        for line in _wrap(blocker, 44):
-            reason.label(text=line)
+def _chars_per_line(context) -> int:
+    """How many characters fit on a label line of the sidebar at its current width."""
+    width = context.region.width / context.preferences.system.ui_scale
+    return max(18, int((width - 36) / AVERAGE_CHAR_PIXELS))
 
 
 def _wrap(text: str, width: int) -> list:
@@ -30,20 +30,41 @@ def _wrap(text: str, width: int) -> list:
     return lines + ([line] if line else [])
 
 
-def draw_scores(layout, scores: scoring.ClipScores) -> None:
+def _small_lines(layout, text: str, width: int, icon: str = "NONE") -> None:
+    column = layout.column(align=True)
+    column.scale_y = 0.75
+    for index, line in enumerate(_wrap(text, width)):
+        column.label(text=line, icon=icon if index == 0 else "NONE")
+
+
+def _button(layout, operator_class, blocker, width: int, icon: str) -> None:
+    column = layout.column()
+    column.enabled = blocker is None
+    column.operator(operator_class.bl_idname, icon=icon)
+    if blocker is not None:
+        _small_lines(layout, blocker, width - 3, icon="ERROR")
+
+
+def draw_scores(layout, scores: scoring.ClipScores, width: int) -> None:
     for score in scores.scores:
         box = layout.box()
         row = box.row()
         row.alert = score.rating == "poor"
-        row.label(text=score.text if score.value is not None else f"{score.name}: n/a",
-                  icon=RATING_ICONS[score.rating])
-        detail = box.column()
-        detail.scale_y = 0.7
-        lines = _wrap(scoring.EXPLANATIONS[score.name], 44)
-        if score.value is None:
-            lines += _wrap(f"({score.note})", 44)
-        for line in lines:
-            detail.label(text=line)
+        rating = f"   {score.rating}" if score.value is not None else ""
+        row.label(text=f"{score.name}  {score.shown_value}{rating}", icon=RATING_ICONS[score.rating])
+        _small_lines(box, scoring.EXPLANATIONS[score.name], width - 4)
+        if score.note:
+            _small_lines(box, f"({score.note})", width - 4)
+
+
+def draw_plot(layout, context, image) -> None:
+    layout.label(text="Speech loudness", icon="COLLECTION_COLOR_05")
+    layout.label(text="Lip opening (below it)", icon="COLLECTION_COLOR_02")
+    width = context.region.width / context.preferences.system.ui_scale
+    icon = image.preview.icon_id if image.preview is not None else layout.icon(image)   # None: file made elsewhere
+    layout.template_icon(icon_value=icon, scale=max(4.0, (width - 30) / ICON_PIXELS))
+    _small_lines(layout, "One grey line per second; in sync when the orange peaks sit under the blue ones.",
+                 _chars_per_line(context))
 
 
 class TALKINGHEAD_PT_panel(bpy.types.Panel):
@@ -55,24 +76,26 @@ class TALKINGHEAD_PT_panel(bpy.types.Panel):
 
     def draw(self, context):
         layout = self.layout
+        width = _chars_per_line(context)
         settings = context.scene.talking_head
         layout.operator(operators.TALKINGHEAD_OT_import_flame.bl_idname, icon="IMPORT")
-        layout.prop(settings, "audio_path")
-        layout.prop(settings, "generator")
-        layout.prop(settings, "style")
-        layout.prop(settings, "intensity", slider=True)
-        _button(layout, operators.TALKINGHEAD_OT_animate, operators.animate_blocker(context))
-        _button(layout, operators.TALKINGHEAD_OT_score, operators.score_blocker(context))
-        _button(layout, operators.TALKINGHEAD_OT_remove, operators.remove_blocker(context))
+        layout.label(text="Audio (speech recording)")
+        layout.prop(settings, "audio_path", text="")
+        for name in ("generator", "style", "intensity"):   # short labels left, wide fields (long model names)
+            split = layout.split(factor=0.38)
+            split.label(text=settings.bl_rna.properties[name].name)
+            split.prop(settings, name, text="", slider=True)
+        _button(layout, operators.TALKINGHEAD_OT_animate, operators.animate_blocker(context), width, "PLAY_SOUND")
+        _button(layout, operators.TALKINGHEAD_OT_score, operators.score_blocker(context), width, "SORTTIME")
+        _button(layout, operators.TALKINGHEAD_OT_remove, operators.remove_blocker(context), width, "TRASH")
         obj = context.active_object
         if obj is None or obj.type != "MESH" or not obj.talking_head.scores_json:
             return
-        layout.label(text="Lip sync")
-        draw_scores(layout, scoring.ClipScores.from_json(obj.talking_head.scores_json))
-        image = obj.talking_head.plot_image
-        if image is not None:
-            layout.label(text="Lip opening (orange) vs loudness (blue)")
-            layout.template_icon(icon_value=layout.icon(image), scale=8.0)
+        layout.separator()
+        layout.label(text="Lip-sync scores")
+        draw_scores(layout, scoring.ClipScores.from_json(obj.talking_head.scores_json), width)
+        if obj.talking_head.plot_image is not None:
+            draw_plot(layout, context, obj.talking_head.plot_image)
 
 
 CLASSES = (TALKINGHEAD_PT_panel,)

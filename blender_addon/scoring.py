@@ -55,11 +55,14 @@ class Score:
         return "good" if self.value >= good else "fair" if self.value >= fair else "poor"
 
     @property
-    def text(self) -> str:
+    def shown_value(self) -> str:
         if self.value is None:
-            return f"{self.name}: n/a ({self.note})"
-        shown = f"{self.value:.0f} {self.unit}" if self.unit == "ms" else f"{self.value:.2f}"
-        return f"{self.name}: {shown}" + (f" ({self.note})" if self.note else "")
+            return "n/a"
+        return f"{self.value:.0f} {self.unit}" if self.unit == "ms" else f"{self.value:.2f}"
+
+    @property
+    def text(self) -> str:
+        return f"{self.name}: {self.shown_value}" + (f" ({self.note})" if self.note else "")
 
 
 @dataclass
@@ -130,21 +133,39 @@ def score_clip(samples: np.ndarray, rate: int, vertices: np.ndarray, encoders=No
                       speech_envelope=[round(float(v), 6) for v in envelope[:frames]])
 
 
-def plot_pixels(scores: ClipScores, width: int = 256, height: int = 96) -> np.ndarray:
-    """(height, width, 4) float32 RGBA image: lip opening (orange) over speech envelope (blue), each scaled to
-    its own range, time left to right; row 0 is the bottom (Blender's image layout)."""
-    image = np.zeros((height, width, 4), dtype=np.float32)
-    image[...] = (0.1, 0.1, 0.1, 1.0)
-    for curve, colour in ((scores.speech_envelope, (0.3, 0.6, 1.0, 1.0)), (scores.lip_opening, (1.0, 0.55, 0.1, 1.0))):
-        values = np.asarray(curve, dtype=np.float64)
-        if len(values) < 2:
-            continue
-        span = values.max() - values.min()
-        levels = (values - values.min()) / span if span > 0 else np.zeros_like(values)
-        columns = np.linspace(0, width - 1, len(values))
-        xs = np.arange(width)
-        ys = np.interp(xs, columns, levels) * (height - 5) + 2
-        previous = np.concatenate([ys[:1], ys[:-1]])
-        for x, (low, high) in enumerate(zip(np.minimum(ys, previous), np.maximum(ys, previous))):
-            image[int(low):int(high) + 2, x] = colour
+BACKGROUND = (0.12, 0.12, 0.12, 1.0)
+GRID = (0.3, 0.3, 0.3, 1.0)
+ENVELOPE_COLOUR = (0.3, 0.6, 1.0, 1.0)   # blue, top half
+LIP_COLOUR = (1.0, 0.55, 0.1, 1.0)       # orange, bottom half
+
+
+def _fill_curve(strip: np.ndarray, values, colour) -> None:
+    """Draw `values` (one per mesh frame) into `strip` (h, w, 4) as a filled area scaled to its own range with a
+    brighter outline; row 0 is the bottom."""
+    values = np.asarray(values, dtype=np.float64)
+    height, width = strip.shape[:2]
+    if len(values) < 2:
+        return
+    span = values.max() - values.min()
+    levels = (values - values.min()) / span if span > 0 else np.zeros_like(values)
+    tops = np.interp(np.arange(width), np.linspace(0, width - 1, len(values)), levels) * (height - 3)
+    rows = np.arange(height)[:, None]
+    fill = np.asarray(colour) * (0.45, 0.45, 0.45, 1.0)
+    strip[rows <= tops[None, :]] = fill
+    strip[(rows >= tops[None, :] - 1) & (rows <= tops[None, :] + 1)] = colour
+
+
+def plot_pixels(scores: ClipScores, size: int = 256) -> np.ndarray:
+    """(size, size, 4) float32 RGBA image, time left to right with a grey line every second: the speech envelope
+    (blue, top half) above the lip opening (orange, bottom half), each scaled to its own range, so peaks
+    that line up vertically are in sync. Row 0 is the bottom (Blender's image layout)."""
+    image = np.empty((size, size, 4), dtype=np.float32)
+    image[...] = BACKGROUND
+    frames = max(len(scores.lip_opening), 1)
+    for second in np.arange(MESH_FPS, frames, MESH_FPS):
+        image[:, int(round(second / frames * (size - 1)))] = GRID
+    half = size // 2
+    gap = 3
+    _fill_curve(image[:half - gap], scores.lip_opening, LIP_COLOUR)
+    _fill_curve(image[half + gap:], scores.speech_envelope, ENVELOPE_COLOUR)
     return image

@@ -290,7 +290,7 @@ def test_scores_show_mtm_and_slcc_and_say_plrs_is_missing_without_models(head, f
     assert scores["MTM"]["value"] is not None and scores["MTM"]["value"] >= 0
     assert scores["SLCC"]["value"] is not None and -1 <= scores["SLCC"]["value"] <= 1
     assert scores["PLRS"] == {"name": "PLRS", "value": None, "unit": "", "note": "no speech-mesh models"}
-    assert tuple(head.talking_head.plot_image.size) == (256, 96)
+    assert tuple(head.talking_head.plot_image.size) == (256, 256)
 
 
 def test_plrs_is_scored_with_speech_mesh_models(head, blender, tmp_path, models):

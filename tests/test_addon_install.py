@@ -54,3 +54,26 @@ def test_debian_blender_installs_the_zip_and_animates(linux_zip, flame_ply, tmp_
     assert result["scores"]["MTM"] is not None and result["scores"]["PLRS"] is None
     assert (tmp_path / "scripts" / "addons" / "flame_talking_heads" / "lib" / "site-cp311").is_dir()
     assert (tmp_path / "demo.blend").is_file()
+
+
+@pytest.mark.skipif(shutil.which("blender") is None or shutil.which("xvfb-run") is None,
+                    reason="needs Debian blender and xvfb-run (apt-get install blender xvfb) for a real window")
+def test_in_a_blender_window_undo_redo_and_esc_restore_the_scene_and_the_panel_draws(linux_zip, flame_ply, tmp_path):
+    """demo_blender.py --window under Xvfb: the modal operator in a real window, Edit > Undo / Redo, Esc."""
+    write_rms_generator(tmp_path / "models" / "generators" / "rms_jaw")
+    result_json, shots = tmp_path / "window.json", tmp_path / "shots"
+    environment = dict(os.environ, BLENDER_USER_SCRIPTS=str(tmp_path / "scripts"),
+                       BLENDER_USER_CONFIG=str(tmp_path / "config"))
+    run = subprocess.run(
+        ["xvfb-run", "-a", "-s", "-screen 0 1400x1200x24", "blender", "--factory-startup", "--enable-event-simulate",
+         "-P", str(REPO / "demo_blender.py"), "--", "--zip", str(linux_zip), "--template", str(flame_ply),
+         "--audio", str(REPO / "samples" / "sample_sentence.wav"), "--out-blend", str(tmp_path / "unused.blend"),
+         "--models", str(tmp_path / "models"), "--window", "--screenshot-dir", str(shots),
+         "--result-json", str(result_json)], env=environment, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and result_json.is_file(), run.stdout[-3000:] + run.stderr[-3000:]
+    result = json.loads(result_json.read_text())
+    assert result["ok"] and result["invoke"] == ["RUNNING_MODAL"] and result["animated"], result
+    assert result["undo_restores_scene"] and result["redo_restores_animation"], result
+    assert result["esc_cancels"] and result["esc_leaves_scene_unchanged"], result
+    for name in ("panel.png", "panel_disabled.png"):
+        assert (shots / name).stat().st_size > 10_000   # a real capture of the viewport and panel
