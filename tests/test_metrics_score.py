@@ -27,6 +27,12 @@ def clip_frames(template, lips, index):
 
 
 @pytest.fixture
+def no_shipped_encoders(monkeypatch, tmp_path):
+    """Hide the shipped speech-mesh models, so the 'no encoder models' path is what runs."""
+    monkeypatch.setattr("backend.metrics.plrs.default_models_dir", lambda: tmp_path / "no-models")
+
+
+@pytest.fixture
 def vocaset_layout(flame, tmp_path):
     """dataset/ at 60 fps (each 30 fps frame doubled) with templates.pkl; preds/ lag GT by LAG frames."""
     template, regions = flame
@@ -59,7 +65,8 @@ def test_predictions_are_matched_by_name_including_the_condition_suffix(vocaset_
     assert dataset.clips[f"{SUBJECTS[1]}_sentence22"].subject == SUBJECTS[1]
 
 
-def test_score_folder_prints_a_table_and_writes_csv_and_json(vocaset_layout, flame_masks, tmp_path, capsys):
+def test_score_folder_prints_a_table_and_writes_csv_and_json(no_shipped_encoders, vocaset_layout, flame_masks, tmp_path,
+                                                             capsys):
     data, preds = vocaset_layout
     code = main(["score", "--pred-dir", str(preds), "--data-dir", str(data), "--masks", str(flame_masks),
                  "--csv", str(tmp_path / "clips.csv"), "--json", str(tmp_path / "scores.json")])
@@ -160,7 +167,8 @@ def test_corpus_manifest_gives_fps_subjects_and_splits(flame, flame_masks, tmp_p
         open_dataset(data, gt_fps=60)
 
 
-def test_score_one_clip_with_ground_truth_and_template(flame, flame_ply, flame_masks, tmp_path, capsys):
+def test_score_one_clip_with_ground_truth_and_template(no_shipped_encoders, flame, flame_ply, flame_masks, tmp_path,
+                                                       capsys):
     template, regions = flame
     audio, frames = clip_frames(template, regions.lips, 3)
     soundfile.write(tmp_path / "a.wav", audio, RATE, subtype="PCM_16")
@@ -181,3 +189,20 @@ def test_score_one_clip_with_ground_truth_and_template(flame, flame_ply, flame_m
 def test_score_needs_exactly_one_mode(flame_masks, tmp_path, capsys):
     code = main(["score", "--pred", "p.npy", "--pred-dir", str(tmp_path), "--masks", str(flame_masks)])
     assert code == 2 and "either --pred and --audio (one clip) or --pred-dir and --data-dir" in capsys.readouterr().err
+
+
+def test_score_uses_the_shipped_speech_mesh_models_by_default(flame, flame_masks, tmp_path, capsys):
+    from backend.metrics.plrs import find_encoder_directory
+    shipped = find_encoder_directory()
+    if shipped is None:
+        pytest.skip("no speech-mesh models are shipped in models/speech_mesh")
+    template, regions = flame
+    audio, frames = clip_frames(template, regions.lips, 2)
+    soundfile.write(tmp_path / "a.wav", audio, RATE, subtype="PCM_16")
+    np.save(tmp_path / "pred.npy", frames)
+    code = main(["score", "--pred", str(tmp_path / "pred.npy"), "--audio", str(tmp_path / "a.wav"),
+                 "--masks", str(flame_masks), "--csv", str(tmp_path / "one.csv")])
+    capsys.readouterr()
+    rows = {row["name"]: row for row in csv.DictReader(open(tmp_path / "one.csv"))}
+    assert code == 0
+    assert -1.0 <= float(rows["PLRS"]["value"]) <= 1.0
