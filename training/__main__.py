@@ -7,6 +7,8 @@
     train                  --preset tiny|small|full --family faceformer|kmtalk --corpus DIR --out DIR [--resume]
     evaluate               --model LABEL=PATH [...] --corpus DIR --out DIR   (MTM, LVE, PLRS, SLCC/Δ, FDD table)
     export-generator       --checkpoint FILE.pt --out DIR                    (generator ONNX + model.json)
+    compare                --corpus DIR --runs DIR --representation DIR --out DIR   (issue 7: every family
+                           +/- perceptual loss, representation ablation, codebook usage, training cost)
 """
 
 import argparse
@@ -15,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from backend.cli import dispatch
 from backend.errors import BackendError
 
 
@@ -45,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     properties.add_argument("--out", type=Path, required=True, help="folder for properties.json and PNG plots")
     properties.set_defaults(run=run_properties)
     add_generator_commands(commands)
+    add_compare_command(commands)
     return parser
 
 
@@ -153,18 +157,38 @@ def run_export_generator(args) -> int:
     return 0
 
 
+def add_compare_command(commands) -> None:
+    """compare: the paper's full comparison (training/compare.py)."""
+    from training.compare import FAMILIES, PARTS
+    compare = commands.add_parser("compare", help="train or reuse, then evaluate every family with and without "
+                                                  "the perceptual loss, the ablation and the training cost")
+    compare.add_argument("--corpus", type=Path, required=True)
+    compare.add_argument("--runs", type=Path, required=True, help="run folders (<runs>/<name>/checkpoint.pt)")
+    compare.add_argument("--representation", type=Path, required=True,
+                         help="folder with two-stage.pt, syncnet.pt, no-2d-prior.pt (missing ones are trained)")
+    compare.add_argument("--out", type=Path, required=True, help="folder for comparison.md, cost.csv, ...")
+    compare.add_argument("--encoders", type=Path, help="PLRS encoder folder (default: shipped speech_mesh)")
+    compare.add_argument("--preset", default="small", help="generator preset for every run")
+    compare.add_argument("--seed", type=int, default=0)
+    compare.add_argument("--split", default="test")
+    compare.add_argument("--families", nargs="+", default=list(FAMILIES), metavar="FAMILY",
+                         help=f"subset of {', '.join(FAMILIES)}")
+    compare.add_argument("--parts", nargs="+", default=list(PARTS), metavar="PART", help=f"subset of {', '.join(PARTS)}")
+    compare.add_argument("--cost-steps", type=int, default=10, help="measured iterations per cost row")
+    compare.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                         help="device for the cost rows (training runs use the GPU when present)")
+    compare.set_defaults(run=run_compare)
+
+
+def run_compare(args) -> int:
+    from training.compare import compare
+    print(compare(args.corpus, args.runs, args.representation, args.out, args.encoders, args.preset, args.seed,
+                  args.split, args.families, args.parts, args.cost_steps, args.device, args.threads))
+    return 0
+
+
 def main(argv=None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "run", None):
-        parser.print_help()
-        return 1
-    torch.set_num_threads(args.threads)
-    try:
-        return int(args.run(args) or 0)
-    except BackendError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    return dispatch(build_parser(), argv, before_run=lambda args: torch.set_num_threads(args.threads))
 
 
 if __name__ == "__main__":
