@@ -51,37 +51,115 @@ def install(zip_path: Path) -> float:
     return time.perf_counter() - started
 
 
-def add_camera_and_light(head) -> None:
-    """Camera 0.6 m in front of the face (FLAME looks along +z, turned to Blender's -y), one sun."""
-    centre = head.matrix_world @ (sum((v.co for v in head.data.vertices), head.data.vertices[0].co * 0) /
-                                  len(head.data.vertices))
-    camera = bpy.data.objects.new("Camera", bpy.data.cameras.new("Camera"))
-    camera.location = (centre.x, centre.y - 0.6, centre.z)
-    camera.rotation_euler = (1.5708, 0.0, 0.0)
-    sun = bpy.data.objects.new("Sun", bpy.data.lights.new("Sun", "SUN"))
-    sun.rotation_euler = (0.9, 0.0, 0.4)
-    for obj in (camera, sun):
-        bpy.context.scene.collection.objects.link(obj)
-    bpy.context.scene.camera = camera
+LOWER_LIP_VERTEX = 3504   # FLAME topology: the centre of the lower lip
 
 
-def render(directory: Path, frames: int) -> list:
-    """PNG frames with Cycles on the CPU (works headless without a GPU), small and quick."""
+def _aim(obj, target) -> None:
+    """Point a camera or light (which look down their local -Z) at `target`, keeping +Y up."""
+    obj.rotation_euler = (target - obj.location).to_track_quat("-Z", "Y").to_euler()
+
+
+def _add(name: str, data, location):
+    obj = bpy.data.objects.new(name, data)
+    obj.location = location
+    bpy.context.scene.collection.objects.link(obj)
+    return obj
+
+
+def stage_head(head) -> None:
+    """A readable preview set-up: smooth matte skin-grey head, neutral grey world, a soft key and a soft fill
+    area light, and two cameras: "Face" (whole face) and "Mouth" (a close-up of the lips). FLAME looks along
+    +z, which the demo turns to Blender's -y."""
+    from mathutils import Vector
+    mesh = head.data
+    mesh.polygons.foreach_set("use_smooth", [True] * len(mesh.polygons))
+    material = bpy.data.materials.new("Skin")
+    material.use_nodes = True
+    shader = material.node_tree.nodes["Principled BSDF"]
+    shader.inputs["Base Color"].default_value = (0.72, 0.58, 0.5, 1.0)
+    shader.inputs["Roughness"].default_value = 0.6
+    mesh.materials.append(material)
+    world = bpy.data.worlds.new("Grey")
+    world.use_nodes = True
+    world.node_tree.nodes["Background"].inputs["Color"].default_value = (0.18, 0.18, 0.18, 1.0)
+    bpy.context.scene.world = world
+    bpy.context.view_layer.update()
+    corners = [head.matrix_world @ Vector(corner) for corner in head.bound_box]
+    centre = sum(corners, Vector()) / 8
+    lips = head.matrix_world @ mesh.vertices[LOWER_LIP_VERTEX].co
+    face = centre.lerp(lips, 0.35)
+    for name, energy, size, offset in (("Key", 4.0, 0.5, (-0.45, -0.55, 0.35)), ("Fill", 1.5, 0.8, (0.55, -0.5, 0.0))):
+        light = bpy.data.lights.new(name, "AREA")
+        light.energy, light.size = energy, size
+        _aim(_add(name, light, face + Vector(offset)), face)
+    for name, target, distance in (("Face", face, 0.45), ("Mouth", lips + Vector((0, 0, 0.008)), 0.13)):
+        camera = _add(name, bpy.data.cameras.new(name), target + Vector((0, -distance, 0)))
+        camera.data.lens = 50
+        _aim(camera, target)
+    bpy.context.scene.camera = bpy.data.objects["Face"]
+
+
+def pick_frames(head, count: int) -> list:
+    """(scene frame, label) for the most open mouth, the most closed mouth while there is speech (the lip
+    closures of p/b/m), and moments between, from the lip-opening and loudness curves the add-on stored."""
+    import numpy as np
+    curves = json.loads(head.talking_head.scores_json)
+    opening, loudness = np.array(curves["lip_opening"]), np.array(curves["speech_envelope"])
+    speaking = np.flatnonzero(loudness > np.median(loudness))
+    picks = [(int(np.argmax(opening)), "open"), (int(speaking[np.argmin(opening[speaking])]), "closed")]
+    for fraction in np.linspace(0, 1, count + 2)[1:-1][:max(count - 2, 0)]:
+        index = int(np.argsort(opening)[int(fraction * (len(opening) - 1))])
+        picks.append((index, "between"))
+    scene = bpy.context.scene
+    step = 30.0 / (scene.render.fps / scene.render.fps_base)   # the curves are at 30 fps
+    return sorted((scene.frame_start + int(round(index / step)), label) for index, label in picks[:count])
+
+
+def _render_camera(camera_name: str, path: Path):
+    """Render the current frame through one camera; returns the image's (H, W, 4) pixels."""
+    import numpy as np
+    scene = bpy.context.scene
+    scene.camera = bpy.data.objects[camera_name]
+    scene.render.filepath = str(path)
+    bpy.ops.render.render(write_still=True)
+    image = bpy.data.images.load(str(path))
+    pixels = np.empty(image.size[0] * image.size[1] * 4, np.float32)
+    image.pixels.foreach_get(pixels)
+    shape = (image.size[1], image.size[0], 4)
+    bpy.data.images.remove(image)
+    path.unlink()
+    return pixels.reshape(shape)
+
+
+def render(directory: Path, head, frames: int) -> list:
+    """For each picked frame one PNG: the whole face beside the mouth close-up (Cycles on the CPU, which works
+    headless without a GPU; denoised when the build has OpenImageDenoise, else more samples)."""
+    import numpy as np
+    import _cycles
     scene = bpy.context.scene
     scene.render.engine = "CYCLES"
     scene.cycles.device = "CPU"
-    scene.cycles.samples = 8
-    scene.cycles.use_denoising = False
-    scene.render.resolution_x, scene.render.resolution_y = 320, 320
+    scene.cycles.use_denoising = bool(getattr(_cycles, "with_openimagedenoise", False))
+    scene.cycles.samples = 16 if scene.cycles.use_denoising else 32
+    scene.cycles.max_bounces = 2
+    scene.render.use_persistent_data = True   # keep the scene (BVH) between the six renders
+    scene.render.resolution_x = scene.render.resolution_y = 360
     scene.render.image_settings.file_format = "PNG"
+    scene.view_settings.view_transform = "Standard"
     directory.mkdir(parents=True, exist_ok=True)
     written = []
-    step = max(1, (scene.frame_end - scene.frame_start) // max(frames, 1))
-    for frame in range(scene.frame_start, scene.frame_end + 1, step)[:frames]:
+    for frame, label in pick_frames(head, frames):
         scene.frame_set(frame)
-        scene.render.filepath = str(directory / f"frame_{frame:04d}.png")
-        bpy.ops.render.render(write_still=True)
-        written.append(scene.render.filepath)
+        halves = [_render_camera(name, directory / f"_{name}.png") for name in ("Face", "Mouth")]
+        both = np.concatenate(halves, axis=1)
+        image = bpy.data.images.new("preview", both.shape[1], both.shape[0], alpha=True)
+        image.pixels.foreach_set(both.ravel())
+        image.filepath_raw = str(directory / f"frame_{frame:04d}_{label}.png")
+        image.file_format = "PNG"
+        image.save()
+        bpy.data.images.remove(image)
+        written.append(str(directory / f"frame_{frame:04d}_{label}.png"))
+    scene.camera = bpy.data.objects["Face"]
     return written
 
 
@@ -100,7 +178,7 @@ def prepare_scene(args):
     head.rotation_euler = (1.5708, 0.0, 0.0)   # FLAME is y-up; Blender is z-up
     bpy.context.scene.render.fps = 30
     bpy.context.scene.talking_head.audio_path = str(args.audio.resolve())
-    add_camera_and_light(head)
+    stage_head(head)
     return result, head
 
 
@@ -125,7 +203,9 @@ def main() -> int:
     scores = json.loads(head.talking_head.scores_json)["scores"]
     result["scores"] = {score["name"]: score["value"] for score in scores}
     if args.render_dir and args.render_frames:
-        result["rendered"] = render(args.render_dir, args.render_frames)
+        started = time.perf_counter()
+        result["rendered"] = render(args.render_dir, head, args.render_frames)
+        result["render_s"] = round(time.perf_counter() - started, 1)
     for score in scores:
         shown = "n/a" if score["value"] is None else f"{score['value']:.3g} {score['unit']}".strip()
         print(f"demo: {score['name']}: {shown}" + (f" ({score['note']})" if score["note"] else ""))

@@ -3,7 +3,9 @@
 All three come from `backend.metrics` (see its clip_scores module for how each single-clip variant
 differs from the dataset metric):
 - MTM here is measured against the speech envelope: the reference curve is the RMS loudness per frame,
-  so it says how far (ms) the lip-opening peaks and valleys sit from the loudness peaks and valleys.
+  so it says how far (ms) the lip-opening peaks and valleys sit from the loudness peaks and valleys. Its
+  note (lips lag/lead audio) is estimated against the same envelope: with the speech-mesh encoders that
+  estimate costs ~5 s per minute of audio (a shift search over all windows), more than the whole 3 s budget.
 - PLRS needs the speech-mesh encoder models (`<models>/speech_mesh/`); without them it is n/a.
 - SLCC (windowed, 1-s windows) needs the FLAME lip region (`FLAME_masks.npz`); without it it is n/a.
 Everything here is numpy only (no bpy), so it runs in the worker thread.
@@ -118,7 +120,7 @@ def score_clip(samples: np.ndarray, rate: int, vertices: np.ndarray, encoders=No
     frames = min(len(envelope), len(lips))
     mtm = _attempt("MTM", "ms", lambda: mtm_against_reference(vertices[:frames], envelope[:frames], MESH_FPS).ms)
     if mtm.value is not None:
-        offset = estimate_av_offset(samples, rate, vertices, MESH_FPS, encoders)
+        offset = estimate_av_offset(samples, rate, vertices, MESH_FPS)   # against loudness, like MTM here
         mtm.note = (f"lips {'lag' if offset.ms > 0 else 'lead'} audio by {abs(offset.ms):.0f} ms" if offset.frames
                     else "no lip-audio offset")
     if encoders is None:
