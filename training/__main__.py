@@ -168,6 +168,7 @@ def add_compare_command(commands) -> None:
                          help="folder with two-stage.pt, syncnet.pt, no-2d-prior.pt (missing ones are trained)")
     compare.add_argument("--out", type=Path, required=True, help="folder for comparison.md, cost.csv, ...")
     compare.add_argument("--encoders", type=Path, help="PLRS encoder folder (default: shipped speech_mesh)")
+    compare.add_argument("--masks", type=Path, help="FLAME_masks.npz (default: $FLAME_MASKS)")
     compare.add_argument("--preset", default="small", help="generator preset for every run")
     compare.add_argument("--seed", type=int, default=0)
     compare.add_argument("--split", default="test")
@@ -182,7 +183,7 @@ def add_compare_command(commands) -> None:
 
 def run_compare(args) -> int:
     from training.compare import compare
-    print(compare(args.corpus, args.runs, args.representation, args.out, args.encoders, args.preset, args.seed,
+    print(compare(args.corpus, args.runs, args.representation, args.out, args.encoders, args.masks, args.preset, args.seed,
                   args.split, args.families, args.parts, args.cost_steps, args.device, args.threads))
     return 0
 

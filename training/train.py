@@ -29,8 +29,9 @@ from backend.generators import SAMPLE_RATE, frame_count
 from backend.progress import Progress
 from training.config import GeneratorConfig
 from training.data import open_dataset
-from training.generators import build_generator
+from training.generators import TARGET_FAMILIES, build_generator
 from training.generators.kmtalk import timeline_key_mask, uniform_key_mask
+from training.generators.selftalk import phoneme_labels
 
 CHECKPOINT_FILE = "checkpoint.pt"
 LOG_FILE = "loss.csv"
@@ -39,13 +40,15 @@ CONFIG_FILE = "config.json"
 MM2_PER_M2 = 1e6
 KEY_LOSS_WEIGHT = 1.0
 BOUNDARY_LOSS_WEIGHT = 0.1
-LOG_COLUMNS = ("step", "epoch", "loss", "mse", "key_mse", "boundary", "perceptual", "learning_rate", "seconds")
+LOG_COLUMNS = ("step", "epoch", "loss", "mse", "key_mse", "boundary", "perceptual", "learning_rate", "seconds",
+               "auxiliary")
 
 
 @dataclass
 class TrainingClip:
     """One clip ready for a forward pass: audio (1, N) 16 kHz, vertices (T, 5023, 3), template (5023, 3),
-    style one-hot (S,), key_mask (T,), speech_target (T - 4, D) for the perceptual loss or None."""
+    style one-hot (S,), key_mask (T,), speech_target (T - 4, D) for the perceptual loss or None, phonemes (L,)
+    CTC targets (SelfTalk-style family only) or None."""
 
     clip_id: str
     audio: torch.Tensor
@@ -54,6 +57,7 @@ class TrainingClip:
     style: torch.Tensor
     key_mask: torch.Tensor
     speech_target: torch.Tensor | None = None
+    phonemes: torch.Tensor | None = None
 
 
 def load_clips(corpus, split: str, styles: list, config: GeneratorConfig) -> list:
@@ -73,6 +77,11 @@ def load_clips(corpus, split: str, styles: list, config: GeneratorConfig) -> lis
             key_mask = uniform_key_mask(frames, config.uniform_spacing)
         clips.append(TrainingClip(clip_id, torch.from_numpy(audio)[None], torch.from_numpy(clip.vertices[:frames]),
                                   torch.from_numpy(clip.template), style, key_mask))
+        if config.family == "selftalk":
+            if not clip.timeline:
+                raise BackendError(f"{corpus}: clip {clip_id} has no phoneme timeline; the SelfTalk-style family "
+                                   "trains its lip reader on the corpus manifest's timelines")
+            clips[-1].phonemes = phoneme_labels(clip.timeline)
     if not clips:
         raise BackendError(f"{corpus}: no clips in split '{split}'")
     return clips
@@ -101,8 +110,11 @@ def learning_rate(config: GeneratorConfig, step: int) -> float:
 def clip_losses(model, clip: TrainingClip, config: GeneratorConfig, perceptual, device) -> dict:
     """The loss terms of one clip (tensors, mm^2 units; see the module docstring)."""
     frames = len(clip.vertices)
+    targets = ({"vertices": clip.vertices[None].to(device),
+                "phonemes": None if clip.phonemes is None else clip.phonemes.to(device)},) \
+        if config.family in TARGET_FAMILIES else ()
     outputs = model(clip.audio.to(device), clip.template[None].to(device), clip.style[None].to(device),
-                    clip.key_mask[None].to(device) if config.family == "kmtalk" else None)
+                    clip.key_mask[None].to(device) if config.family == "kmtalk" else None, *targets)
     target = clip.vertices.to(device)
     predicted = outputs["vertices"][0, :frames]
     terms = {"mse": F.mse_loss(predicted, target[:len(predicted)]) * MM2_PER_M2}
@@ -115,12 +127,14 @@ def clip_losses(model, clip: TrainingClip, config: GeneratorConfig, perceptual, 
         terms["boundary"] = F.binary_cross_entropy_with_logits(logits, clip.key_mask.to(device)[:len(logits)])
     if perceptual is not None:
         terms["perceptual"] = perceptual(predicted, clip.speech_target.to(device)) * MM2_PER_M2
+    if "auxiliary" in outputs:  # the family's own weighted terms (VQ, code regression, phoneme CTC)
+        terms["auxiliary"] = outputs["auxiliary"]
     return terms
 
 
 def total_loss(terms: dict) -> torch.Tensor:
     return (terms["mse"] + KEY_LOSS_WEIGHT * terms.get("key_mse", 0.0) + BOUNDARY_LOSS_WEIGHT * terms.get("boundary", 0.0)
-            + terms.get("perceptual", 0.0))
+            + terms.get("perceptual", 0.0) + terms.get("auxiliary", 0.0))
 
 
 def build_perceptual(config: GeneratorConfig, representation, clips: list, device):
@@ -202,7 +216,7 @@ def plot_losses(log_path: Path, plot_path: Path, title: str) -> None:
         return
     figure, axes = plt.subplots(figsize=(6, 3.5))
     steps = [int(row["step"]) for row in rows]
-    for column in ("loss", "mse", "key_mse", "boundary", "perceptual"):
+    for column in ("loss", "mse", "key_mse", "boundary", "perceptual", "auxiliary"):
         values = [float(row[column]) for row in rows if row[column] != ""]
         if len(values) == len(rows):
             axes.plot(steps, values, label=column)
@@ -246,7 +260,10 @@ def train(config: GeneratorConfig, corpus, out_dir, resume: bool = False, repres
     torch.manual_seed(config.seed)
     styles = training_styles(corpus)
     clips = load_clips(corpus, "train", styles, config)
-    model = build_generator(config, len(styles)).to(device)
+    model = build_generator(config, len(styles))
+    if hasattr(model, "prepare_training"):  # family hook: data-dependent set-up (codebook, frozen prior, lips)
+        model.prepare_training(clips)
+    model = model.to(device)
     perceptual = build_perceptual(config, representation, clips, device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     start = 0
@@ -288,13 +305,14 @@ def train(config: GeneratorConfig, corpus, out_dir, resume: bool = False, repres
         done = step + 1
         if rank == 0 and (done % config.log_every == 0 or done == config.steps):
             loss = sums["mse"] + KEY_LOSS_WEIGHT * sums.get("key_mse", 0.0) + \
-                BOUNDARY_LOSS_WEIGHT * sums.get("boundary", 0.0) + sums.get("perceptual", 0.0)
+                BOUNDARY_LOSS_WEIGHT * sums.get("boundary", 0.0) + sums.get("perceptual", 0.0) + sums.get("auxiliary", 0.0)
             rows.append({"step": done, "epoch": f"{done * world * config.clips_per_step / len(clips):.3f}",
                          "loss": f"{loss:.6g}", "mse": f"{sums['mse']:.6g}",
                          "key_mse": f"{sums['key_mse']:.6g}" if "key_mse" in sums else "",
                          "boundary": f"{sums['boundary']:.6g}" if "boundary" in sums else "",
                          "perceptual": f"{sums['perceptual']:.6g}" if "perceptual" in sums else "",
                          "learning_rate": f"{learning_rate(config, step):.6g}",
+                         "auxiliary": f"{sums['auxiliary']:.6g}" if "auxiliary" in sums else "",
                          "seconds": f"{time.monotonic() - began:.2f}"})
             _write_log(log_path, rows)
         if rank == 0 and (done % config.checkpoint_every == 0 or done == config.steps):

@@ -1,0 +1,368 @@
+"""The paper's full comparison in one command: every generator family with and without the perceptual
+loss (Table 2 format), the representation ablation (Table 3), codebook usage of the CodeTalker-style
+prior, and the training cost (Table S8: seconds per iteration and peak memory, with and without the loss).
+
+    python -m training compare --corpus DIR --runs DIR --representation DIR --out DIR [--encoders DIR]
+
+Runs live in <runs>/<name>/ (names in RUNS). A finished run whose saved configuration equals the one
+asked for is reused; an unfinished one is resumed; anything else is trained here with `training.train`
+(the one training loop), one run at a time. The representation folder holds <variant>.pt for
+two-stage (the perceptual loss), syncnet and no-2d-prior (the ablation); a missing variant is trained
+with `training.representation.represent`, with the two-stage checkpoint's settings when it exists so
+the ablation differs from it only in the variant. Evaluation is `training.evaluate.evaluate`; the
+cost rows come from fresh processes (peak memory is per process) running the training loop's own step.
+
+Outputs in --out: comparison.md (all tables), evaluation/ (table.csv, predictions), cost.csv,
+codebook.json. Everything is measured on whatever corpus is given; the ci corpus is SYNTHETIC.
+"""
+
+import csv
+import json
+import multiprocessing
+import platform
+import resource
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from backend.errors import BackendError
+from training.config import GeneratorConfig, generator_preset
+
+FAMILIES = ("faceformer", "kmtalk", "codetalker", "selftalk")
+FAMILY_NAMES = {"faceformer": "FaceFormer-style", "kmtalk": "KMTalk-style", "codetalker": "CodeTalker-style",
+                "selftalk": "SelfTalk-style"}
+ABLATION_VARIANTS = ("syncnet", "no-2d-prior")
+VARIANT_NAMES = {"two-stage": "ours (two-stage, 2D prior)", "syncnet": "3D SyncNet-style",
+                 "no-2d-prior": "w/o 2D prior"}
+PERCEPTUAL_WEIGHT = 1e-7     # the published FaceFormer weight; the other families' weights are unpublished
+PRIOR_RUN = "codetalker_vq"
+PARTS = ("comparison", "ablation", "codebook", "cost")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training run: `family` trained with the perceptual loss of representation `variant` (None = baseline)."""
+
+    name: str
+    family: str
+    variant: str | None = None
+
+
+def planned_runs(families, parts) -> list:
+    """The runs the requested parts need, stage-1 prior before CodeTalker, baselines before their + loss runs."""
+    runs = [Run(PRIOR_RUN, "codetalker-vq")] if "codetalker" in families else []
+    if "comparison" in parts or "codebook" in parts:
+        for family in families:
+            if "comparison" in parts or family == "codetalker":
+                runs += [Run(f"{family}_base", family), Run(f"{family}_perceptual", family, "two-stage")]
+    if "ablation" in parts:
+        runs += [Run("faceformer_base", "faceformer"), Run("faceformer_perceptual", "faceformer", "two-stage")]
+        runs += [Run(f"faceformer_perceptual_{variant}", "faceformer", variant) for variant in ABLATION_VARIANTS]
+    unique = {}
+    for run in runs:
+        unique.setdefault(run.name, run)
+    return list(unique.values())
+
+
+def run_config(run: Run, preset_name: str, seed: int, runs_dir: Path) -> GeneratorConfig:
+    """The GeneratorConfig of `run`: the preset, the family, the perceptual weight, CodeTalker's prior."""
+    overrides = {"family": run.family, "seed": seed, "perceptual_weight": PERCEPTUAL_WEIGHT if run.variant else 0.0}
+    if run.family == "codetalker":
+        overrides["motion_prior"] = str(runs_dir / PRIOR_RUN / "checkpoint.pt")
+    return generator_preset(preset_name, **overrides)
+
+
+def ensure_representations(folder: Path, variants, corpus, preset_name: str, seed: int, log=print) -> dict:
+    """{variant: checkpoint path}, training the missing ones (see the module docstring)."""
+    from training.config import Config, preset
+    from training.representation import load_checkpoint, represent
+
+    folder.mkdir(parents=True, exist_ok=True)
+    reference = folder / "two-stage.pt"
+    paths = {}
+    for variant in variants:
+        path = folder / f"{variant}.pt"
+        if not path.is_file():
+            config = (Config.from_dict(json.loads(load_checkpoint(reference)["meta"])["config"])
+                      if reference.is_file() else preset(preset_name, seed=seed))
+            log(f"training representation {variant} ({config.name} settings) -> {path}")
+            represent(config, corpus, folder, variant, log=log)
+        paths[variant] = path
+    return paths
+
+
+def ensure_run(run: Run, config: GeneratorConfig, runs_dir: Path, corpus, representation, log=print) -> str:
+    """Reuse, resume or train `run`; returns what was done ("reused", "resumed", "trained")."""
+    from training.train import CHECKPOINT_FILE, load_checkpoint, train
+
+    checkpoint_path = runs_dir / run.name / CHECKPOINT_FILE
+    action = "trained"
+    if checkpoint_path.is_file():
+        checkpoint = load_checkpoint(checkpoint_path)
+        saved = GeneratorConfig.from_dict(json.loads(checkpoint["config"]))
+        if saved != config:
+            differing = [name for name in config.__dataclass_fields__ if getattr(saved, name) != getattr(config, name)]
+            raise BackendError(f"{checkpoint_path} was trained with other settings ({', '.join(differing)}); "
+                               "move it away or pass another --runs folder")
+        if int(checkpoint["step"]) >= config.steps:
+            return "reused"
+        action = "resumed"
+    log(f"{action[:-1]}ing {run.name} ({config.family}, {config.name} preset, {config.steps} steps)")
+    started = time.monotonic()
+    train(config, corpus, runs_dir / run.name, resume=checkpoint_path.is_file(), representation=representation)
+    log(f"{run.name}: {time.monotonic() - started:.0f} s")
+    return action
+
+
+def run_label(run: Run) -> str:
+    if run.family == "codetalker-vq":
+        return "CodeTalker-style stage 1 (VQ autoencoder)"
+    base = FAMILY_NAMES[run.family]
+    if run.variant is None:
+        return base
+    return f"{base} + perceptual" if run.variant == "two-stage" else f"{base} + perceptual ({VARIANT_NAMES[run.variant]})"
+
+
+def _cell(row: dict, column: str, digits: int) -> str:
+    value = row.get(column, "")
+    return "n/a" if value in ("", None) else f"{float(value):.{digits}f}"
+
+
+def _metric_cells(row: dict) -> str:
+    slcc = "n/a" if row.get("SLCC", "") == "" else f"{float(row['SLCC']):.2f} ({_cell(row, 'delta_SLCC', 2)})"
+    return (f"{_cell(row, 'MTM_ms', 1)} | {_cell(row, 'LVE_1e-5', 3)} | {_cell(row, 'PLRS', 3)} | {slcc} | "
+            f"{_cell(row, 'FDD_1e-7', 3)}")
+
+
+METRIC_HEADER = "MTM (ms) ↓ | LVE (×10⁻⁵ m²) ↓ | PLRS ↑ | SLCC (Δ ↓) | FDD (×10⁻⁷ m²)"
+
+
+def paper_direction(base: dict, perceptual: dict) -> str:
+    """Which criteria the loss improved (the paper: all of MTM, LVE, PLRS and ΔSLCC improve)."""
+    checks = [("MTM", "MTM_ms", -1), ("LVE", "LVE_1e-5", -1), ("PLRS", "PLRS", 1), ("ΔSLCC", "delta_SLCC", -1)]
+    marks = []
+    for name, column, sign in checks:
+        if base.get(column, "") in ("", None) or perceptual.get(column, "") in ("", None):
+            marks.append(f"{name} n/a")
+            continue
+        better = sign * (float(perceptual[column]) - float(base[column])) > 0
+        marks.append(f"{name} {'✓' if better else '✗'}")
+    return ", ".join(marks)
+
+
+def comparison_table(rows: dict, families) -> str:
+    """Table 2 layout: each family baseline, then + perceptual loss, with the paper-direction check."""
+    lines = [f"| model | perceptual loss | {METRIC_HEADER} | as the paper (loss improves) |",
+             "|---|---|---|---|---|---|---|---|", f"| ground truth | | {_metric_cells(rows['ground truth'])} | |"]
+    for family in families:
+        base, perceptual = rows[run_label(Run("", family))], rows[run_label(Run("", family, "two-stage"))]
+        lines.append(f"| {FAMILY_NAMES[family]} | ✗ | {_metric_cells(base)} | |")
+        lines.append(f"| {FAMILY_NAMES[family]} | ✓ | {_metric_cells(perceptual)} | {paper_direction(base, perceptual)} |")
+    return "\n".join(lines) + "\n"
+
+
+def ablation_table(rows: dict) -> str:
+    """Table 3 layout: FaceFormer-style trained with the loss from each representation variant."""
+    lines = [f"| FaceFormer-style trained with | {METRIC_HEADER} |", "|---|---|---|---|---|---|",
+             f"| no perceptual loss | {_metric_cells(rows[run_label(Run('', 'faceformer'))])} |"]
+    for variant in ("two-stage", *ABLATION_VARIANTS):
+        lines.append(f"| loss from {VARIANT_NAMES[variant]} | "
+                     f"{_metric_cells(rows[run_label(Run('', 'faceformer', variant))])} |")
+    return "\n".join(lines) + "\n"
+
+
+def codebook_usage(runs_dir: Path, corpus, split: str) -> dict:
+    """Usage of the stage-1 codebook: the prior's own codes for the split's ground-truth motion, and the
+    codes each stage-2 model picks from the split's audio."""
+    from backend.audio import resample
+    from backend.generators import SAMPLE_RATE
+    from training.data import open_dataset
+    from training.generators.codetalker import code_usage
+    from training.train import load_trained
+
+    dataset = open_dataset(corpus, split=split)
+    clips = [dataset.load(clip_id) for clip_id in dataset.clip_ids()]
+    report = {}
+    prior, config, _, _ = load_trained(runs_dir / PRIOR_RUN / "checkpoint.pt")
+    with torch.no_grad():
+        codes = [prior.quantiser.indices(prior.encode(torch.from_numpy(clip.vertices)[None],
+                                                      torch.from_numpy(clip.template)[None])) for clip in clips]
+        report["stage 1: ground-truth motion"] = code_usage(torch.cat([c.flatten() for c in codes]), config.codebook_size)
+        for name in ("codetalker_base", "codetalker_perceptual"):
+            path = runs_dir / name / "checkpoint.pt"
+            if not path.is_file():
+                continue
+            model, config, styles, _ = load_trained(path)
+            chosen = []
+            for clip in clips:
+                audio = torch.from_numpy(resample(clip.audio, clip.sample_rate, SAMPLE_RATE).astype(np.float32))[None]
+                chosen.append(model(audio, torch.from_numpy(clip.template)[None], torch.eye(len(styles))[:1])
+                              ["code_indices"].flatten())
+            report[f"stage 2 ({name}): codes predicted from speech"] = code_usage(torch.cat(chosen), config.codebook_size)
+    return report
+
+
+def codebook_table(report: dict) -> str:
+    lines = ["| codes | perplexity | used | dead | codebook size | codes counted (frames × groups) |",
+             "|---|---|---|---|---|---|"]
+    for name, usage in report.items():
+        lines.append(f"| {name} | {usage['perplexity']:.1f} | {usage['used']} | {usage['dead']} | "
+                     f"{usage['codebook_size']} | {usage['codes']} |")
+    return "\n".join(lines) + "\n"
+
+
+def _resident_mb() -> float:
+    with open("/proc/self/statm") as stream:
+        return int(stream.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def measure_cost(config: GeneratorConfig, corpus, representation, steps: int, device_name: str) -> dict:
+    """Seconds per training iteration (wall and process CPU, mean over `steps` after one warm-up) and peak
+    memory of the training loop's own step on the corpus's train clips. Peak memory: CUDA's peak allocation
+    on a GPU; on CPU the process's peak resident set minus its resident set before the model was built
+    (call it in a fresh process: the peak never goes down)."""
+    from training.generators import build_generator
+    from training.train import build_perceptual, clip_losses, clip_order, load_clips, total_loss, training_styles
+
+    torch.manual_seed(config.seed)
+    device = torch.device(device_name)
+    styles = training_styles(corpus)
+    clips = load_clips(corpus, "train", styles, config)
+    baseline_mb = _resident_mb()
+    model = build_generator(config, len(styles))
+    if hasattr(model, "prepare_training"):
+        model.prepare_training(clips)
+    model = model.to(device)
+    perceptual = build_perceptual(config, representation, clips, device)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    walls, cpus = [], []
+    for step in range(steps + 1):
+        wall, cpu = time.perf_counter(), time.process_time()
+        optimiser.zero_grad(set_to_none=True)
+        for index in range(config.clips_per_step):
+            clip = clips[clip_order(config.seed, len(clips), step * config.clips_per_step + index)]
+            (total_loss(clip_losses(model, clip, config, perceptual, device)) / config.clips_per_step).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimiser.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if step:
+            walls.append(time.perf_counter() - wall)
+            cpus.append(time.process_time() - cpu)
+    if device.type == "cuda":
+        peak_mb = torch.cuda.max_memory_allocated(device) / 2**20
+    else:
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - baseline_mb
+    return {"seconds_per_iteration": float(np.mean(walls)), "cpu_seconds_per_iteration": float(np.mean(cpus)),
+            "peak_memory_mb": float(peak_mb), "steps": steps, "clips_per_step": config.clips_per_step}
+
+
+def _cost_worker(arguments: tuple, results) -> None:
+    config_values, corpus, representation, steps, device_name, threads = arguments
+    torch.set_num_threads(threads)
+    results.put(measure_cost(GeneratorConfig.from_dict(config_values), corpus, representation, steps, device_name))
+
+
+def cost_rows(families, preset_name: str, seed: int, runs_dir: Path, corpus, representation, steps: int,
+              device_name: str, threads: int, log=print) -> list:
+    """One row per family and perceptual setting, each measured in a fresh spawned process, the two settings of a
+    family back to back (so both see the same machine load)."""
+    context = multiprocessing.get_context("spawn")
+    rows = []
+    for family in families:
+        for variant in (None, "two-stage"):
+            config = run_config(Run("", family, variant), preset_name, seed, runs_dir)
+            results = context.Queue()
+            worker = context.Process(target=_cost_worker, args=((config.to_dict(), str(corpus),
+                                                                 representation if variant else None, steps,
+                                                                 device_name, threads), results))
+            worker.start()
+            worker.join()
+            if worker.exitcode != 0:
+                raise BackendError(f"measuring the training cost of {family} failed (exit code {worker.exitcode}); "
+                                   "see the traceback above")
+            measured = results.get(timeout=60)
+            rows.append({"family": family, "perceptual": bool(variant), **measured})
+            log(f"cost {family} perceptual={bool(variant)}: {measured['seconds_per_iteration']:.3f} s/iter")
+    return rows
+
+
+def cost_table(rows: list, device_name: str) -> str:
+    memory = "peak CUDA allocation (MB)" if device_name.startswith("cuda") else "peak RSS increase (MB)"
+    lines = [f"| family | s/iter (wall) | s/iter (CPU) | {memory} | + loss: s/iter (wall) | + loss: s/iter (CPU) | "
+             f"+ loss: {memory} | time ratio (CPU) | memory ratio |", "|---|---|---|---|---|---|---|---|---|"]
+    by_key = {(row["family"], row["perceptual"]): row for row in rows}
+    for family in dict.fromkeys(row["family"] for row in rows):
+        base, loss = by_key[(family, False)], by_key[(family, True)]
+        lines.append(f"| {FAMILY_NAMES[family]} | {base['seconds_per_iteration']:.3f} | "
+                     f"{base['cpu_seconds_per_iteration']:.3f} | {base['peak_memory_mb']:.0f} | "
+                     f"{loss['seconds_per_iteration']:.3f} | {loss['cpu_seconds_per_iteration']:.3f} | "
+                     f"{loss['peak_memory_mb']:.0f} | "
+                     f"{loss['cpu_seconds_per_iteration'] / base['cpu_seconds_per_iteration']:.2f}× | "
+                     f"{loss['peak_memory_mb'] / max(base['peak_memory_mb'], 1e-9):.2f}× |")
+    return "\n".join(lines) + "\n"
+
+
+def compare(corpus, runs_dir, representation_dir, out_dir, encoders_dir=None, masks=None, preset_name: str = "small",
+            seed: int = 0, split: str = "test", families=FAMILIES, parts=PARTS, cost_steps: int = 10,
+            device_name: str = "cpu", threads: int = 1, log=print) -> str:
+    """Train or reuse every run the parts need, evaluate, measure; writes <out>/comparison.md and returns it."""
+    from training.evaluate import evaluate
+
+    unknown = sorted(set(families) - set(FAMILIES)) + sorted(set(parts) - set(PARTS))
+    if unknown:
+        raise BackendError(f"unknown famil(ies) or part(s) {', '.join(unknown)}; families: {', '.join(FAMILIES)}; "
+                           f"parts: {', '.join(PARTS)}")
+    if "ablation" in parts and "faceformer" not in families:
+        raise BackendError("the ablation part trains FaceFormer-style models; add faceformer to --families")
+    corpus, runs_dir, out_dir = Path(corpus), Path(runs_dir), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    runs = planned_runs(families, parts)
+    variants = sorted({run.variant for run in runs if run.variant} | ({"two-stage"} if "cost" in parts else set()))
+    representations = ensure_representations(Path(representation_dir), variants, corpus, preset_name, seed, log)
+    provenance = {}
+    for run in runs:
+        config = run_config(run, preset_name, seed, runs_dir)
+        provenance[run.name] = ensure_run(run, config, runs_dir, corpus,
+                                          representations.get(run.variant) if run.variant else None, log)
+    manifest = json.loads((corpus / "manifest.json").read_text(encoding="utf-8"))
+    synthetic = "SYNTHETIC" if manifest.get("synthetic") else "not marked synthetic"
+    sections = [f"# Generator comparison ({synthetic} corpus)\n",
+                f"Corpus `{corpus}` (preset {manifest.get('preset')}, seed {manifest.get('seed')}, {synthetic}); "
+                f"split `{split}`; generator preset `{preset_name}`, seed {seed}; perceptual weight "
+                f"{PERCEPTUAL_WEIGHT:g} for every family; representations in `{representation_dir}`. These numbers say "
+                "how well models fit a synthetic rig, not real speech.\n",
+                "Runs: " + ", ".join(f"`{name}` ({action})" for name, action in provenance.items()) + ".\n"]
+    evaluated = [run for run in runs if run.family != "codetalker-vq" and ("comparison" in parts or run.family == "faceformer")]
+    if "comparison" in parts or "ablation" in parts:
+        evaluate({run_label(run): runs_dir / run.name / "checkpoint.pt" for run in evaluated}, corpus,
+                 out_dir / "evaluation", split, encoders_dir, masks)
+        with open(out_dir / "evaluation" / "table.csv", newline="") as stream:
+            rows = {row["model"]: row for row in csv.DictReader(stream)}
+        if "comparison" in parts:
+            sections += [f"## Comparison (paper Table 2 format; {synthetic} corpus)\n", comparison_table(rows, families)]
+        if "ablation" in parts:
+            sections += [f"## Representation ablation (paper Table 3 format; {synthetic} corpus)\n", ablation_table(rows)]
+    if "codebook" in parts and "codetalker" in families:
+        report = codebook_usage(runs_dir, corpus, split)
+        (out_dir / "codebook.json").write_text(json.dumps(report, indent=2) + "\n")
+        sections += [f"## CodeTalker-style codebook usage (split `{split}`; {synthetic} corpus)\n", codebook_table(report)]
+    if "cost" in parts:
+        rows = cost_rows(families, preset_name, seed, runs_dir, corpus, str(representations["two-stage"]),
+                         cost_steps, device_name, threads, log)
+        with open(out_dir / "cost.csv", "w", newline="") as stream:
+            writer = csv.DictWriter(stream, list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        sections += [f"## Training cost (paper Table S8 format; {synthetic} corpus)\n",
+                     f"Device `{device_name}` ({platform.processor() or platform.machine()}, {threads} thread(s), "
+                     f"shared machine), `{preset_name}` preset, mean of {cost_steps} steps after one warm-up, "
+                     "each setting in a fresh process.\n", cost_table(rows, device_name)]
+    text = "\n".join(sections)
+    (out_dir / "comparison.md").write_text(text)
+    return text

@@ -1,0 +1,177 @@
+"""CodeTalker-style generator (Xing et al. 2023): a discrete motion prior, then speech-driven code prediction.
+
+Stage 1, family "codetalker-vq" (`CodeTalkerVQ`): a vector-quantised autoencoder over facial motion
+(vertices - template, in mm). Encoder: per-frame Linear(15069 -> W), bidirectional transformer blocks,
+a projection; each frame's latent (W values) is cut into `code_groups` codes of W / code_groups values,
+each replaced by its nearest entry of one learned codebook (`codebook_size` entries). VQ-VAE training:
+codebook loss + commitment_weight x commitment loss, straight-through gradients. The codebook starts
+from encoder outputs of training frames (`prepare_training`), which keeps codes from dying at the start.
+Decoder: projection, transformer blocks, the vertex head.
+
+Stage 2, family "codetalker" (`CodeTalkerStyle`): our speech encoder and the FaceFormer-style decoder
+(causal biased self-attention, subject style) predict each frame's latent; it is quantised with the
+frozen stage-1 codebook and decoded by the frozen stage-1 decoder. Loss: vertex MSE (training loop) +
+code_weight x MSE between the predicted latent and the ground-truth motion's quantised latent.
+
+Deviation from CodeTalker: its stage 2 is autoregressive (each step feeds the motion decoded so far back
+in). Ours is a parallel code predictor, causal over its own frames but fed by speech only. A hard
+nearest-code choice inside a feedback loop would need an ONNX Loop of T steps (one decoder pass per frame)
+and teacher forcing through a non-differentiable choice; the parallel predictor is exactly the graph
+that trains, exported in one shot with the usual parity check.
+"""
+
+import json
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from backend.errors import ModelError
+from training.config import GeneratorConfig
+from training.generators.audio_encoder import VERTEX_VALUES, EncoderBlock, SpeechEncoder, VertexHead
+from training.generators.faceformer import FaceFormerDecoder
+
+MM_PER_M = 1000.0
+INIT_FRAMES = 4096      # encoder outputs sampled to initialise the codebook
+MATCHING_FIELDS = ("width", "heads", "encoder_blocks", "decoder_blocks", "period", "attention_block",
+                   "codebook_size", "code_groups")
+
+
+class VectorQuantiser(nn.Module):
+    """(B, T, W) latents -> (quantised with straight-through gradients (B, T, W), code indices (B, T, G),
+    quantised without gradient path to the latent (B, T, W)). One codebook (K, W / G) shared by the G groups."""
+
+    def __init__(self, width: int, groups: int, size: int):
+        super().__init__()
+        self.groups = groups
+        self.codebook = nn.Parameter(torch.empty(size, width // groups).uniform_(-1.0 / size, 1.0 / size))
+
+    def indices(self, latent: torch.Tensor) -> torch.Tensor:
+        codes = latent.reshape(latent.shape[0], latent.shape[1], self.groups, -1)
+        distances = ((codes * codes).sum(-1, keepdim=True) - 2 * codes @ self.codebook.T
+                     + (self.codebook * self.codebook).sum(-1))
+        return distances.argmin(-1)
+
+    def lookup(self, indices: torch.Tensor) -> torch.Tensor:
+        return self.codebook[indices].reshape(indices.shape[0], indices.shape[1], -1)
+
+    def forward(self, latent: torch.Tensor) -> tuple:
+        indices = self.indices(latent)
+        quantised = self.lookup(indices)
+        return latent + (quantised - latent).detach(), indices, quantised
+
+
+class CodeTalkerVQ(nn.Module):
+    """Stage 1. audio, template (B, 5023, 3), style, key_mask (ignored) and targets {"vertices": (B, T, 5023, 3)}
+    -> {"vertices": reconstruction, "code_indices" (B, T, G), "auxiliary": VQ losses}."""
+
+    def __init__(self, config: GeneratorConfig, num_styles: int):
+        super().__init__()
+        width, heads, block = config.width, config.heads, config.attention_block
+        self.config = config
+        self.motion_in = nn.Sequential(nn.Linear(VERTEX_VALUES, width), nn.LayerNorm(width))
+        self.encoder = nn.ModuleList(EncoderBlock(width, heads, config.period, False, block)
+                                     for _ in range(config.encoder_blocks))
+        self.to_latent = nn.Linear(width, width)
+        self.quantiser = VectorQuantiser(width, config.code_groups, config.codebook_size)
+        self.from_latent = nn.Linear(width, width)
+        self.decoder = nn.ModuleList(EncoderBlock(width, heads, config.period, False, block)
+                                     for _ in range(config.decoder_blocks))
+        self.head = VertexHead(width)
+
+    def encode(self, vertices: torch.Tensor, template: torch.Tensor) -> torch.Tensor:
+        """(B, T, 5023, 3) absolute vertices -> (B, T, W) unquantised latents."""
+        motion = ((vertices - template[:, None]) * MM_PER_M).flatten(2)
+        hidden = self.motion_in(motion)
+        for block in self.encoder:
+            hidden = block(hidden)
+        return self.to_latent(hidden)
+
+    def decode(self, quantised: torch.Tensor) -> torch.Tensor:
+        """(B, T, W) quantised latents -> (B, T, 5023, 3) displacements (metres)."""
+        hidden = self.from_latent(quantised)
+        for block in self.decoder:
+            hidden = block(hidden)
+        return self.head(hidden)
+
+    def forward(self, audio, template: torch.Tensor, style=None, key_mask=None, targets: dict | None = None) -> dict:
+        if targets is None:
+            raise ModelError("a 'codetalker-vq' model is the stage-1 motion autoencoder: it needs ground-truth "
+                             "motion, not audio; train a 'codetalker' model on top of it to animate speech")
+        latent = self.encode(targets["vertices"], template)
+        straight, indices, quantised = self.quantiser(latent)
+        vq_loss = F.mse_loss(quantised, latent.detach()) + \
+            self.config.commitment_weight * F.mse_loss(latent, quantised.detach())
+        return {"vertices": template[:, None] + self.decode(straight), "code_indices": indices, "auxiliary": vq_loss}
+
+    @torch.no_grad()
+    def prepare_training(self, clips: list) -> None:
+        """Codebook <- codes of the (still random) encoder on up to INIT_FRAMES training frames, drawn with the
+        torch generator (seeded by the training loop); frames are reused when there are fewer."""
+        size, depth = self.quantiser.codebook.shape
+        codes, frames = [], 0
+        for clip in clips:
+            if frames >= INIT_FRAMES:
+                break
+            codes.append(self.encode(clip.vertices[None], clip.template[None]).reshape(-1, depth))
+            frames += len(clip.vertices)
+        codes = torch.cat(codes)
+        chosen = torch.randperm(len(codes))[:size] if len(codes) >= size else torch.randint(len(codes), (size,))
+        self.quantiser.codebook.copy_(codes[chosen] + 1e-3 * torch.randn(size, depth))
+
+
+class CodeTalkerStyle(nn.Module):
+    """Stage 2. audio (B, N), template (B, 5023, 3), style (B, S), key_mask (ignored), optional targets
+    {"vertices"} -> {"vertices" (B, T, 5023, 3), "code_indices" (B, T, G), "auxiliary" with targets}."""
+
+    def __init__(self, config: GeneratorConfig, num_styles: int):
+        super().__init__()
+        width, block = config.width, config.attention_block
+        self.config = config
+        self.speech_encoder = SpeechEncoder(width, config.heads, config.encoder_blocks, config.mel_bins,
+                                            config.period, block)
+        self.decoder = FaceFormerDecoder(width, config.heads, config.decoder_blocks, num_styles, config.period, block)
+        self.to_latent = nn.Linear(width, width)
+        self.prior = CodeTalkerVQ(config, num_styles)
+
+    def forward(self, audio: torch.Tensor, template: torch.Tensor, style: torch.Tensor, key_mask=None,
+                targets: dict | None = None) -> dict:
+        predicted = self.to_latent(self.decoder(self.speech_encoder(audio), style))
+        straight, indices, _ = self.prior.quantiser(predicted)
+        outputs = {"vertices": template[:, None] + self.prior.decode(straight), "code_indices": indices}
+        if targets is not None:
+            with torch.no_grad():
+                target = self.prior.quantiser(self.prior.encode(targets["vertices"], template))[2]
+            outputs["auxiliary"] = self.config.code_weight * F.mse_loss(predicted[:, :target.shape[1]], target)
+        return outputs
+
+    def prepare_training(self, clips: list) -> None:
+        """Load the stage-1 checkpoint named by config.motion_prior into `prior` and freeze it."""
+        from training.train import load_checkpoint
+
+        if not self.config.motion_prior:
+            raise ModelError("a 'codetalker' model needs its stage-1 motion prior: train family 'codetalker-vq' "
+                             "first, then pass --set motion_prior=RUN/checkpoint.pt")
+        checkpoint = load_checkpoint(self.config.motion_prior)
+        prior = GeneratorConfig.from_dict(json.loads(checkpoint["config"]))
+        if prior.family != "codetalker-vq":
+            raise ModelError(f"{self.config.motion_prior}: motion_prior is a '{prior.family}' checkpoint; "
+                             "expected a 'codetalker-vq' (stage 1) one")
+        differing = [f"{name} {getattr(prior, name)} vs {getattr(self.config, name)}" for name in MATCHING_FIELDS
+                     if getattr(prior, name) != getattr(self.config, name)]
+        if differing:
+            raise ModelError(f"{self.config.motion_prior}: the motion prior was trained with other sizes "
+                             f"({'; '.join(differing)}); train both stages with the same preset")
+        self.prior.load_state_dict(checkpoint["model"])
+        self.prior.requires_grad_(False)
+
+
+def code_usage(indices: torch.Tensor, codebook_size: int) -> dict:
+    """Codebook usage of code indices (any shape): perplexity exp(entropy of the code histogram), codes
+    used at least once, dead codes (never used), out of codebook_size."""
+    counts = torch.bincount(indices.reshape(-1), minlength=codebook_size).double()
+    probabilities = counts / counts.sum()
+    entropy = -(probabilities[counts > 0] * probabilities[counts > 0].log()).sum()
+    used = int((counts > 0).sum())
+    return {"perplexity": float(entropy.exp()), "used": used, "dead": codebook_size - used,
+            "codebook_size": codebook_size, "codes": int(counts.sum())}

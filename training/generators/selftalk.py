@@ -1,0 +1,131 @@
+"""SelfTalk-style generator (Peng et al. 2023): non-autoregressive speech-to-motion with a commonsense
+consistency loop.
+
+- Speech to motion: our speech encoder, bidirectional biased-attention blocks with subject style and the
+  periodic positional encoding (the KMTalk-style backbone), the vertex head. One parallel pass.
+- Audio-side phoneme recogniser: a linear CTC head on the speech features (SelfTalk fine-tunes an ASR
+  model; no pretrained one exists offline, so ours learns phonemes from the corpus timelines). Its CTC
+  loss (recogniser_weight) also shapes the shared speech encoder.
+- Lip reader: per-frame lip displacements (mm) of LIP_VERTICES vertices around the lip centre -> a
+  transformer block -> phoneme CTC log-probabilities. It learns on the ground-truth lips (CTC against the
+  clip's phoneme sequence) and reads the generated lips with its weights detached, so only the generator
+  is pushed by: lip_reading_weight x CTC(generated lips) and consistency_weight x KL(audio recogniser ||
+  lip reader on generated lips) per frame, the audio side as the (detached) teacher: their agreement.
+Only speech encoder, backbone and head are in the exported graph; recogniser and lip reader train only.
+
+Phoneme sequence of a clip: its timeline's labels (ARPAbet, stress digits stripped), silences dropped,
+repeats merged unless a silence separates them; index 0 is the CTC blank.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+from backend.errors import BackendError
+from backend.flame import LOWER_LIP_CENTRE, NUM_VERTICES, UPPER_LIP_CENTRE
+from training.config import GeneratorConfig
+from training.generators.audio_encoder import EncoderBlock, SpeechEncoder, VertexHead
+from training.generators.kmtalk import TransformerBackbone
+
+PHONEMES = ("AA", "AE", "AH", "AO", "AW", "AY", "B", "CH", "D", "DH", "EH", "ER", "EY", "F", "G", "HH", "IH",
+            "IY", "JH", "K", "L", "M", "N", "NG", "OW", "OY", "P", "R", "S", "SH", "T", "TH", "UH", "UW", "V",
+            "W", "Y", "Z", "ZH")
+SILENCES = ("SIL", "SP", "SPN", "")
+VOCABULARY = len(PHONEMES) + 1  # + the CTC blank (index 0)
+LIP_VERTICES = 128
+MM_PER_M = 1000.0
+
+
+def phoneme_labels(timeline) -> torch.Tensor:
+    """[(start, end, phoneme), ...] -> (L,) long CTC targets in 1..len(PHONEMES); BackendError on a label
+    outside ARPAbet."""
+    labels, previous = [], None
+    for _, _, phoneme in timeline:
+        name = phoneme.upper().rstrip("012")
+        if name in SILENCES:
+            previous = None
+            continue
+        if name not in PHONEMES:
+            raise BackendError(f"phoneme {phoneme!r} in a timeline is not ARPAbet; expected one of "
+                               f"{', '.join(PHONEMES)} or a silence ({', '.join(filter(None, SILENCES))})")
+        index = PHONEMES.index(name) + 1
+        if index != previous:
+            labels.append(index)
+        previous = index
+    return torch.tensor(labels, dtype=torch.long)
+
+
+def lip_region(template: torch.Tensor, count: int = LIP_VERTICES) -> torch.Tensor:
+    """(count,) indices of the template vertices nearest the midpoint of the upper and lower lip centres."""
+    centre = 0.5 * (template[UPPER_LIP_CENTRE] + template[LOWER_LIP_CENTRE])
+    return torch.linalg.vector_norm(template - centre, dim=-1).argsort()[:count].sort().values
+
+
+def sequence_ctc(log_probabilities: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """CTC of one clip: log-probabilities (1, T, V), labels (L,) -> scalar (mean per target phoneme)."""
+    frames = log_probabilities.shape[1]
+    return F.ctc_loss(log_probabilities.transpose(0, 1), labels[None], torch.tensor([frames]),
+                      torch.tensor([len(labels)]), blank=0, zero_infinity=True)
+
+
+class LipReader(nn.Module):
+    """(B, T, LIP_VERTICES * 3) lip displacements in mm -> (B, T, VOCABULARY) phoneme log-probabilities."""
+
+    def __init__(self, width: int, heads: int, period: int, block: int):
+        super().__init__()
+        self.embed = nn.Linear(3 * LIP_VERTICES, width)
+        self.block = EncoderBlock(width, heads, period, False, block)
+        self.classify = nn.Linear(width, VOCABULARY)
+
+    def forward(self, lips: torch.Tensor) -> torch.Tensor:
+        return torch.log_softmax(self.classify(self.block(self.embed(lips))), dim=-1)
+
+
+class SelfTalkStyle(nn.Module):
+    """audio (B, N), template (B, 5023, 3), style (B, S), key_mask (ignored), optional targets
+    {"vertices" (1, T, 5023, 3), "phonemes" (L,)} -> {"vertices" (B, T, 5023, 3), and with targets
+    "auxiliary" (weighted sum) and "phoneme_terms" (its unweighted parts)}."""
+
+    def __init__(self, config: GeneratorConfig, num_styles: int):
+        super().__init__()
+        width, heads, block = config.width, config.heads, config.attention_block
+        self.config = config
+        self.speech_encoder = SpeechEncoder(width, heads, config.encoder_blocks, config.mel_bins, config.period, block)
+        self.backbone = TransformerBackbone(width, heads, config.decoder_blocks, num_styles, config.period, block)
+        self.head = VertexHead(width)
+        self.recogniser = nn.Linear(width, VOCABULARY)
+        self.lip_reader = LipReader(width, heads, config.period, block)
+        self.register_buffer("lip_indices", torch.arange(LIP_VERTICES) * (NUM_VERTICES // LIP_VERTICES))
+
+    def forward(self, audio: torch.Tensor, template: torch.Tensor, style: torch.Tensor, key_mask=None,
+                targets: dict | None = None) -> dict:
+        speech = self.speech_encoder(audio)
+        vertices = template[:, None] + self.head(self.backbone(speech, style))
+        if targets is None:
+            return {"vertices": vertices}
+        labels = targets["phonemes"]
+        frames = min(vertices.shape[1], targets["vertices"].shape[1])
+        audio_log_probabilities = torch.log_softmax(self.recogniser(speech[:, :frames]), dim=-1)
+        frozen_reader = {name: value.detach() for name, value in self.lip_reader.named_parameters()}
+        generated = functional_call(self.lip_reader, frozen_reader, (self.lips(vertices[:, :frames], template),))
+        real = self.lip_reader(self.lips(targets["vertices"][:, :frames], template))
+        terms = {"recogniser_ctc": sequence_ctc(audio_log_probabilities, labels),
+                 "lip_reader_ctc": sequence_ctc(real, labels),
+                 "generated_ctc": sequence_ctc(generated, labels),
+                 "consistency": F.kl_div(generated, audio_log_probabilities.detach(), log_target=True,
+                                         reduction="batchmean") / frames}
+        config = self.config
+        auxiliary = (config.recogniser_weight * terms["recogniser_ctc"]
+                     + config.lip_reading_weight * (terms["lip_reader_ctc"] + terms["generated_ctc"])
+                     + config.consistency_weight * terms["consistency"])
+        return {"vertices": vertices, "auxiliary": auxiliary, "phoneme_terms": terms}
+
+    def lips(self, vertices: torch.Tensor, template: torch.Tensor) -> torch.Tensor:
+        """(B, T, 5023, 3) -> (B, T, LIP_VERTICES * 3) lip displacements from the template, in mm."""
+        motion = (vertices[:, :, self.lip_indices] - template[:, None, self.lip_indices]) * MM_PER_M
+        return motion.flatten(2)
+
+    def prepare_training(self, clips: list) -> None:
+        """The lip region from the first training clip's template (kept in the checkpoint, not in the ONNX graph)."""
+        self.lip_indices.copy_(lip_region(clips[0].template))
