@@ -166,8 +166,8 @@ def test_evaluate_writes_the_paper_table(trained, corpus, flame_masks, flame_ply
 
 @pytest.mark.parametrize("arguments, message", [
     (["--preset", "huge"], "unknown generator preset 'huge'; expected one of tiny, small, full"),
-    (["--preset", "tiny", "--family", "codetalker"], "unknown generator family 'codetalker'; expected one of "
-                                                     "faceformer, kmtalk"),
+    (["--preset", "tiny", "--family", "wav2lip"], "unknown generator family 'wav2lip'; expected one of "
+                                                  "faceformer, kmtalk"),
     (["--preset", "tiny", "--set", "colour=red"], "unknown generator setting(s) colour; known: name, family"),
     (["--preset", "tiny", "--set", "audio_guidance=maybe"], "--set audio_guidance=maybe: expected true or false"),
     (["--preset", "tiny", "--set", "steps=many"], "--set steps=many: expected a number"),
