@@ -220,7 +220,7 @@ def _resident_mb() -> float:
 
 
 def measure_cost(config: GeneratorConfig, corpus, representation, steps: int, device_name: str) -> dict:
-    """Seconds per training iteration (wall and process CPU, mean over `steps` after one warm-up) and peak
+    """Seconds per training iteration (wall and process CPU, median over `steps` after one warm-up) and peak
     memory of the training loop's own step on the corpus's train clips. Peak memory: CUDA's peak allocation
     on a GPU; on CPU the process's peak resident set minus its resident set before the model was built
     (call it in a fresh process: the peak never goes down)."""
@@ -258,7 +258,7 @@ def measure_cost(config: GeneratorConfig, corpus, representation, steps: int, de
         peak_mb = torch.cuda.max_memory_allocated(device) / 2**20
     else:
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - baseline_mb
-    return {"seconds_per_iteration": float(np.mean(walls)), "cpu_seconds_per_iteration": float(np.mean(cpus)),
+    return {"seconds_per_iteration": float(np.median(walls)), "cpu_seconds_per_iteration": float(np.median(cpus)),
             "peak_memory_mb": float(peak_mb), "steps": steps, "clips_per_step": config.clips_per_step}
 
 
@@ -361,7 +361,7 @@ def compare(corpus, runs_dir, representation_dir, out_dir, encoders_dir=None, ma
             writer.writerows(rows)
         sections += [f"## Training cost (paper Table S8 format; {synthetic} corpus)\n",
                      f"Device `{device_name}` ({platform.processor() or platform.machine()}, {threads} thread(s), "
-                     f"shared machine), `{preset_name}` preset, mean of {cost_steps} steps after one warm-up, "
+                     f"shared machine), `{preset_name}` preset, median of {cost_steps} steps after one warm-up, "
                      "each setting in a fresh process.\n", cost_table(rows, device_name)]
     text = "\n".join(sections)
     (out_dir / "comparison.md").write_text(text)
