@@ -83,6 +83,15 @@ def parity_error(module: nn.Module, path: Path, template: np.ndarray, num_styles
     return worst
 
 
+def shareable_config(config) -> dict:
+    """The training config for model.json, with local file paths (the stage-1 checkpoint, whose weights
+    are folded into the ONNX graph) reduced to their run folder and file name."""
+    values = config.to_dict()
+    if values.get("motion_prior"):
+        values["motion_prior"] = "/".join(Path(values["motion_prior"]).parts[-2:])
+    return values
+
+
 def export_generator(checkpoint, out_dir, name: str | None = None, description: str = "") -> tuple[Path, float]:
     """Write generator.onnx, model.json and MODEL_CARD.md into `out_dir`; returns (folder, parity error).
     ModelError if the ONNX graph differs from torch by more than PARITY_TOLERANCE metres."""
@@ -106,7 +115,7 @@ def export_generator(checkpoint, out_dir, name: str | None = None, description: 
     values = {"name": name, "family": config.family, "description": description or f"{config.family}-style "
               f"generator ({config.name} preset)", "fps": FPS, "sample_rate": SAMPLE_RATE, "styles": styles,
               "default_style": styles[0], "kind": "one_shot", "synthetic_training_data": True,
-              "preset": config.name, "config": config.to_dict(), "training_steps": int(state["step"]),
+              "preset": config.name, "config": shareable_config(config), "training_steps": int(state["step"]),
               "parity_max_abs_m": error, "parameters": sum(p.numel() for p in model.parameters())}
     (out_dir / MODEL_FILE).write_text(json.dumps(values, indent=2) + "\n")
     read_generator_info(out_dir)  # the folder must satisfy the contract it claims
