@@ -34,6 +34,15 @@ def test_presets_hold_the_published_full_size_and_round_trip_through_dicts():
     assert preset("tiny", seed=3).seed == 3
 
 
+def test_shipped_preset_draws_half_its_negatives_from_other_times_of_the_same_clip():
+    """Mostly other-clip negatives taught the encoders clip identity instead of timing (MODEL_CARD.md)."""
+    config = preset("small")
+    for stage in (config.stage1, config.stage2):
+        same_clip_negatives = config.windows_per_clip - 1
+        other_clip_negatives = stage.batch_size - config.windows_per_clip
+        assert same_clip_negatives >= other_clip_negatives - 1
+
+
 def test_unknown_preset_is_refused_with_the_known_names():
     with pytest.raises(BackendError, match="unknown preset 'huge'; expected one of tiny, small, full"):
         preset("huge")

@@ -65,34 +65,41 @@ def test_export_refuses_a_checkpoint_without_encoders(tmp_path):
         export_representation(tmp_path / "bad.pt", tmp_path / "onnx")
 
 
-SHIPPED = default_models_dir()
+SHIPPED = {"syncnet": default_models_dir(), "two-stage": default_models_dir("speech_mesh_two_stage")}
 
 
-@pytest.fixture(scope="module")
-def shipped():
-    if not (SHIPPED / "speech_encoder.onnx").is_file():
-        pytest.fail(f"{SHIPPED} lacks the shipped speech-mesh models")
-    return OnnxSpeechMeshEncoders.from_directory(SHIPPED), json.loads((SHIPPED / "representation.json").read_text())
+@pytest.fixture(scope="module", params=sorted(SHIPPED))
+def shipped(request):
+    """(variant, folder, ONNX encoders, representation.json) of each shipped set: the default PLRS
+    models (`models/speech_mesh/`, SyncNet-style) and the kept two-stage models."""
+    folder = SHIPPED[request.param]
+    if not (folder / "speech_encoder.onnx").is_file():
+        pytest.fail(f"{folder} lacks the shipped speech-mesh models")
+    return (request.param, folder, OnnxSpeechMeshEncoders.from_directory(folder),
+            json.loads((folder / "representation.json").read_text()))
 
 
 def test_shipped_models_are_small_and_documented(shipped):
-    _, meta = shipped
-    total = sum(path.stat().st_size for path in SHIPPED.iterdir())
+    variant, folder, _, meta = shipped
+    total = sum(path.stat().st_size for path in folder.iterdir() if path.is_file())
     assert total <= 10 * 2 ** 20
-    assert meta["variant"] == "two-stage" and meta["config"]["name"] == "small"
+    assert meta["variant"] == variant and meta["config"]["name"] == "small"
     assert meta["corpus"]["synthetic"] is True
-    card = (SHIPPED / "MODEL_CARD.md").read_text()
+    card = (folder / "MODEL_CARD.md").read_text()
     assert "SYNTHETIC" in card and f"seed {meta['config']['seed']}" in card
+    assert ("default PLRS models" in card.splitlines()[0]) == (variant == "syncnet")
 
 
 def test_shipped_offset_curve_peaks_at_zero_on_held_out_clips(shipped, ci_corpus):  # noqa: F811
     from training.properties import clip_embeddings, offset_curve, plrs_pairings
     from training.representation import load_corpus_clips
-    encoders, meta = shipped
+    variant, _, encoders, meta = shipped
     clips = load_corpus_clips(ci_corpus, "val")  # ci seed 0 val: sentences and speaker the model never saw
     assert not {clip.sentence for clip in clips} & set(meta["corpus"]["train_sentences"])
     curve = offset_curve([clip_embeddings(encoders, clip) for clip in clips])
     assert np.argmax(curve) == 10  # offset 0
     assert curve[10] > max(curve[5], curve[15]) > min(curve[0], curve[20])  # 0 > ±5 > one of ±10
     plrs = plrs_pairings(encoders, clips)
-    assert plrs["ground_truth"] > max(plrs["shift_-5"], plrs["shift_+5"])  # shuffled: see MODEL_CARD.md
+    assert plrs["ground_truth"] > max(plrs["shift_-5"], plrs["shift_+5"])
+    if variant == "syncnet":  # the default: why it replaced the two-stage models (MODEL_CARD.md)
+        assert plrs["ground_truth"] - plrs["shuffled"] > 0.05

@@ -50,7 +50,11 @@ class Config:
     temperature: float = 0.07
     mask_ratio: float = 0.75
     contrastive_weight: float = 1.0
-    windows_per_clip: int = 8     # a batch = batch_size / windows_per_clip clips x that many time offsets
+    # A batch = batch_size / windows_per_clip clips x that many time offsets; the other offsets of a
+    # window's own clip are its hard negatives (the paper's perceptual loss uses only those). With 8 per
+    # clip (7 of 63 negatives) the small two-stage model learned clip identity (voice <-> face, loudness)
+    # rather than timing, which did not carry over to unseen speakers (models/speech_mesh_two_stage).
+    windows_per_clip: int = 8
     identity_mix: bool = True     # stage 2 / ablations: blend mesh windows towards other training identities
     seed: int = 0
     ablation: StageConfig = field(default=None)  # "no 2D prior" and SyncNet runs; None = stage2's schedule
@@ -84,12 +88,14 @@ PRESETS = {
                           video_size=32, video_patch=8, syncnet_channels=64),
         stage1=StageConfig(steps=800, batch_size=64, learning_rate=1e-3, warmup_steps=40, log_every=100),
         stage2=StageConfig(steps=2000, batch_size=64, learning_rate=1e-3, warmup_steps=40, log_every=100),
+        windows_per_clip=32,
     ),
     "full": Config(
         name="full",
         model=ModelConfig(),
         stage1=StageConfig(steps=100_000, batch_size=256, learning_rate=1e-4, warmup_steps=2000, log_every=500),
         stage2=StageConfig(steps=50_000, batch_size=256, learning_rate=1e-4, warmup_steps=1000, log_every=500),
+        windows_per_clip=32,
     ),
 }
 
