@@ -1,5 +1,6 @@
 """Shared fixtures: the licensed assets in ../shared are read in place, never copied."""
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -33,3 +34,25 @@ def flame_masks() -> Path:
 @pytest.fixture(scope="session")
 def speech_dir() -> Path:
     return _shared_path("speech", "kathleen")
+
+
+@pytest.fixture(scope="session")
+def ci_corpus(tmp_path_factory, flame_ply, flame_masks, speech_dir) -> Path:
+    """The SYNTHETIC ci-preset corpus (seed 0), built once per test session (~5 s)."""
+    from training.corpus.build import build_corpus
+    root = tmp_path_factory.mktemp("ci_corpus")
+    build_corpus(root, "ci", seed=0, template=flame_ply, masks=flame_masks, speech=speech_dir, show_progress=False)
+    return root
+
+
+@pytest.fixture(autouse=True)
+def single_torch_thread():
+    """Tests whose module uses torch run it on one thread: small models are fastest so on 2 shared cores."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

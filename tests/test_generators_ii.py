@@ -1,5 +1,5 @@
 """Generators II: CodeTalker-style (VQ prior + code predictor) and SelfTalk-style (lip-reading consistency)
-families, their tiny presets end to end on a SYNTHETIC ci corpus, export, and the comparison command."""
+families, their tiny presets end to end on a SYNTHETIC ci ci_corpus, export, and the comparison command."""
 
 import csv
 import json
@@ -16,7 +16,6 @@ from backend.generators import load_generator
 from backend.mesh import load_flame_mesh
 from training.__main__ import main as training_main
 from training.config import generator_preset
-from training.corpus.build import build_corpus
 from training.export_generator import export_generator, speech_like_audio
 from training.generators import build_generator
 from training.generators.codetalker import VectorQuantiser, code_usage
@@ -26,39 +25,28 @@ from training.train import load_checkpoint, load_clips, training_styles
 TINY = ["--preset", "tiny", "--set", "steps=4", "--set", "log_every=1", "--set", "checkpoint_every=2"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+
+
 
 
 @pytest.fixture(scope="session")
-def corpus(tmp_path_factory, flame_ply, flame_masks, speech_dir):
-    root = tmp_path_factory.mktemp("corpus")
-    build_corpus(root, "ci", template=flame_ply, masks=flame_masks, speech=speech_dir, show_progress=False)
-    return root
-
-
-@pytest.fixture(scope="session")
-def codetalker_runs(tmp_path_factory, corpus):
+def codetalker_runs(tmp_path_factory, ci_corpus):
     """Tiny stage 1 (VQ autoencoder) and stage 2 (code predictor on the frozen prior) runs."""
     root = tmp_path_factory.mktemp("codetalker")
     torch.set_num_threads(1)
-    assert training_main(["train", *TINY, "--family", "codetalker-vq", "--corpus", str(corpus),
+    assert training_main(["train", *TINY, "--family", "codetalker-vq", "--corpus", str(ci_corpus),
                           "--out", str(root / "vq")]) == 0
     assert training_main(["train", *TINY, "--family", "codetalker", "--set",
-                          f"motion_prior={root / 'vq' / 'checkpoint.pt'}", "--corpus", str(corpus),
+                          f"motion_prior={root / 'vq' / 'checkpoint.pt'}", "--corpus", str(ci_corpus),
                           "--out", str(root / "stage2")]) == 0
     return root
 
 
 @pytest.fixture(scope="session")
-def selftalk_run(tmp_path_factory, corpus):
+def selftalk_run(tmp_path_factory, ci_corpus):
     out = tmp_path_factory.mktemp("selftalk")
     torch.set_num_threads(1)
-    assert training_main(["train", *TINY, "--family", "selftalk", "--corpus", str(corpus), "--out", str(out)]) == 0
+    assert training_main(["train", *TINY, "--family", "selftalk", "--corpus", str(ci_corpus), "--out", str(out)]) == 0
     return out
 
 
@@ -102,10 +90,10 @@ def test_tiny_codetalker_trains_both_stages_with_a_frozen_prior(codetalker_runs)
     assert all(torch.equal(value, vq["model"][name]) for name, value in prior.items())
 
 
-def test_codebook_starts_from_encoder_outputs(corpus):
+def test_codebook_starts_from_encoder_outputs(ci_corpus):
     config = generator_preset("tiny", family="codetalker-vq")
-    styles = training_styles(corpus)
-    clips = load_clips(corpus, "train", styles, config)
+    styles = training_styles(ci_corpus)
+    clips = load_clips(ci_corpus, "train", styles, config)
     torch.manual_seed(0)
     model = build_generator(config, len(styles))
     model.prepare_training(clips)
@@ -125,9 +113,9 @@ def test_codetalker_export_meets_the_contract(codetalker_runs, flame_ply, tmp_pa
     assert vertices.shape == (30, 5023, 3) and np.isfinite(vertices).all()
 
 
-def test_codetalker_needs_a_matching_stage_one_prior(codetalker_runs, corpus, tmp_path):
-    styles = training_styles(corpus)
-    clips = load_clips(corpus, "train", styles, generator_preset("tiny"))[:2]
+def test_codetalker_needs_a_matching_stage_one_prior(codetalker_runs, ci_corpus, tmp_path):
+    styles = training_styles(ci_corpus)
+    clips = load_clips(ci_corpus, "train", styles, generator_preset("tiny"))[:2]
     missing = build_generator(generator_preset("tiny", family="codetalker"), 3)
     with pytest.raises(ModelError, match="needs its stage-1 motion prior: train family 'codetalker-vq' first"):
         missing.prepare_training(clips)
@@ -173,20 +161,20 @@ def test_lip_region_surrounds_the_lip_centres(flame_ply):
     assert {UPPER_LIP_CENTRE, LOWER_LIP_CENTRE} <= set(region.tolist())
 
 
-def test_tiny_selftalk_trains_and_exports(selftalk_run, corpus, flame_ply, tmp_path):
+def test_tiny_selftalk_trains_and_exports(selftalk_run, ci_corpus, flame_ply, tmp_path):
     rows = logged_rows(selftalk_run)
     assert len(rows) == 4 and all(float(row["auxiliary"]) > 0 for row in rows)
     checkpoint = load_checkpoint(selftalk_run / "checkpoint.pt")
-    template = load_clips(corpus, "train", training_styles(corpus), generator_preset("tiny"))[0].template
+    template = load_clips(ci_corpus, "train", training_styles(ci_corpus), generator_preset("tiny"))[0].template
     assert torch.equal(checkpoint["model"]["lip_indices"], lip_region(template))
     folder, error = export_generator(selftalk_run / "checkpoint.pt", tmp_path / "selftalk_tiny")
     assert error <= 1e-4 and load_generator(folder).info.family == "selftalk"
 
 
-def test_generated_lips_train_the_generator_not_the_lip_reader(corpus):
+def test_generated_lips_train_the_generator_not_the_lip_reader(ci_corpus):
     config = generator_preset("tiny", family="selftalk")
-    styles = training_styles(corpus)
-    clip = load_clips(corpus, "train", styles, config)[0]
+    styles = training_styles(ci_corpus)
+    clip = load_clips(ci_corpus, "train", styles, config)[0]
     torch.manual_seed(0)
     model = build_generator(config, len(styles))
     with torch.no_grad():
@@ -202,9 +190,9 @@ def test_generated_lips_train_the_generator_not_the_lip_reader(corpus):
     assert model.head.linear.weight.grad.abs().sum() > 0
 
 
-def test_selftalk_needs_phoneme_timelines(corpus, tmp_path):
+def test_selftalk_needs_phoneme_timelines(ci_corpus, tmp_path):
     copy = tmp_path / "corpus"
-    shutil.copytree(corpus, copy)
+    shutil.copytree(ci_corpus, copy)
     manifest = json.loads((copy / "manifest.json").read_text())
     manifest["clips"][0]["timeline"] = []
     (copy / "manifest.json").write_text(json.dumps(manifest))
@@ -233,9 +221,10 @@ def representation_dir(tmp_path_factory):
     return folder
 
 
-def test_compare_trains_evaluates_measures_and_then_reuses(corpus, representation_dir, flame_masks, tmp_path, capsys):
-    arguments = ["compare", "--corpus", str(corpus), "--masks", str(flame_masks), "--runs", str(tmp_path / "runs"), "--representation",
-                 str(representation_dir), "--out", str(tmp_path / "out"), "--preset", "tiny", "--families", "selftalk",
+def test_compare_trains_evaluates_measures_and_then_reuses(ci_corpus, representation_dir, flame_masks, tmp_path,
+                                                           capsys):
+    arguments = ["compare", "--corpus", str(ci_corpus), "--masks", str(flame_masks), "--runs", str(tmp_path / "runs"),
+                 "--representation", str(representation_dir), "--out", str(tmp_path / "out"), "--preset", "tiny", "--families", "selftalk",
                  "--parts", "comparison", "cost", "--cost-steps", "1"]
     assert training_main(arguments) == 0
     text = (tmp_path / "out" / "comparison.md").read_text()
@@ -252,10 +241,10 @@ def test_compare_trains_evaluates_measures_and_then_reuses(corpus, representatio
     assert "`selftalk_base` (reused), `selftalk_perceptual` (reused)" in capsys.readouterr().out
 
 
-def test_compare_refuses_runs_trained_otherwise(corpus, representation_dir, tmp_path, capsys):
-    assert training_main(["train", *TINY, "--family", "selftalk", "--set", "seed=3", "--corpus", str(corpus),
+def test_compare_refuses_runs_trained_otherwise(ci_corpus, representation_dir, tmp_path, capsys):
+    assert training_main(["train", *TINY, "--family", "selftalk", "--set", "seed=3", "--corpus", str(ci_corpus),
                           "--out", str(tmp_path / "runs" / "selftalk_base")]) == 0
-    assert training_main(["compare", "--corpus", str(corpus), "--runs", str(tmp_path / "runs"), "--representation",
+    assert training_main(["compare", "--corpus", str(ci_corpus), "--runs", str(tmp_path / "runs"), "--representation",
                           str(representation_dir), "--out", str(tmp_path / "out"), "--preset", "tiny",
                           "--families", "selftalk", "--parts", "comparison"]) == 2
     assert "selftalk_base/checkpoint.pt was trained with other settings (steps, log_every, checkpoint_every, seed)" \
@@ -267,8 +256,8 @@ def test_compare_refuses_runs_trained_otherwise(corpus, representation_dir, tmp_
     (["selftalk"], ["tables"], "unknown famil(ies) or part(s) tables; families:"),
     (["selftalk"], ["ablation"], "the ablation part trains FaceFormer-style models; add faceformer to --families"),
 ])
-def test_compare_bad_arguments(corpus, representation_dir, tmp_path, capsys, families, parts, message):
-    assert training_main(["compare", "--corpus", str(corpus), "--runs", str(tmp_path / "runs"), "--representation",
+def test_compare_bad_arguments(ci_corpus, representation_dir, tmp_path, capsys, families, parts, message):
+    assert training_main(["compare", "--corpus", str(ci_corpus), "--runs", str(tmp_path / "runs"), "--representation",
                           str(representation_dir), "--out", str(tmp_path / "out"), "--families", *families,
                           "--parts", *parts]) == 2
     assert message in capsys.readouterr().err

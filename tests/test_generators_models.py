@@ -17,12 +17,6 @@ from training.generators.kmtalk import timeline_key_mask, uniform_key_mask
 from training.train import save_checkpoint
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def masked_full_attention(attention, tokens, block, period, causal):

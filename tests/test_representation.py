@@ -17,13 +17,6 @@ from training.representation import fit, load_checkpoint, save_checkpoint
 TINY = preset("tiny").model
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small models run fastest single-threaded on a shared 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def test_presets_hold_the_published_full_size_and_round_trip_through_dicts():

@@ -14,12 +14,6 @@ from training.representation import (PairedClip, gather_batch, load_representati
                                      render_mouth_video, sample_windows, speech_rate)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def video_clip(frames=40, size=8, clip_id="c"):
@@ -161,12 +155,6 @@ def test_intensity_direction_counts_monotonic_sentences_and_needs_levels():
         properties.intensity_direction(clips[:2], embeddings[:2], 0)
 
 
-@pytest.fixture(scope="module")
-def ci_corpus(tmp_path_factory, flame_ply, flame_masks, speech_dir):
-    from training.corpus.build import build_corpus
-    root = tmp_path_factory.mktemp("ci_corpus")
-    build_corpus(root, "ci", seed=0, template=flame_ply, masks=flame_masks, speech=speech_dir, show_progress=False)
-    return root
 
 
 def test_tiny_two_stage_run_trains_exports_and_measures(ci_corpus, tmp_path, flame_ply):

@@ -16,15 +16,8 @@ from training.export import PARITY_TOLERANCE, export_representation, parity_erro
 from training.models.speech_mesh import build_encoders
 from training.representation import save_checkpoint
 
-from test_representation_data import ci_corpus  # noqa: F401  (module fixture: the ci corpus, built once)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def random_checkpoint(path: Path, variant: str) -> Path:
@@ -90,7 +83,7 @@ def test_shipped_models_are_small_and_documented(shipped):
     assert ("default PLRS models" in card.splitlines()[0]) == (variant == "syncnet")
 
 
-def test_shipped_offset_curve_peaks_at_zero_on_held_out_clips(shipped, ci_corpus):  # noqa: F811
+def test_shipped_offset_curve_peaks_at_zero_on_held_out_clips(shipped, ci_corpus):
     from training.properties import clip_embeddings, offset_curve, plrs_pairings
     from training.representation import load_corpus_clips
     variant, _, encoders, meta = shipped

@@ -17,7 +17,6 @@ import torch
 from backend.errors import BackendError, ModelError
 from training.__main__ import main as training_main
 from training.config import generator_preset
-from training.corpus.build import build_corpus
 from training.evaluate import parse_model_arguments
 from training.train import load_checkpoint, train
 
@@ -25,28 +24,17 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = ["--preset", "tiny", "--set", "steps=6", "--set", "log_every=1", "--set", "checkpoint_every=3"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+
+
 
 
 @pytest.fixture(scope="session")
-def corpus(tmp_path_factory, flame_ply, flame_masks, speech_dir):
-    root = tmp_path_factory.mktemp("corpus")
-    build_corpus(root, "ci", template=flame_ply, masks=flame_masks, speech=speech_dir, show_progress=False)
-    return root
-
-
-@pytest.fixture(scope="session")
-def trained(tmp_path_factory, corpus):
+def trained(tmp_path_factory, ci_corpus):
     """A tiny FaceFormer-style and a tiny KMTalk-style run (6 steps each)."""
     runs = {}
     for family in ("faceformer", "kmtalk"):
         out = tmp_path_factory.mktemp(family)
-        assert training_main(["train", *TINY, "--family", family, "--corpus", str(corpus), "--out", str(out)]) == 0
+        assert training_main(["train", *TINY, "--family", family, "--corpus", str(ci_corpus), "--out", str(out)]) == 0
         runs[family] = out
     return runs
 
@@ -74,12 +62,12 @@ def test_tiny_run_writes_checkpoint_log_and_plot(trained, family):
     assert json.loads((out / "config.json").read_text())["styles"] == ["SYN01", "SYN02", "SYN03"]
 
 
-def test_kill_mid_epoch_then_resume_matches_an_uninterrupted_run(corpus, tmp_path):
+def test_kill_mid_epoch_then_resume_matches_an_uninterrupted_run(ci_corpus, tmp_path):
     settings = {"steps": 30, "log_every": 1, "checkpoint_every": 5}
-    reference = train(generator_preset("tiny", **settings), corpus, tmp_path / "reference")
+    reference = train(generator_preset("tiny", **settings), ci_corpus, tmp_path / "reference")
     out = tmp_path / "killed"
     overrides = [item for key, value in settings.items() for item in ("--set", f"{key}={value}")]
-    command = training_command("--preset", "tiny", *overrides, "--corpus", str(corpus), "--out", str(out))
+    command = training_command("--preset", "tiny", *overrides, "--corpus", str(ci_corpus), "--out", str(out))
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
@@ -93,7 +81,7 @@ def test_kill_mid_epoch_then_resume_matches_an_uninterrupted_run(corpus, tmp_pat
         process.wait()
     interrupted_at = load_checkpoint(out / "checkpoint.pt")["step"]
     assert 10 <= interrupted_at < 30, "the run must be killed part-way (mid-epoch: 18 steps per epoch)"
-    assert training_main(["train", "--preset", "tiny", *overrides, "--corpus", str(corpus), "--out", str(out),
+    assert training_main(["train", "--preset", "tiny", *overrides, "--corpus", str(ci_corpus), "--out", str(out),
                           "--resume"]) == 0
     resumed, expected = load_checkpoint(out / "checkpoint.pt"), load_checkpoint(reference)
     assert resumed["step"] == 30
@@ -107,11 +95,11 @@ def test_kill_mid_epoch_then_resume_matches_an_uninterrupted_run(corpus, tmp_pat
     assert not list(out.glob(".*partial*"))
 
 
-def test_torchrun_two_gloo_processes(corpus, tmp_path):
+def test_torchrun_two_gloo_processes(ci_corpus, tmp_path):
     out = tmp_path / "ddp"
     torchrun = Path(sys.executable).with_name("torchrun")
     command = [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "training", "--threads", "1", "train",
-               *TINY, "--corpus", str(corpus), "--out", str(out)]
+               *TINY, "--corpus", str(ci_corpus), "--out", str(out)]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr[-2000:]
@@ -123,33 +111,33 @@ def test_torchrun_two_gloo_processes(corpus, tmp_path):
 
 # ~18 s on a lightly loaded 2-core machine (two Blender starts + torch import); Debian's blender installs in ~1 min
 @pytest.mark.skipif(shutil.which("blender") is None, reason="Debian blender not installed (.ci/apt-packages.txt)")
-def test_headless_blender_runs_the_same_command(corpus, tmp_path):
+def test_headless_blender_runs_the_same_command(ci_corpus, tmp_path):
     out = tmp_path / "blender"
     base = ["blender", "-b", "--factory-startup", "--python-exit-code", "1", "-P", str(REPO / "training" / "blender_run.py"),
             "--"]
-    result = subprocess.run([*base, "train", *TINY, "--corpus", str(corpus), "--out", str(out)], cwd=REPO,
+    result = subprocess.run([*base, "train", *TINY, "--corpus", str(ci_corpus), "--out", str(out)], cwd=REPO,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert load_checkpoint(out / "checkpoint.pt")["step"] == 6
-    failed = subprocess.run([*base, "train", "--preset", "nope", "--corpus", str(corpus), "--out", str(out)],
+    failed = subprocess.run([*base, "train", "--preset", "nope", "--corpus", str(ci_corpus), "--out", str(out)],
                             cwd=REPO, capture_output=True, text=True, timeout=300)
     assert failed.returncode == 2
     assert "unknown generator preset 'nope'; expected one of tiny, small, full" in failed.stderr
 
 
-def test_evaluate_writes_the_paper_table(trained, corpus, flame_masks, flame_ply, tmp_path, capsys, monkeypatch):
+def test_evaluate_writes_the_paper_table(trained, ci_corpus, flame_masks, flame_ply, tmp_path, capsys, monkeypatch):
     out = tmp_path / "evaluation"
     exported = tmp_path / "exported"
     assert training_main(["export-generator", "--checkpoint", str(trained["kmtalk"] / "checkpoint.pt"),
                           "--out", str(exported)]) == 0
     monkeypatch.setenv("FLAME_TEMPLATE", str(flame_ply))
     code = training_main(["evaluate", "--model", f"FaceFormer={trained['faceformer'] / 'checkpoint.pt'}",
-                          "--model", f"KMTalk onnx={exported}", "--corpus", str(corpus), "--out", str(out),
+                          "--model", f"KMTalk onnx={exported}", "--corpus", str(ci_corpus), "--out", str(out),
                           "--masks", str(flame_masks), "--encoders", str(tmp_path / "no-encoders")])
     assert code == 2   # an explicit encoder folder without the encoders is an error, not a silent n/a
     assert "missing speech_encoder.onnx, mesh_encoder.onnx" in capsys.readouterr().err
     code = training_main(["evaluate", "--model", f"FaceFormer={trained['faceformer'] / 'checkpoint.pt'}",
-                          "--model", f"KMTalk onnx={exported}", "--corpus", str(corpus), "--out", str(out),
+                          "--model", f"KMTalk onnx={exported}", "--corpus", str(ci_corpus), "--out", str(out),
                           "--masks", str(flame_masks), "--render", "1"])
     assert code == 0
     (render,) = (out / "renders").glob("*.png")
@@ -176,16 +164,16 @@ def test_evaluate_writes_the_paper_table(trained, corpus, flame_masks, flame_ply
     (["--preset", "tiny", "--set", "backbone=lstm"], "unknown key-motion backbone 'lstm'"),
     (["--preset", "tiny", "--perceptual-weight", "1e-7"], "perceptual_weight > 0 needs --representation"),
 ])
-def test_train_bad_arguments(corpus, tmp_path, capsys, arguments, message):
-    assert training_main(["train", *arguments, "--corpus", str(corpus), "--out", str(tmp_path / "run")]) == 2
+def test_train_bad_arguments(ci_corpus, tmp_path, capsys, arguments, message):
+    assert training_main(["train", *arguments, "--corpus", str(ci_corpus), "--out", str(tmp_path / "run")]) == 2
     assert message in capsys.readouterr().err
 
 
-def test_existing_run_needs_resume_and_the_same_config(trained, corpus, capsys):
+def test_existing_run_needs_resume_and_the_same_config(trained, ci_corpus, capsys):
     out = str(trained["faceformer"])
-    assert training_main(["train", *TINY, "--corpus", str(corpus), "--out", out]) == 2
+    assert training_main(["train", *TINY, "--corpus", str(ci_corpus), "--out", out]) == 2
     assert "checkpoint.pt exists; pass --resume to continue it or choose another --out" in capsys.readouterr().err
-    assert training_main(["train", *TINY, "--set", "width=32", "--corpus", str(corpus), "--out", out, "--resume"]) == 2
+    assert training_main(["train", *TINY, "--set", "width=32", "--corpus", str(ci_corpus), "--out", out, "--resume"]) == 2
     assert "was trained with another configuration; resume it with the same preset and settings" in \
         capsys.readouterr().err
 
@@ -209,7 +197,7 @@ def test_evaluate_model_labels():
         parse_model_arguments(["a=/x", "a=/y"])
 
 
-def test_tiny_run_with_the_perceptual_loss(corpus, tmp_path):
+def test_tiny_run_with_the_perceptual_loss(ci_corpus, tmp_path):
     """A representation checkpoint in `python -m training represent`'s format (random tiny encoders) drives
     the perceptual term; it is logged and enters the loss."""
     from training.config import preset
@@ -223,7 +211,7 @@ def test_tiny_run_with_the_perceptual_loss(corpus, tmp_path):
         "meta": json.dumps({"variant": "two-stage", "config": config.to_dict()}),
         "speech_encoder": speech_encoder.state_dict(), "mesh_encoder": mesh_encoder.state_dict()})
     out = tmp_path / "perceptual"
-    assert training_main(["train", *TINY, "--corpus", str(corpus), "--out", str(out), "--perceptual-weight", "1e-7",
+    assert training_main(["train", *TINY, "--corpus", str(ci_corpus), "--out", str(out), "--perceptual-weight", "1e-7",
                           "--representation", str(representation)]) == 0
     rows = logged_rows(out)
     assert all(float(row["perceptual"]) > 0 for row in rows)
