@@ -177,3 +177,25 @@ def test_ci_preset_builds_within_budget(tmp_path, flame_ply, flame_masks, speech
         assert not sentences[first] & sentences[second] and not subjects[first] & subjects[second]
     stats = manifest["stats"]
     assert stats["bilabial_closure_rate"] >= 0.98 and stats["jaw_openness_r"] > 0.7 and stats["slcc"]["all"] > 0.3
+
+
+def test_no_built_corpus_holds_a_heldout_prompt(ci_corpus, corpus):
+    """The benchmark's Kathleen held-out prompts (backend.heldout) never reach a corpus, whatever the preset."""
+    from backend.heldout import is_heldout
+    for manifest in (json.loads((ci_corpus / "manifest.json").read_text()), corpus[1]):
+        sentences = {clip["sentence"] for clip in manifest["clips"]}
+        assert sentences and not [sentence for sentence in sentences if is_heldout(sentence)]
+
+
+def test_heldout_rule_and_dev_folder_are_refused(tmp_path, flame_ply, flame_masks, speech_dir):
+    from backend.heldout import is_heldout, prompt_id
+    assert prompt_id("arctic_b0538_1592530161") == "arctic_b0538" and is_heldout("arctic_b0538_1592530161")
+    assert not is_heldout("arctic_a0001_1592748574") and not is_heldout("jfk")
+    takes = [lab.name[: -len(".phones.lab")] for lab in speech_dir.glob("*.phones.lab")]
+    held = [take for take in takes if is_heldout(take)]
+    assert len(held) >= 150 and 0.09 <= len(held) / len(takes) <= 0.12
+    assert not [take for take in build_module.list_utterances(speech_dir, 60.0) if is_heldout(take[0])]
+    dev = tmp_path / "speech" / "dev"
+    dev.mkdir(parents=True)
+    with pytest.raises(AudioError, match="unseen-speaker"):
+        build_corpus(tmp_path / "out", "ci", template=flame_ply, masks=flame_masks, speech=dev, show_progress=False)

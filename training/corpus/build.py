@@ -24,6 +24,7 @@ import soundfile
 from backend.audio import load_audio, resample, to_int16
 from backend.errors import AudioError
 from backend.flame import FlameRegions, find_masks_path, find_template_path
+from backend.heldout import is_dev_folder, is_heldout
 from backend.mesh import load_flame_mesh
 from backend.progress import progress
 from training.corpus.coarticulation import control_curves
@@ -69,13 +70,19 @@ def default_paths(template=None, masks=None, speech=None) -> tuple[Path, Path, P
 
 
 def list_utterances(speech_dir: Path, max_seconds: float) -> list[tuple[str, str]]:
-    """(utterance id, transcript) of the folder's utterances with audio, transcript and phones, <= max_seconds."""
+    """(utterance id, transcript) of the folder's utterances with audio, transcript and phones, <= max_seconds;
+    never a held-out prompt (backend.heldout), and never the unseen-speaker folder."""
+    if is_dev_folder(speech_dir):
+        raise AudioError(f"{speech_dir}: this is the unseen-speaker folder kept for evaluation; no corpus may "
+                         "train on it (pass another --speech folder)")
     if not speech_dir.is_dir():
         raise AudioError(f"{speech_dir}: recorded-speech folder not found; expected <id>.flac, <id>.txt and "
                          f"<id>.phones.lab files (pass --speech or set ${SPEECH_ENV})")
     utterances = []
     for lab in sorted(speech_dir.glob("*.phones.lab")):
         name = lab.name[: -len(".phones.lab")]
+        if is_heldout(name):
+            continue
         text = speech_dir / f"{name}.txt"
         if (speech_dir / f"{name}.flac").is_file() and text.is_file():
             last_line = lab.read_text(encoding="utf-8").strip().splitlines()[-1:]
