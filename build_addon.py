@@ -20,6 +20,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+from backend.atomic import atomic_stream
+
 REPO = Path(__file__).resolve().parent
 ADDON_ID = "flame_talking_heads"
 PYTHON_VERSIONS = ("3.11", "3.13")   # Blender 4.2-5.0 run 3.11, 5.1+ runs 3.13
@@ -92,15 +94,13 @@ def zip_entries(platform: str, wheels: list) -> dict:
 def write_zip(path: Path, entries: dict) -> None:
     """Sorted entries, fixed dates and permissions: identical inputs give identical bytes."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    with zipfile.ZipFile(partial, "w") as archive:
+    with atomic_stream(path) as stream, zipfile.ZipFile(stream, "w") as archive:
         for name in sorted(entries):
             info = zipfile.ZipInfo(name, FIXED_DATE)
             info.external_attr = 0o644 << 16
             info.create_system = 3
             info.compress_type = zipfile.ZIP_STORED if name.endswith(STORED_SUFFIXES) else zipfile.ZIP_DEFLATED
             archive.writestr(info, entries[name], compresslevel=9 if info.compress_type else None)
-    partial.replace(path)
 
 
 def build(platform: str, out: Path, cache: Path) -> Path:

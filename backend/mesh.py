@@ -5,13 +5,12 @@ quads or n-gons keeps only the corner count of each face (`face_sizes`) so error
 Every problem is a MeshError naming the file and what is wrong. Writes are atomic (temp file + rename).
 """
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from backend.atomic import write_bytes, write_npy
 from backend.errors import MeshError
 from backend.flame import NUM_VERTICES, check_flame_topology
 
@@ -379,21 +378,6 @@ def _obj_index(token: str, count: int) -> int:
 
 # ----------------------------------------------------------------------------------------- writing
 
-def _write_atomically(path: Path, write) -> None:
-    """Call write(binary_file) on a temp file beside `path`, then rename it over `path`."""
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise MeshError(f"{path}: cannot write, folder {path.parent} does not exist")
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-
-
 def write_mesh(path, mesh: Mesh, binary: bool = True) -> None:
     """Write .ply (binary little-endian float64, or ascii) or .obj (with vt when present).
 
@@ -414,7 +398,7 @@ def write_mesh(path, mesh: Mesh, binary: bool = True) -> None:
         content = _ply_bytes(vertices, faces, binary)
     else:
         content = _obj_bytes(vertices, faces, mesh.uvs, mesh.uv_faces)
-    _write_atomically(path, lambda stream: stream.write(content))
+    write_bytes(path, content)
 
 
 def _ply_bytes(vertices: np.ndarray, faces: np.ndarray | None, binary: bool) -> bytes:
@@ -514,4 +498,4 @@ def save_vertex_sequence(path, vertices: np.ndarray) -> None:
     if vertices.ndim != 3 or vertices.shape[2] != 3 or vertices.shape[0] == 0:
         raise MeshError(f"{path}: cannot save vertex array of shape {vertices.shape}; expected (frames, V, 3) "
                         "with at least one frame")
-    _write_atomically(path, lambda stream: np.save(stream, vertices.astype(np.float32), allow_pickle=False))
+    write_npy(path, vertices.astype(np.float32))

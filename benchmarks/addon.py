@@ -29,6 +29,7 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 import bpy  # noqa: E402
 import addon_utils  # noqa: E402  (bpy's module, importable once bpy is)
 
+from backend.atomic import atomic_path  # noqa: E402
 from backend.generators import default_models_dir, list_generators  # noqa: E402
 from blender_addon import bake, operators, pipeline, scoring  # noqa: E402
 
@@ -37,7 +38,8 @@ def make_audio(seconds: float, folder: Path) -> Path:
     samples, rate = soundfile.read(REPO / "samples" / "sample_sentence.wav", dtype="float32")
     tiled = np.tile(samples, int(np.ceil(seconds * rate / len(samples))))[:int(seconds * rate)]
     path = folder / f"speech_{seconds:g}s.wav"
-    soundfile.write(path, tiled, rate)
+    with atomic_path(path) as temporary:
+        soundfile.write(temporary, tiled, rate)
     return path
 
 

@@ -51,7 +51,7 @@ def test_layout_and_manifest_schema(corpus):
     with np.load(root / "templates" / "SYN01.npz") as archive:
         assert archive["vertices"].shape == (5023, 3) and archive["vertices"].dtype == np.float32
     assert {clip["source"] for clip in manifest["clips"]} == {"kathleen", "espeak"}
-    assert not list(root.rglob(".*.partial"))
+    assert not list(root.rglob(".*"))   # no temporary file of the atomic writer left
 
 
 def test_lips_close_during_bilabials_and_touch_the_teeth_during_labiodentals(corpus):
@@ -110,19 +110,21 @@ def test_interrupted_build_leaves_no_manifest(tmp_path, monkeypatch, flame_ply, 
     (tmp_path / "manifest.json").write_text("{}")   # a stale manifest from an earlier build goes first
     calls = []
 
-    def failing_save(path, array):
-        calls.append(path)
+    real_save = np.save
+
+    def failing_save(stream, array, **options):
+        calls.append(stream)
         if len(calls) == 2:
+            stream.write(b"half a clip")
             raise KeyboardInterrupt
-        build_module._save_npy.__wrapped__(path, array)
-    failing_save.__wrapped__ = build_module._save_npy
-    monkeypatch.setattr(build_module, "_save_npy", failing_save)
+        real_save(stream, array, **options)
+    monkeypatch.setattr(np, "save", failing_save)
     with pytest.raises(KeyboardInterrupt):
         build_corpus(tmp_path, "ci", template=flame_ply, masks=flame_masks, speech=speech_dir, limit_clips=3,
                      show_progress=False)
     assert not (tmp_path / "manifest.json").exists()
     assert len(list((tmp_path / "vertices_npy").glob("*.npy"))) == 1
-    assert not list(tmp_path.rglob(".*.partial"))
+    assert not list(tmp_path.rglob(".*"))
 
 
 def test_missing_and_non_flame_templates_are_refused(tmp_path, flame_masks, speech_dir):

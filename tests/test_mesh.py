@@ -5,6 +5,7 @@ import pytest
 
 from backend.errors import MeshError
 from backend.flame import NUM_FACES, NUM_VERTICES
+from backend.atomic import WriteError
 from backend.mesh import (Mesh, load_flame_mesh, load_vertex_sequence, read_mesh, save_vertex_sequence,
                           write_mesh)
 
@@ -169,7 +170,7 @@ def test_write_replaces_existing_file(tmp_path):
 
 
 def test_write_errors(tmp_path):
-    with pytest.raises(MeshError, match=r"missing[/\\]out\.ply: cannot write, folder .*missing does not exist"):
+    with pytest.raises(WriteError, match=r"cannot write .*missing[/\\]out\.ply: folder .*missing does not exist"):
         write_mesh(tmp_path / "missing" / "out.ply", Mesh(vertices=SQUARE))
     with pytest.raises(MeshError, match=r"out\.stl: unknown mesh format '\.stl'; supported: \.ply, \.obj"):
         write_mesh(tmp_path / "out.stl", Mesh(vertices=SQUARE))

@@ -8,6 +8,7 @@ Writes the (T, 5023, 3) float32 vertex sequence at 30 fps (T = backend.generator
 import argparse
 from pathlib import Path
 
+from backend.atomic import check_writable
 from backend.audio import load_audio
 from backend.flame import find_template_path
 from backend.generators import FPS, list_generators, load_generator
@@ -37,6 +38,7 @@ def run(args) -> int:
     missing = [f"--{name}" for name in ("audio", "model", "out") if getattr(args, name) is None]
     if missing:
         args.parser.error(f"missing {', '.join(missing)} (or use --list)")
+    check_writable(args.out)   # refuse a bad target before the work, not after
     generator = load_generator(args.model, args.models_dir, threads=args.threads)
     template = load_flame_mesh(find_template_path(args.template)).vertices
     samples, rate = load_audio(args.audio)

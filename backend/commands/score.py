@@ -9,12 +9,12 @@ PLRS runs only with speech-mesh encoder models (--models DIR with speech_encoder
 
 import argparse
 import csv
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from backend.atomic import atomic_stream, check_writable, write_json
 from backend.audio import load_audio
 from backend.errors import MetricError
 from backend.flame import FlameRegions, find_masks_path
@@ -58,6 +58,9 @@ def run(args) -> int:
             not folder_mode and (args.pred is None or args.audio is None)):
         raise MetricError("score needs either --pred and --audio (one clip) or --pred-dir and --data-dir "
                           "(a folder), not both and not parts of each")
+    for output in (args.csv, args.json):
+        if output is not None:
+            check_writable(output)   # refuse a bad target before the work, not after
     masks = FlameRegions.load(find_masks_path(args.masks))
     regions = Regions(lips=masks.lips, upper_face=masks.upper_face)
     model_dir = find_encoder_directory(args.models)
@@ -71,7 +74,7 @@ def run(args) -> int:
     if args.csv:
         write_csv(report, args.csv)
     if args.json:
-        args.json.write_text(json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n")
+        write_json(args.json, report.to_json(), ensure_ascii=False)
     return 0
 
 
@@ -110,7 +113,7 @@ def write_csv(report: ScoreReport, path: Path) -> None:
     else:
         columns = ["name", "value", "unit", "scored", "skipped", "note"]
         rows = [vars(entry) for entry in report.summary]
-    with open(path, "w", newline="") as stream:
+    with atomic_stream(path, "w", newline="") as stream:
         writer = csv.DictWriter(stream, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)

@@ -12,15 +12,14 @@ is written atomically; the manifest is written last (an interrupted build leaves
 seed gives identical bytes.
 """
 
-import json
 import os
-import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import soundfile
 
+from backend.atomic import atomic_path, write_json, write_npy, write_npz
 from backend.audio import load_audio, resample, to_int16
 from backend.errors import AudioError
 from backend.flame import FlameRegions, find_masks_path, find_template_path
@@ -139,16 +138,6 @@ def frame_energy(audio: np.ndarray, n_frames: int) -> np.ndarray:
     return np.sqrt(np.mean(windows ** 2, axis=1))
 
 
-def _write_atomically(path: Path, write) -> None:
-    """Write to a hidden temporary name, then rename: readers never see a half-written file."""
-    temporary = path.with_name(f".{path.name}.partial")
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
 def build_corpus(out_dir, preset_name: str = "ci", seed: int = 0, template=None, masks=None, speech=None,
                  limit_clips: int | None = None, show_progress: bool | None = None) -> dict:
     """Build the corpus into `out_dir`; returns the manifest. limit_clips keeps the first N planned clips."""
@@ -179,8 +168,7 @@ def _build_clips(out: Path, preset_name: str, seed: int, mesh, regions, speakers
         if speaker.name not in rigs:
             subject_template = identity_template(mesh.vertices, base_rig.head_size, speaker)
             rigs[speaker.name] = FlameRig(subject_template, mesh.faces, regions.masks)
-            _write_atomically(out / "templates" / f"{speaker.name}.npz", lambda path: _save_npz(
-                path, subject_template.astype(np.float32)))
+            write_npz(out / "templates" / f"{speaker.name}.npz", vertices=subject_template.astype(np.float32))
         rig = rigs[speaker.name]
         audio, timeline = clip_speech(clip, speaker, speech_dir, synth)
         n_frames = int(round(len(audio) / SAMPLE_RATE * FPS))
@@ -189,10 +177,9 @@ def _build_clips(out: Path, preset_name: str, seed: int, mesh, regions, speakers
         controls = control_curves(timeline, n_frames, FPS, rig, style, frame_energy(audio, n_frames), clip_rng)
         vertices = rig.animate(controls).astype(np.float32)
         samples = to_int16(audio)
-        _write_atomically(out / "wav" / f"{clip['id']}.wav",
-                          lambda path: soundfile.write(path, samples, SAMPLE_RATE, subtype="PCM_16", format="WAV"))
-        _write_atomically(out / "vertices_npy" / f"{clip['id']}.npy",
-                          lambda path: _save_npy(path, vertices.reshape(n_frames, -1)))
+        with atomic_path(out / "wav" / f"{clip['id']}.wav") as temporary:
+            soundfile.write(temporary, samples, SAMPLE_RATE, subtype="PCM_16", format="WAV")
+        write_npy(out / "vertices_npy" / f"{clip['id']}.npy", vertices.reshape(n_frames, -1))
         measures.append(clip_measures(vertices, samples, timeline, rig, regions.lips, FPS))
         clip.update(duration_s=round(len(audio) / SAMPLE_RATE, 4), frames=n_frames,
                     timeline=[[start, end, label] for start, end, label in timeline])
@@ -202,18 +189,6 @@ def _build_clips(out: Path, preset_name: str, seed: int, mesh, regions, speakers
                 "preset": preset_name, "seed": seed, "builder_version": BUILDER_VERSION, "clips": clips,
                 "subjects": {speaker.name: speaker.as_dict() for speaker in speakers if speaker.name in rigs},
                 "stats": summarise(measures, clips)}
-    _write_atomically(out / "manifest.json", lambda path: path.write_text(
-        json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8"))
+    write_json(out / "manifest.json", manifest, indent=1, sort_keys=True)
     return manifest
 
-
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    with open(path, "wb") as handle:
-        np.save(handle, array)
-
-
-def _save_npz(path: Path, vertices: np.ndarray) -> None:
-    """np.savez layout with a fixed timestamp, so the same template gives the same bytes."""
-    with zipfile.ZipFile(path, "w") as archive:
-        with archive.open(zipfile.ZipInfo("vertices.npy", date_time=(1980, 1, 1, 0, 0, 0)), "w") as handle:
-            np.lib.format.write_array(handle, vertices)

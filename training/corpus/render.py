@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from backend.atomic import atomic_path
+
 _LIGHT = np.array([0.3, 0.4, 1.0]) / np.linalg.norm([0.3, 0.4, 1.0])
 _SKIN = np.array([0.87, 0.72, 0.62])
 
@@ -131,7 +133,8 @@ def render_frame(path, vertices: np.ndarray, faces: np.ndarray, audio: np.ndarra
     figure.suptitle(f"{title} — frame {frame} ({now:.2f} s), lip-centre gap {gap_mm:.1f} mm — SYNTHETIC animation",
                     fontsize=10)
     figure.tight_layout()
-    figure.savefig(path, dpi=80)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=80)
     pyplot.close(figure)
 
 
