@@ -179,7 +179,7 @@ def codebook_usage(runs_dir: Path, corpus, split: str) -> dict:
     codes each stage-2 model picks from the split's audio."""
     from backend.audio import resample
     from backend.generators import SAMPLE_RATE
-    from training.data import open_dataset
+    from backend.datasets import open_dataset
     from training.generators.codetalker import code_usage
     from training.train import load_trained
 

@@ -130,7 +130,7 @@ def speech_rate(fps: float) -> int:
 
 def load_corpus_clips(corpus_dir, split: str, limit: Optional[int] = None) -> list[PairedClip]:
     """Clips of one split of a corpus built by `training.corpus`, vertices flattened to (T, 15069)."""
-    from training.data import open_dataset
+    from backend.datasets import open_dataset
     dataset = open_dataset(corpus_dir, kind="corpus", split=split, fps=features.MESH_FPS)
     clips = []
     for clip_id in dataset.clip_ids()[:limit]:
@@ -209,7 +209,7 @@ def render_mouth_videos(clips: list[PairedClip], size: int, cache_dir, template_
     """Stage-1 clips: each mesh clip's speech with its rendered mouth video, cached as
     `<cache_dir>/<clip>_<size>.npy` so later runs reuse it."""
     from backend.mesh import load_flame_mesh
-    from training.corpus.build import default_paths
+    from training.corpus.paths import default_paths
     faces = load_flame_mesh(default_paths(template_path)[0]).faces
     cache = Path(cache_dir)
     cache.mkdir(parents=True, exist_ok=True)

@@ -28,7 +28,7 @@ from backend.errors import BackendError, ModelError
 from backend.generators import SAMPLE_RATE, frame_count
 from backend.progress import Progress
 from training.config import GeneratorConfig
-from training.data import open_dataset
+from backend.datasets import open_dataset
 from training.generators import TARGET_FAMILIES, build_generator
 from training.generators.kmtalk import timeline_key_mask, uniform_key_mask
 from training.generators.selftalk import phoneme_labels

@@ -12,7 +12,6 @@ is written atomically; the manifest is written last (an interrupted build leaves
 seed gives identical bytes.
 """
 
-import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -22,24 +21,24 @@ import soundfile
 from backend.atomic import atomic_path, write_json, write_npy, write_npz
 from backend.audio import load_audio, resample, to_int16
 from backend.errors import AudioError
-from backend.flame import FlameRegions, find_masks_path, find_template_path
+from backend.flame import FlameRegions
+from backend.frame_rate import MESH_FPS
 from backend.heldout import is_dev_folder, is_heldout
 from backend.mesh import load_flame_mesh
 from backend.progress import progress
 from training.corpus.coarticulation import control_curves
 from training.corpus.espeak import EspeakSynth
 from training.corpus.intensity import ARTICULATION_GAIN, LEVELS, espeak_settings, recorded_effort
+from training.corpus.paths import SPEECH_ENV, default_paths
 from training.corpus.rig import FlameRig
 from training.corpus.speakers import Speaker, identity_template, make_speakers
 from training.corpus.stats import clip_measures, summarise
 from training.corpus.timeline import read_lab
 
 BUILDER_VERSION = "1.0"
-FPS = 30
+FPS = MESH_FPS
 SAMPLE_RATE = 16000
 SPLITS = ("train", "val", "test")
-SPEECH_ENV = "SPEECH_DIR"
-_DEFAULT_SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 
 
 @dataclass(frozen=True)
@@ -56,16 +55,6 @@ PRESETS = {
     "ci": Preset("ci", {"train": 3, "val": 1, "test": 1}, {"train": 4, "val": 2, "test": 2}, 3.0),
     "full": Preset("full", {"train": 8, "val": 2, "test": 2}, {"train": 20, "val": 8, "test": 8}, 6.0),
 }
-
-
-def default_paths(template=None, masks=None, speech=None) -> tuple[Path, Path, Path]:
-    """Template, masks and recorded-speech folder: explicit, else environment, else ../shared."""
-    if template is None and not os.environ.get("FLAME_TEMPLATE"):
-        template = _DEFAULT_SHARED / "flame" / "FLAME_sample.ply"
-    if masks is None and not os.environ.get("FLAME_MASKS"):
-        masks = Path(template).parent / "FLAME_masks.npz" if template is not None else None
-    speech = Path(speech or os.environ.get(SPEECH_ENV) or _DEFAULT_SHARED / "speech" / "kathleen")
-    return find_template_path(template), find_masks_path(masks), speech
 
 
 def list_utterances(speech_dir: Path, max_seconds: float) -> list[tuple[str, str]]:
