@@ -109,10 +109,11 @@ def write_test_encoders(folder: Path) -> Path:
 
 import addon_utils  # noqa: E402  (bpy's module, importable once bpy is)
 
+from backend.frame_rate import resample_frames  # noqa: E402
 from backend.generators import load_generator  # noqa: E402
 from backend.mesh import load_flame_mesh  # noqa: E402
+from backend.metrics.evaluation import PLRS_MISSING_NOTE  # noqa: E402
 from blender_addon import bake, operators, pipeline  # noqa: E402
-from blender_addon.flame_frame import resample_frames  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -289,7 +290,7 @@ def test_scores_show_mtm_and_slcc_and_say_plrs_is_missing_without_models(head, f
     scores = {score["name"]: score for score in json.loads(head.talking_head.scores_json)["scores"]}
     assert scores["MTM"]["value"] is not None and scores["MTM"]["value"] >= 0
     assert scores["SLCC"]["value"] is not None and -1 <= scores["SLCC"]["value"] <= 1
-    assert scores["PLRS"] == {"name": "PLRS", "value": None, "unit": "", "note": "no speech-mesh models"}
+    assert scores["PLRS"] == {"name": "PLRS", "value": None, "unit": "", "note": PLRS_MISSING_NOTE}
     assert tuple(head.talking_head.plot_image.size) == (256, 256)
 
 

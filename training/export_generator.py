@@ -16,7 +16,8 @@ import torch
 from torch import nn
 
 from backend.errors import ModelError
-from backend.generators import (FPS, INPUT_AUDIO, INPUT_STYLE, INPUT_TEMPLATE, MODEL_FILE, ONE_SHOT_FILE,
+from backend.frame_rate import MESH_FPS
+from backend.generators import (INPUT_AUDIO, INPUT_STYLE, INPUT_TEMPLATE, MODEL_FILE, ONE_SHOT_FILE,
                                 OUTPUT_VERTICES, SAMPLE_RATE, read_generator_info)
 from backend.flame import NUM_VERTICES
 from training.train import load_trained
@@ -113,7 +114,7 @@ def export_generator(checkpoint, out_dir, name: str | None = None, description: 
         raise ModelError(f"{path}: ONNX differs from torch by {error:.2e} m; the limit is {PARITY_TOLERANCE:g}")
     name = name or out_dir.name
     values = {"name": name, "family": config.family, "description": description or f"{config.family}-style "
-              f"generator ({config.name} preset)", "fps": FPS, "sample_rate": SAMPLE_RATE, "styles": styles,
+              f"generator ({config.name} preset)", "fps": MESH_FPS, "sample_rate": SAMPLE_RATE, "styles": styles,
               "default_style": styles[0], "kind": "one_shot", "synthetic_training_data": True,
               "preset": config.name, "config": shareable_config(config), "training_steps": int(state["step"]),
               "parity_max_abs_m": error, "parameters": sum(p.numel() for p in model.parameters())}

@@ -131,7 +131,8 @@ def speech_rate(fps: float) -> int:
 def load_corpus_clips(corpus_dir, split: str, limit: Optional[int] = None) -> list[PairedClip]:
     """Clips of one split of a corpus built by `training.corpus`, vertices flattened to (T, 15069)."""
     from backend.datasets import open_dataset
-    dataset = open_dataset(corpus_dir, kind="corpus", split=split, fps=features.MESH_FPS)
+    from backend.frame_rate import MESH_FPS
+    dataset = open_dataset(corpus_dir, kind="corpus", split=split, fps=MESH_FPS)
     clips = []
     for clip_id in dataset.clip_ids()[:limit]:
         clip = dataset.load(clip_id)

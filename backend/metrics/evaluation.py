@@ -12,7 +12,7 @@ None and says why in its note; clips a metric cannot score (fewer than 3 extrema
 or template) are counted as skipped for that metric, never scored as 0.
 """
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -27,6 +27,8 @@ from backend.metrics import clip_scores, fdd, lve, mtm, plrs, slcc
 from backend.progress import progress
 
 PLRS_MISSING_NOTE = "n/a (no speech-mesh encoder models found)"
+LIPS_MISSING_NOTE = "n/a (no FLAME lip region: FLAME_masks.npz not found)"
+SPEECH_ENVELOPE = "speech envelope"
 LVE_SCALE, FDD_SCALE = 1e5, 1e7
 CONDITION_MARK = "_condition_"
 LENGTH_RATIO_LIMIT = 1.5
@@ -100,10 +102,15 @@ class Regions:
 
 @dataclass
 class ScoreReport:
-    """summary: one entry per metric; clips: one dict per scored prediction (folder mode only)."""
+    """summary: one entry per metric; clips: one dict per scored prediction (folder mode only); curves: the
+    (T,) per-frame curves behind a single-clip MTM against the speech envelope (for a plot), else empty."""
 
     summary: list[MetricEntry]
     clips: list[dict]
+    curves: dict = field(default_factory=dict)
+
+    def entry(self, name: str) -> MetricEntry:
+        return next(entry for entry in self.summary if entry.name == name)
 
     def to_json(self) -> dict:
         return {"summary": [asdict(entry) for entry in self.summary], "clips": self.clips}
@@ -233,43 +240,66 @@ def check_audio_span(pred_frames: int, num_samples: int, rate: int, fps: float) 
     return audio_frames
 
 
-def score_clip(pred, samples, rate: int, regions: Regions, fps: float = MESH_FPS, gt=None, template=None,
-               reference_curve=None, encoders: Optional[plrs.SpeechMeshEncoders] = None) -> ScoreReport:
-    """Score one (T, V, 3) animation with its float mono audio; ground truth, template, reference lip
-    curve and encoders are optional and add the metrics that need them."""
+def score_clip(pred, samples, rate: int, regions: Optional[Regions] = None, fps: float = MESH_FPS, gt=None,
+               template=None, reference_curve=None, encoders: Optional[plrs.SpeechMeshEncoders] = None,
+               offset_by_encoders: bool = True) -> ScoreReport:
+    """Score one (T, V, 3) animation against its float mono audio: the one single-clip scoring (the `score`
+    command and the add-on's Score Animation).
+
+    The animation must span the audio (within one frame; see check_audio_span) and is scored over exactly the
+    audio's span. Ground truth, template, a reference curve, regions and encoders are optional and add the
+    metrics that need them. reference_curve: a (T,) lip-distance curve, or SPEECH_ENVELOPE to measure MTM
+    against the speech loudness (RMS per frame; the report's `curves` then hold the lip opening and that
+    envelope). offset_by_encoders=False estimates the audio-mesh offset from the loudness envelope even when
+    encoders are given (fast: the encoder search costs ~5 s per minute of audio). A metric that cannot score
+    this clip is an entry with value None and the reason in its note.
+    """
     pred = np.asarray(pred)
     pred = pred[:check_audio_span(len(pred), len(samples), rate, fps)]   # exactly the audio's span
-    summary = []
+    summary, curves = [], {}
     if gt is not None:
         gt = np.asarray(gt)
         check_comparable_lengths(len(pred), len(gt), "ground truth")
         summary.append(_guarded("MTM", "ms", lambda: mtm.clip_mtm(gt, pred, fps), _mtm_entry))
-        summary.append(MetricEntry("LVE", lve.clip_lve(gt, pred, regions.lips) * LVE_SCALE, "x1e-5 m^2",
-                                   note="mean over frames of the worst lip vertex (squared)"))
-        if template is not None:
+        if regions is not None:
+            summary.append(MetricEntry("LVE", lve.clip_lve(gt, pred, regions.lips) * LVE_SCALE, "x1e-5 m^2",
+                                       note="mean over frames of the worst lip vertex (squared)"))
+        if template is not None and regions is not None:
             summary.append(MetricEntry("FDD", fdd.clip_fdd(gt, pred, template, regions.upper_face) * FDD_SCALE,
                                        "x1e-7 m^2", note="signed dyn(GT) - dyn(pred)"))
-    if reference_curve is not None:
+    if isinstance(reference_curve, str) and reference_curve == SPEECH_ENVELOPE:
+        envelope = clip_scores.speech_envelope(np.asarray(samples, dtype=np.float64), rate, fps)
+        lips = mtm.lip_distance_curve(pred)
+        frames = min(len(envelope), len(lips))
+        curves = {"lip_opening": lips[:frames], SPEECH_ENVELOPE: envelope[:frames]}
+        summary.append(_guarded(f"MTM vs {SPEECH_ENVELOPE}", "ms",
+                                lambda: clip_scores.mtm_against_reference(pred[:frames], envelope[:frames], fps),
+                                _mtm_entry))
+    elif reference_curve is not None:
         summary.append(_guarded("MTM vs reference", "ms",
                                 lambda: clip_scores.mtm_against_reference(pred, reference_curve, fps), _mtm_entry))
-    summary.append(_guarded("clip SLCC", "r", lambda: clip_scores.clip_slcc(samples, rate, pred, regions.lips, fps),
-                            lambda name, unit, result: MetricEntry(
-                                name, result.r, unit, note=f"per-clip variant: Pearson r over "
-                                f"{len(result.speech_rms)} windows of {result.window_seconds:g} s")))
+    if regions is None:
+        summary.append(MetricEntry("clip SLCC", None, "r", 0, 1, LIPS_MISSING_NOTE))
+    else:
+        summary.append(_guarded("clip SLCC", "r", lambda: clip_scores.clip_slcc(samples, rate, pred, regions.lips, fps),
+                                lambda name, unit, result: MetricEntry(
+                                    name, result.r, unit, note=f"per-clip variant: Pearson r over "
+                                    f"{len(result.speech_rms)} windows of {result.window_seconds:g} s")))
     if encoders is None:
         summary.append(MetricEntry("PLRS", None, "cosine", 0, 1, PLRS_MISSING_NOTE))
     elif fps != MESH_FPS:
         summary.append(MetricEntry("PLRS", None, "cosine", 0, 1, f"n/a (PLRS needs 30 fps; got {fps:g} fps)"))
     else:
-        result = plrs.clip_plrs(encoders, samples, rate, pred)
-        summary.append(MetricEntry("PLRS", result.score, "cosine", note=f"mean over {len(result.window_scores)} windows"))
+        summary.append(_guarded("PLRS", "cosine", lambda: plrs.clip_plrs(encoders, samples, rate, pred),
+                                lambda name, unit, result: MetricEntry(
+                                    name, result.score, unit, note=f"mean over {len(result.window_scores)} windows")))
+    offset_encoders = encoders if offset_by_encoders and fps == MESH_FPS else None
     summary.append(_guarded("audio-mesh offset", "ms",
-                            lambda: clip_scores.estimate_av_offset(samples, rate, pred, fps,
-                                                                   encoders if fps == MESH_FPS else None),
+                            lambda: clip_scores.estimate_av_offset(samples, rate, pred, fps, offset_encoders),
                             lambda name, unit, result: MetricEntry(
                                 name, result.ms, unit, note=f"{result.frames:+d} frames by {result.method}; "
                                 "positive = mesh lags audio")))
-    return ScoreReport(summary, [])
+    return ScoreReport(summary, [], curves)
 
 
 def _mtm_entry(name: str, unit: str, result: mtm.ClipMTM) -> MetricEntry:
@@ -278,8 +308,8 @@ def _mtm_entry(name: str, unit: str, result: mtm.ClipMTM) -> MetricEntry:
 
 
 def _guarded(name: str, unit: str, compute, make_entry) -> MetricEntry:
-    """make_entry(name, unit, compute()), or a skipped entry when the clip cannot be scored."""
+    """make_entry(name, unit, compute()), or a skipped entry (with the reason) when the clip cannot be scored."""
     try:
         return make_entry(name, unit, compute())
-    except mtm.UnscorableClipError as skip:
+    except MetricError as skip:
         return MetricEntry(name, None, unit, 0, 1, f"skipped: {skip}")

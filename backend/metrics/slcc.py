@@ -8,7 +8,6 @@ identity-wise z-scores (computed over all of the identity's clips) restricted to
 ΔSLCC = |SLCC(model) - SLCC(data)|.
 """
 
-from typing import Optional
 
 import numpy as np
 

@@ -109,7 +109,7 @@ def render_frame(path, vertices: np.ndarray, faces: np.ndarray, audio: np.ndarra
     matplotlib.use("Agg")
     from matplotlib import pyplot
 
-    from backend.flame import LOWER_LIP_CENTRE, UPPER_LIP_CENTRE
+    from backend.flame import LOWER_LIP_CENTRE, MM_PER_M, UPPER_LIP_CENTRE
     mesh = vertices[frame]
     lips = 0.5 * (mesh[UPPER_LIP_CENTRE] + mesh[LOWER_LIP_CENTRE])
     head_centre = 0.5 * (mesh.min(0) + mesh.max(0))
@@ -121,7 +121,7 @@ def render_frame(path, vertices: np.ndarray, faces: np.ndarray, audio: np.ndarra
         axis.imshow(rasterise(mesh, faces, centre, half, size))
         axis.set_title(label)
         axis.axis("off")
-    gap_mm = np.linalg.norm(mesh[UPPER_LIP_CENTRE] - mesh[LOWER_LIP_CENTRE]) * 1000
+    gap_mm = np.linalg.norm(mesh[UPPER_LIP_CENTRE] - mesh[LOWER_LIP_CENTRE]) * MM_PER_M
     wave = figure.add_subplot(grid[1, :])
     times = np.arange(len(audio)) / sample_rate
     wave.plot(times, audio, linewidth=0.4, color="0.3")

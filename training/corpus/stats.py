@@ -10,7 +10,7 @@ import numpy as np
 from backend.audio import to_int16
 from backend.datasets import open_dataset
 from backend.errors import MetricError
-from backend.flame import LOWER_LIP_CENTRE, UPPER_LIP_CENTRE, FlameRegions
+from backend.flame import LOWER_LIP_CENTRE, MM_PER_M, UPPER_LIP_CENTRE, FlameRegions
 from backend.frame_rate import MESH_FPS
 from backend.mesh import load_flame_mesh
 from backend.metrics import clip_mtm, dataset_slcc, lip_intensity, speech_intensity
@@ -26,9 +26,9 @@ def clip_measures(vertices: np.ndarray, samples_int16: np.ndarray, timeline, rig
                   fps: float) -> dict:
     """Per-clip numbers. vertices: (T, 5023, 3); samples_int16: (n,) the clip's int16 audio."""
     frame_times = np.arange(len(vertices)) / fps
-    gap_mm = np.linalg.norm(vertices[:, UPPER_LIP_CENTRE] - vertices[:, LOWER_LIP_CENTRE], axis=1) * 1000
-    teeth_mm = np.linalg.norm(vertices[:, LOWER_LIP_CENTRE] - rig.teeth_point, axis=1) * 1000
-    chin_drop = np.linalg.norm(vertices[:, rig.chin_vertex] - rig.template[rig.chin_vertex], axis=1) * 1000
+    gap_mm = np.linalg.norm(vertices[:, UPPER_LIP_CENTRE] - vertices[:, LOWER_LIP_CENTRE], axis=1) * MM_PER_M
+    teeth_mm = np.linalg.norm(vertices[:, LOWER_LIP_CENTRE] - rig.teeth_point, axis=1) * MM_PER_M
+    chin_drop = np.linalg.norm(vertices[:, rig.chin_vertex] - rig.template[rig.chin_vertex], axis=1) * MM_PER_M
     closures, contacts, openness, drops = [], [], [], []
     for start, end, label in timeline:
         frames = segment_frames(start, end, frame_times)
