@@ -135,3 +135,32 @@ def test_bad_inputs_say_what_was_expected(rig, reference):
         phone_checks.check_clip(reference[:, :100], TIMELINE, rig, FPS)
     with pytest.raises(AudioError, match="ARPAbet"):
         phone_checks.check_clip(reference, [(0.0, 1.0, "XX")], rig, FPS)
+
+
+def test_score_adds_the_checks_for_one_clip_and_says_what_they_mean(rig, reference, flame_ply, flame_masks,
+                                                                    tmp_path, capsys, monkeypatch):
+    import json
+
+    import soundfile
+
+    from backend.cli import main
+    monkeypatch.setattr("backend.metrics.plrs.default_models_dir", lambda: tmp_path / "no-models")   # no PLRS
+    audio = np.random.default_rng(0).standard_normal(int(4.2 * 16000)).astype(np.float32) * 0.1
+    soundfile.write(tmp_path / "a.wav", audio, 16000, subtype="PCM_16")
+    (tmp_path / "a.phones.lab").write_text("".join(f"{start:.2f}\t{end:.2f}\t{label}\n"
+                                                   for start, end, label in TIMELINE))
+    np.save(tmp_path / "pred.npy", _shifted(reference, 2).astype(np.float32))
+    code = main(["score", "--pred", str(tmp_path / "pred.npy"), "--audio", str(tmp_path / "a.wav"),
+                 "--phones", str(tmp_path / "a.phones.lab"), "--template", str(flame_ply), "--masks",
+                 str(flame_masks), "--json", str(tmp_path / "s.json")])
+    out = capsys.readouterr().out
+    assert code == 0 and "| lag_frames | 2 |" in out and "| closure |" in out and "people always close" in out
+    checks = json.loads((tmp_path / "s.json").read_text())["phone_checks"]
+    assert checks["mtm_ms"] == pytest.approx(66.67, abs=0.01) and checks["bilabials"] == 3
+    (tmp_path / "bad.lab").write_text("0.0 0.5\n")
+    code = main(["score", "--pred", str(tmp_path / "pred.npy"), "--audio", str(tmp_path / "a.wav"),
+                 "--phones", str(tmp_path / "bad.lab"), "--template", str(flame_ply), "--masks", str(flame_masks)])
+    assert code == 2 and "bad.lab:1: found 2 fields" in capsys.readouterr().err
+    code = main(["score", "--pred-dir", str(tmp_path), "--data-dir", str(tmp_path), "--phones",
+                 str(tmp_path / "a.phones.lab"), "--masks", str(flame_masks)])
+    assert code == 2 and "--phones checks one clip" in capsys.readouterr().err
