@@ -26,14 +26,14 @@ from backend.frame_rate import MESH_FPS
 from backend.heldout import is_dev_folder, is_heldout
 from backend.mesh import load_flame_mesh
 from backend.progress import progress
-from training.corpus.coarticulation import control_curves
+from backend.rig.coarticulation import control_curves
 from training.corpus.espeak import EspeakSynth
 from training.corpus.intensity import ARTICULATION_GAIN, LEVELS, espeak_settings, recorded_effort
 from training.corpus.paths import SPEECH_ENV, default_paths
-from training.corpus.rig import FlameRig
+from backend.rig.flame_rig import FlameRig
 from training.corpus.speakers import Speaker, identity_template, make_speakers
 from training.corpus.stats import clip_measures, summarise
-from training.corpus.timeline import read_lab
+from backend.rig.timeline import read_lab
 
 BUILDER_VERSION = "1.0"
 FPS = MESH_FPS

@@ -14,12 +14,13 @@ from backend.flame import LOWER_LIP_CENTRE, MM_PER_M, UPPER_LIP_CENTRE, FlameReg
 from backend.frame_rate import MESH_FPS
 from backend.mesh import load_flame_mesh
 from backend.metrics import clip_mtm, dataset_slcc, lip_intensity, speech_intensity
+from backend.metrics.phone_checks import LABIODENTAL_CONTACT_M
+from backend.rig.flame_rig import FlameRig
+from backend.rig.timeline import BILABIALS, LABIODENTALS, VOWEL_OPENNESS, segment_frames
 from training.corpus.paths import default_paths
-from training.corpus.rig import FlameRig
-from training.corpus.timeline import BILABIALS, LABIODENTALS, VOWEL_OPENNESS, segment_frames
 
 CLOSED_MM = 1.0        # a bilabial counts as closed when the lip-centre gap gets below this
-CONTACT_MM = 1.5       # /f v/ counts as contact when the lower-lip centre gets this near the teeth point
+CONTACT_MM = LABIODENTAL_CONTACT_M * 1000   # /f v/ contact: lower-lip centre this near the teeth point
 
 
 def clip_measures(vertices: np.ndarray, samples_int16: np.ndarray, timeline, rig: FlameRig, lip_indices,
