@@ -263,3 +263,28 @@ def test_kill_mid_stage_then_resume_matches_an_uninterrupted_run(ci_corpus, tmp_
         read_log(tmp_path / "reference" / "runs" / "no-2d-prior" / "joint" / "loss.csv"))
     assert [int(row["step"]) for row in read_log(run / "loss.csv")] == list(range(1, 61))
     assert not list(run.glob(".*.tmp*"))
+
+
+def test_representation_under_torchrun_two_gloo_processes(ci_corpus, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from training.checkpoints import load_checkpoint
+    from training.loop import read_log
+
+    repo = Path(__file__).resolve().parents[1]
+    out = tmp_path / "ddp"
+    torchrun = Path(sys.executable).with_name("torchrun")
+    command = [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "training", "--threads", "1", "represent",
+               "--preset", "tiny", "--variant", "syncnet", "--set", "stage2.steps=3", "--set", "stage2.log_every=1",
+               "--corpus", str(ci_corpus), "--out", str(out)]
+    result = subprocess.run(command, cwd=repo, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    run = out / "runs" / "syncnet" / "joint"
+    assert load_checkpoint(run / "checkpoint.pt")["world_size"] == 2
+    assert json.loads((run / "config.json").read_text())["world_size"] == 2
+    assert [int(row["step"]) for row in read_log(run / "loss.csv")] == [1, 2, 3]
+    assert load_representation(out / "syncnet.pt").meta["variant"] == "syncnet"
