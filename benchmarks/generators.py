@@ -30,7 +30,7 @@ SECONDS = (10, 60)
 
 def inference_rows(folders: list, threads: int, repeats: int) -> list:
     from backend.generators import SAMPLE_RATE, frame_count, load_generator
-    from training.export_generator import speech_like_audio
+    from training.generators.export import speech_like_audio
 
     template = np.random.default_rng(0).normal(scale=0.05, size=(5023, 3)).astype(np.float32)
     rows = []
@@ -58,12 +58,16 @@ def _timed(work) -> tuple:
 def training_rows(device_name: str, steps: int) -> list:
     import torch
 
-    from training.config import generator_preset, preset
-    from training.generators import build_generator
-    from training.losses import PerceptualLoss, speech_features
-    from training.models.speech_mesh import MeshEncoder, SpeechEncoder
-    from training.train import TrainingClip, clip_losses, total_loss
-    from training.export_generator import speech_like_audio
+    from backend.datasets.clip import Clip
+    from training.generators.config import generator_preset
+    from training.generators.export import speech_like_audio
+    from training.generators.families import FAMILY_CLASSES, build_generator
+    from training.generators.protocol import TrainingClip
+    from training.generators.train import clip_losses
+    from training.loop import optimiser_step
+    from training.representation.config import preset
+    from training.representation.losses import PerceptualLoss, speech_features
+    from training.representation.model import MeshEncoder, SpeechEncoder
 
     device = torch.device(device_name)
     representation = preset("small").model
@@ -80,20 +84,21 @@ def training_rows(device_name: str, steps: int) -> list:
                 perceptual = None
                 if weight:
                     perceptual = PerceptualLoss(SpeechEncoder(representation), MeshEncoder(representation), weight).to(device)
-                clip = TrainingClip("synthetic", torch.from_numpy(audio)[None],
-                                    0.01 * torch.randn(frames, 5023, 3), torch.zeros(5023, 3), torch.eye(3)[0],
-                                    (torch.arange(frames) % 3 == 0).float())
+                vertices = 0.01 * torch.randn(frames, 5023, 3)
+                source = Clip(audio, 16000, vertices.numpy(), 30.0, np.zeros((5023, 3), np.float32), "synthetic", "")
+                clip = TrainingClip("synthetic", torch.from_numpy(audio)[None], vertices, torch.zeros(5023, 3),
+                                    torch.eye(3)[0], FAMILY_CLASSES[family].clip_inputs(config, "synthetic", source,
+                                                                                        frames))
                 if perceptual is not None:
                     clip.speech_target = perceptual.speech_target(speech_features(audio, 16000, frames)).cpu()
+                clip = clip.to(device)
+                parameters = list(model.parameters())
                 count = 2 if preset_name == "full" and device.type == "cpu" else steps
                 times = []
                 for step in range(count + 1):
-                    def one_step():
-                        optimiser.zero_grad()
-                        for _ in range(config.clips_per_step):
-                            loss = total_loss(clip_losses(model, clip, config, perceptual, device))
-                            (loss / config.clips_per_step).backward()
-                        optimiser.step()
+                    def one_step():  # the training loop's own step (accumulation, clipping, update)
+                        optimiser_step(optimiser, parameters, config.clips_per_step,
+                                       lambda index: clip_losses(model, clip, perceptual), config.grad_clip)
                         if device.type == "cuda":
                             torch.cuda.synchronize()
                     elapsed = _timed(one_step)

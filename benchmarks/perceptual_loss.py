@@ -27,9 +27,10 @@ def one_variant(args) -> dict:
     import torch
     from torch import nn
 
-    from training.config import preset
-    from training.losses import PerceptualLoss
-    from training.models.speech_mesh import MeshEncoder, SpeechEncoder
+    from training.loop import optimiser_step
+    from training.representation.config import preset
+    from training.representation.losses import PerceptualLoss
+    from training.representation.model import MeshEncoder, SpeechEncoder
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -51,15 +52,18 @@ def one_variant(args) -> dict:
         perceptual = PerceptualLoss(SpeechEncoder(model), mesh_encoder, weight=1e-7).to(device)
         speech_target = perceptual.speech_target(torch.randn(args.frames - 4, 20, 128, device=device))
 
-    def step():
+    parameters = list(generator.parameters())
+
+    def loss(index):
         hidden = generator["body"](generator["audio"](audio))[0]
         vertices = template + generator["out"](hidden)
-        loss = nn.functional.mse_loss(vertices, target)
+        total = nn.functional.mse_loss(vertices, target)
         if perceptual is not None:
-            loss = loss + perceptual(vertices, speech_target)
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
+            total = total + perceptual(vertices, speech_target)
+        return {"loss": total}
+
+    def step():  # the training loop's own step; no clipping (an infinite norm bound), as before
+        optimiser_step(optimiser, parameters, 1, loss, grad_clip=float("inf"))
 
     for _ in range(3):
         step()

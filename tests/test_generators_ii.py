@@ -15,12 +15,13 @@ from backend.flame import LOWER_LIP_CENTRE, UPPER_LIP_CENTRE
 from backend.generators import load_generator
 from backend.mesh import load_flame_mesh
 from training.__main__ import main as training_main
-from training.config import generator_preset
-from training.export_generator import export_generator, speech_like_audio
-from training.generators import build_generator
-from training.generators.codetalker import VectorQuantiser, code_usage
+from training.generators.codetalker import VectorQuantiser
+from training.generators.compare import code_usage
+from training.generators.config import generator_preset
+from training.generators.export import export_generator, speech_like_audio
+from training.generators.families import build_generator, load_generator_checkpoint
 from training.generators.selftalk import LIP_VERTICES, PHONEMES, lip_region, phoneme_labels
-from training.train import load_checkpoint, load_clips, training_styles
+from training.generators.train import load_clips, training_styles
 
 TINY = ["--preset", "tiny", "--set", "steps=4", "--set", "log_every=1", "--set", "checkpoint_every=2"]
 
@@ -37,7 +38,7 @@ def codetalker_runs(tmp_path_factory, ci_corpus):
     assert training_main(["train", *TINY, "--family", "codetalker-vq", "--corpus", str(ci_corpus),
                           "--out", str(root / "vq")]) == 0
     assert training_main(["train", *TINY, "--family", "codetalker", "--set",
-                          f"motion_prior={root / 'vq' / 'checkpoint.pt'}", "--corpus", str(ci_corpus),
+                          f"codetalker.motion_prior={root / 'vq' / 'checkpoint.pt'}", "--corpus", str(ci_corpus),
                           "--out", str(root / "stage2")]) == 0
     return root
 
@@ -77,13 +78,13 @@ def test_code_usage_perplexity_and_dead_codes():
 
 
 def test_tiny_codetalker_trains_both_stages_with_a_frozen_prior(codetalker_runs):
-    vq, stage2 = load_checkpoint(codetalker_runs / "vq" / "checkpoint.pt"), \
-        load_checkpoint(codetalker_runs / "stage2" / "checkpoint.pt")
+    vq, stage2 = load_generator_checkpoint(codetalker_runs / "vq" / "checkpoint.pt"), \
+        load_generator_checkpoint(codetalker_runs / "stage2" / "checkpoint.pt")
     assert json.loads(vq["config"])["family"] == "codetalker-vq" and stage2["step"] == 4
-    for out in ("vq", "stage2"):
+    for out, term, weight in (("vq", "vq", 1.0), ("stage2", "code", 0.1)):  # code_weight 0.1 (codetalker section)
         rows = logged_rows(codetalker_runs / out)
-        assert len(rows) == 4 and all(float(row["auxiliary"]) > 0 for row in rows)
-        assert all(float(row["loss"]) == pytest.approx(float(row["mse"]) + float(row["auxiliary"]), rel=1e-4)
+        assert len(rows) == 4 and all(float(row[term]) > 0 for row in rows)
+        assert all(float(row["loss"]) == pytest.approx(float(row["mse"]) + weight * float(row[term]), rel=1e-4)
                    for row in rows)
     prior = {name[len("prior."):]: value for name, value in stage2["model"].items() if name.startswith("prior.")}
     assert prior.keys() == vq["model"].keys()
@@ -99,7 +100,7 @@ def test_codebook_starts_from_encoder_outputs(ci_corpus):
     model.prepare_training(clips)
     with torch.no_grad():
         latent = model.encode(clips[0].vertices[None], clips[0].template[None])
-        usage = code_usage(model.quantiser.indices(latent), config.codebook_size)
+        usage = code_usage(model.quantiser.indices(latent), config.codetalker.codebook_size)
     assert usage["used"] > 8  # a uniform +-1/K initialisation maps every frame to one or two codes
 
 
@@ -119,15 +120,16 @@ def test_codetalker_needs_a_matching_stage_one_prior(codetalker_runs, ci_corpus,
     missing = build_generator(generator_preset("tiny", family="codetalker"), 3)
     with pytest.raises(ModelError, match="needs its stage-1 motion prior: train family 'codetalker-vq' first"):
         missing.prepare_training(clips)
-    wrong_family = build_generator(generator_preset("tiny", family="codetalker",
-                                                    motion_prior=str(codetalker_runs / "stage2" / "checkpoint.pt")), 3)
+    wrong_family = build_generator(generator_preset("tiny", family="codetalker", codetalker={
+        "motion_prior": str(codetalker_runs / "stage2" / "checkpoint.pt")}), 3)
     with pytest.raises(ModelError, match="motion_prior is a 'codetalker' checkpoint; expected a 'codetalker-vq'"):
         wrong_family.prepare_training(clips)
-    other_size = build_generator(generator_preset("tiny", family="codetalker", codebook_size=32,
-                                                  motion_prior=str(codetalker_runs / "vq" / "checkpoint.pt")), 3)
+    other_size = build_generator(generator_preset("tiny", family="codetalker", codetalker={
+        "codebook_size": 32, "motion_prior": str(codetalker_runs / "vq" / "checkpoint.pt")}), 3)
     with pytest.raises(ModelError, match=r"other sizes \(codebook_size 256 vs 32\)"):
         other_size.prepare_training(clips)
-    absent = build_generator(generator_preset("tiny", family="codetalker", motion_prior=str(tmp_path / "x.pt")), 3)
+    absent = build_generator(generator_preset("tiny", family="codetalker",
+                                              codetalker={"motion_prior": str(tmp_path / "x.pt")}), 3)
     with pytest.raises(ModelError, match="checkpoint not found"):
         absent.prepare_training(clips)
 
@@ -139,8 +141,8 @@ def test_the_motion_autoencoder_cannot_animate_audio():
 
 
 def test_code_groups_must_divide_the_width():
-    with pytest.raises(BackendError, match="width 16 is not a multiple of code_groups 3"):
-        generator_preset("tiny", family="codetalker-vq", code_groups=3)
+    with pytest.raises(BackendError, match="width 16 is not a multiple of codetalker.code_groups 3"):
+        generator_preset("tiny", family="codetalker-vq", codetalker={"code_groups": 3})
 
 
 # --- SelfTalk-style ------------------------------------------------------------------------------------
@@ -163,8 +165,8 @@ def test_lip_region_surrounds_the_lip_centres(flame_ply):
 
 def test_tiny_selftalk_trains_and_exports(selftalk_run, ci_corpus, flame_ply, tmp_path):
     rows = logged_rows(selftalk_run)
-    assert len(rows) == 4 and all(float(row["auxiliary"]) > 0 for row in rows)
-    checkpoint = load_checkpoint(selftalk_run / "checkpoint.pt")
+    assert len(rows) == 4 and all(float(row["phoneme"]) > 0 for row in rows)
+    checkpoint = load_generator_checkpoint(selftalk_run / "checkpoint.pt")
     template = load_clips(ci_corpus, "train", training_styles(ci_corpus), generator_preset("tiny"))[0].template
     assert torch.equal(checkpoint["model"]["lip_indices"], lip_region(template))
     folder, error = export_generator(selftalk_run / "checkpoint.pt", tmp_path / "selftalk_tiny")
@@ -179,9 +181,9 @@ def test_generated_lips_train_the_generator_not_the_lip_reader(ci_corpus):
     model = build_generator(config, len(styles))
     with torch.no_grad():
         model.head.linear.weight.normal_(std=1e-4)  # a trained head: the lips move
-    outputs = model(clip.audio, clip.template[None], clip.style[None], None,
-                    {"vertices": clip.vertices[None], "phonemes": clip.phonemes})
-    terms = outputs["phoneme_terms"]
+    output = model.training_output(clip)
+    terms = output.details
+    assert set(output.losses) == {"phoneme"}
     assert set(terms) == {"recogniser_ctc", "lip_reader_ctc", "generated_ctc", "consistency"}
     assert all(float(value) > 0 for value in terms.values())
     (terms["generated_ctc"] + terms["consistency"]).backward()
@@ -206,9 +208,9 @@ def test_selftalk_needs_phoneme_timelines(ci_corpus, tmp_path):
 @pytest.fixture(scope="session")
 def representation_dir(tmp_path_factory):
     """The three representation variants in `python -m training represent`'s format (random tiny encoders)."""
-    from training.config import preset
-    from training.models.speech_mesh import build_encoders
-    from training.representation import save_checkpoint
+    from training.checkpoints import save_checkpoint
+    from training.representation.config import preset
+    from training.representation.model import build_encoders
 
     folder = tmp_path_factory.mktemp("representation")
     config = preset("tiny")

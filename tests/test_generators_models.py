@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from backend.generators import frame_count, load_generator
-from training.config import generator_preset
-from training.export_generator import export_generator, speech_like_audio
-from training.generators import build_generator
+from training.checkpoints import save_checkpoint
+from training.generators.config import generator_preset
+from training.generators.export import export_generator, speech_like_audio
+from training.generators.families import build_generator
 from training.generators.audio_encoder import BiasedSelfAttention, alibi_slopes, frames_of, periodic_positional_encoding
 from training.generators.kmtalk import timeline_key_mask, uniform_key_mask
-from training.train import save_checkpoint
 
 
 
@@ -66,7 +66,7 @@ def test_model_frame_count_is_the_backend_rule(samples):
     assert frames_of(torch.zeros(1, samples)) == frame_count(samples)
     model = build_generator(generator_preset("tiny"), 2)
     out = model(torch.zeros(1, samples), torch.zeros(1, 5023, 3), torch.eye(2)[:1])
-    assert out["vertices"].shape == (1, frame_count(samples), 5023, 3)
+    assert out.vertices.shape == (1, frame_count(samples), 5023, 3)
 
 
 def test_key_masks():
@@ -88,8 +88,8 @@ def test_kmtalk_composed_key_embedding_equals_embedding_the_displacements():
 
 
 @pytest.mark.parametrize("overrides", [{}, {"family": "kmtalk"},
-                                       {"family": "kmtalk", "backbone": "faceformer", "key_frames": "uniform",
-                                        "audio_guidance": False}])
+                                       {"family": "kmtalk", "kmtalk": {"backbone": "faceformer", "key_frames": "uniform",
+                                                                       "audio_guidance": False}}])
 def test_export_parity_and_backend_run(tmp_path, overrides):
     """Random (non-zero) weights, so the parity check compares real motion, not the template."""
     config = generator_preset("tiny", **overrides)
@@ -99,7 +99,9 @@ def test_export_parity_and_backend_run(tmp_path, overrides):
         torch.nn.init.normal_(parameter, std=0.05)
     checkpoint = tmp_path / "checkpoint.pt"
     save_checkpoint(checkpoint, {"model": model.state_dict(), "step": 0, "config": json.dumps(config.to_dict()),
-                                 "styles": json.dumps(["A", "B"])})
+                                 "styles": json.dumps(["A", "B"]), "data": json.dumps({
+                                     "folder": "random", "manifest": False, "synthetic": True, "preset": None,
+                                     "seed": None, "train_clips": 0})})
     folder, error = export_generator(checkpoint, tmp_path / "exported", description="test export")
     assert error <= 1e-4
     generator = load_generator(folder)
@@ -109,7 +111,7 @@ def test_export_parity_and_backend_run(tmp_path, overrides):
     vertices = generator.animate(audio, 16000, template, style="B")
     with torch.no_grad():
         expected = model.eval()(torch.from_numpy(audio)[None], torch.from_numpy(template)[None],
-                                torch.tensor([[0.0, 1.0]]))["vertices"][0].numpy()
+                                torch.tensor([[0.0, 1.0]])).vertices[0].numpy()
     assert vertices.shape == (frame_count(audio.size), 5023, 3)
     assert np.max(np.abs(vertices - expected)) <= 1e-4
     assert np.max(np.abs(vertices - template)) > 1e-3   # the motion is not trivially the template

@@ -8,11 +8,12 @@ import pytest
 import torch
 
 from backend.errors import AudioError, BackendError, MeshError, ModelError
-from training.config import Config, StageConfig, preset
-from training.losses import PerceptualLoss, info_nce, speech_features, sync_loss
-from training.models.speech_mesh import (AudioVisualPretrainer, MeshEncoder, SpeechEncoder, SyncNetMeshEncoder,
-                                         SyncNetSpeechEncoder, VideoEncoder, random_keep)
-from training.representation import fit, load_checkpoint, save_checkpoint
+from training.checkpoints import load_checkpoint, save_checkpoint
+from training.representation.config import Config, StageConfig, preset
+from training.representation.losses import PerceptualLoss, info_nce, speech_features, sync_loss
+from training.representation.model import (AudioVisualPretrainer, MeshEncoder, SpeechEncoder, SyncNetMeshEncoder,
+                                           SyncNetSpeechEncoder, VideoEncoder, random_keep)
+from training.representation.train import fit
 
 TINY = preset("tiny").model
 

@@ -9,9 +9,10 @@ import soundfile
 import torch
 
 from backend.errors import BackendError, MetricError
-from training import properties
-from training.representation import (PairedClip, gather_batch, load_representation, read_video_clips,
-                                     render_mouth_video, sample_windows, speech_rate)
+from training.representation import properties
+from training.representation.clips import PairedClip, gather_batch, sample_windows, speech_rate
+from training.representation.train import load_representation
+from training.representation.video import read_video_clips, render_mouth_video
 
 
 
@@ -158,16 +159,23 @@ def test_intensity_direction_counts_monotonic_sentences_and_needs_levels():
 
 
 def test_tiny_two_stage_run_trains_exports_and_measures(ci_corpus, tmp_path, flame_ply):
-    from training.config import preset
-    from training.export import export_representation
-    from training.representation import represent
-    config = preset("tiny")
-    config = config.__class__(**{**config.__dict__, "stage1": config.stage1.__class__(
-        steps=3, batch_size=16, learning_rate=1e-3, warmup_steps=1), "stage2": config.stage2.__class__(
-        steps=3, batch_size=16, learning_rate=1e-3, warmup_steps=1)})
+    from training.representation.config import preset
+    from training.representation.export import export_representation
+    from training.representation.train import represent
+    short = {"steps": 3, "batch_size": 16, "learning_rate": 1e-3, "warmup_steps": 1}
+    config = preset("tiny", stage1=short, stage2=short)
     messages = []
     path = represent(config, ci_corpus, tmp_path, "two-stage", template_path=flame_ply, log=messages.append)
     representation = load_representation(path)
+    for stage in ("stage1", "stage2"):  # every stage checkpoints and logs on disk (training.loop)
+        folder = tmp_path / "runs" / "two-stage" / stage
+        assert {file.name for file in folder.iterdir()} == {"checkpoint.pt", "loss.csv", "loss.png", "config.json"}
+    with pytest.raises(BackendError, match="stage1/checkpoint.pt exists; pass --resume"):
+        represent(config, ci_corpus, tmp_path, "two-stage", template_path=flame_ply, log=messages.append)
+    again = load_representation(represent(config, ci_corpus, tmp_path, "two-stage", template_path=flame_ply,
+                                          log=messages.append, resume=True))  # finished stages: loaded, not rerun
+    for name, tensor in representation.mesh_encoder.state_dict().items():
+        assert torch.equal(again.mesh_encoder.state_dict()[name], tensor), name
     assert representation.meta["stage1_video"].startswith("mouth video rendered from the SYNTHETIC corpus")
     assert representation.meta["corpus"]["synthetic"] is True and representation.config == config
     assert any(message.startswith("stage 2 step 3/3") for message in messages)
@@ -183,14 +191,14 @@ def test_tiny_two_stage_run_trains_exports_and_measures(ci_corpus, tmp_path, fla
 
 
 def test_represent_refuses_unknown_variants(tmp_path):
-    from training.config import preset
-    from training.representation import represent
+    from training.representation.config import preset
+    from training.representation.train import represent
     with pytest.raises(BackendError, match="unknown variant 'other'; expected one of two-stage, no-2d-prior, syncnet"):
         represent(preset("tiny"), tmp_path, tmp_path, "other")
 
 
 def test_identity_mix_moves_the_face_towards_another_template_and_keeps_the_motion():
-    from training.representation import mix_identities
+    from training.representation.clips import mix_identities
     first, second = video_clip(12, clip_id="a"), video_clip(12, clip_id="b")
     for clip, offset in ((first, 0.0), (second, 1.0)):
         clip.template = np.full((5023, 3), offset, dtype=np.float32)
@@ -203,3 +211,80 @@ def test_identity_mix_moves_the_face_towards_another_template_and_keeps_the_moti
     assert np.allclose(shift, shift[:, :1, :1])               # one constant shift per window (motion kept)
     assert np.all((-1 - 1e-6 <= shift) & (shift <= 1 + 1e-6))  # at most the whole template difference
     assert np.allclose(shift[0], shift[1]) and np.allclose(shift[2], shift[3])  # one draw per group
+
+
+def test_kill_mid_stage_then_resume_matches_an_uninterrupted_run(ci_corpus, tmp_path):
+    """The representation's stages run on the generators' loop: kill -9 part-way, --resume, same weights and log."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from training.__main__ import main as training_main
+    from training.checkpoints import load_checkpoint
+    from training.loop import read_log
+    from training.representation.config import preset
+    from training.representation.train import represent
+
+    repo = Path(__file__).resolve().parents[1]
+    stage2 = {"steps": 60, "log_every": 1, "checkpoint_every": 5}
+    settings = [item for key, value in stage2.items() for item in ("--set", f"stage2.{key}={value}")]
+    reference = represent(preset("tiny", stage2=stage2), ci_corpus, tmp_path / "reference", "no-2d-prior",
+                          log=lambda message: None)
+    out = tmp_path / "killed"
+    run = out / "runs" / "no-2d-prior" / "joint"
+    arguments = ["represent", "--preset", "tiny", "--variant", "no-2d-prior", *settings, "--corpus", str(ci_corpus),
+                 "--out", str(out)]
+    process = subprocess.Popen([sys.executable, "-m", "training", "--threads", "1", *arguments], cwd=repo,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            rows = read_log(run / "loss.csv")
+            if rows and int(rows[-1]["step"]) >= 12:
+                break
+            time.sleep(0.005)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait()
+    interrupted_at = load_checkpoint(run / "checkpoint.pt")["step"]
+    assert 10 <= interrupted_at < 60 and not (out / "no-2d-prior.pt").exists(), "the run must be killed part-way"
+    assert training_main([*arguments, "--resume"]) == 0
+    resumed, expected = load_checkpoint(out / "no-2d-prior.pt"), load_checkpoint(reference)
+    for encoder in ("speech_encoder", "mesh_encoder"):
+        for name, tensor in expected[encoder].items():
+            assert torch.equal(resumed[encoder][name], tensor), f"{encoder}.{name}"
+
+    def without_times(rows):
+        return [{key: value for key, value in row.items() if key != "seconds"} for row in rows]
+
+    assert without_times(read_log(run / "loss.csv")) == without_times(
+        read_log(tmp_path / "reference" / "runs" / "no-2d-prior" / "joint" / "loss.csv"))
+    assert [int(row["step"]) for row in read_log(run / "loss.csv")] == list(range(1, 61))
+    assert not list(run.glob(".*.tmp*"))
+
+
+def test_representation_under_torchrun_two_gloo_processes(ci_corpus, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from training.checkpoints import load_checkpoint
+    from training.loop import read_log
+
+    repo = Path(__file__).resolve().parents[1]
+    out = tmp_path / "ddp"
+    torchrun = Path(sys.executable).with_name("torchrun")
+    command = [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "training", "--threads", "1", "represent",
+               "--preset", "tiny", "--variant", "syncnet", "--set", "stage2.steps=3", "--set", "stage2.log_every=1",
+               "--corpus", str(ci_corpus), "--out", str(out)]
+    result = subprocess.run(command, cwd=repo, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    run = out / "runs" / "syncnet" / "joint"
+    assert load_checkpoint(run / "checkpoint.pt")["world_size"] == 2
+    assert json.loads((run / "config.json").read_text())["world_size"] == 2
+    assert [int(row["step"]) for row in read_log(run / "loss.csv")] == [1, 2, 3]
+    assert load_representation(out / "syncnet.pt").meta["variant"] == "syncnet"

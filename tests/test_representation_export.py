@@ -11,10 +11,10 @@ import torch
 from backend.errors import ModelError
 from backend.metrics.plrs import OnnxSpeechMeshEncoders
 from backend.models import default_models_dir
-from training.config import preset
-from training.export import PARITY_TOLERANCE, export_representation, parity_error, random_inputs
-from training.models.speech_mesh import build_encoders
-from training.representation import save_checkpoint
+from training.checkpoints import save_checkpoint
+from training.representation.config import preset
+from training.representation.export import PARITY_TOLERANCE, export_representation, parity_error, random_inputs
+from training.representation.model import build_encoders
 
 
 
@@ -34,7 +34,7 @@ def random_checkpoint(path: Path, variant: str) -> Path:
 
 @pytest.mark.parametrize("variant", ["two-stage", "syncnet"])
 def test_exported_encoders_match_torch_and_meet_the_plrs_contract(tmp_path, variant):
-    from training.representation import load_representation
+    from training.representation.train import load_representation
     checkpoint = random_checkpoint(tmp_path / f"{variant}.pt", variant)
     export_representation(checkpoint, tmp_path / "onnx")
     representation = load_representation(checkpoint)
@@ -84,8 +84,8 @@ def test_shipped_models_are_small_and_documented(shipped):
 
 
 def test_shipped_offset_curve_peaks_at_zero_on_held_out_clips(shipped, ci_corpus):
-    from training.properties import clip_embeddings, offset_curve, plrs_pairings
-    from training.representation import load_corpus_clips
+    from training.representation.clips import load_corpus_clips
+    from training.representation.properties import clip_embeddings, offset_curve, plrs_pairings
     variant, _, encoders, meta = shipped
     clips = load_corpus_clips(ci_corpus, "val")  # ci seed 0 val: sentences and speaker the model never saw
     assert not {clip.sentence for clip in clips} & set(meta["corpus"]["train_sentences"])

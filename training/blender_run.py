@@ -34,6 +34,15 @@ def training_arguments(argv: list) -> list:
     return argv[argv.index("--") + 1:] if "--" in argv else []
 
 
+def mark_modules_as_not_addons() -> None:
+    """Blender disables add-ons at exit by asking every module in sys.modules for `__addon_enabled__`; torch's
+    `torch.ops` and `torch.classes` answer any attribute with a namespace object, so Blender would call their
+    `unregister()` and print tracebacks. Give such modules a real False."""
+    for module in list(sys.modules.values()):
+        if not isinstance(getattr(module, "__addon_enabled__", False), bool):
+            module.__dict__["__addon_enabled__"] = False
+
+
 def main() -> int:
     try:
         site_packages = venv_site_packages()
@@ -44,7 +53,10 @@ def main() -> int:
         if path not in sys.path:
             sys.path.insert(0, path)
     from training.__main__ import main as training_main
-    return training_main(training_arguments(sys.argv))
+    try:
+        return training_main(training_arguments(sys.argv))
+    finally:
+        mark_modules_as_not_addons()
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from backend.flame import NUM_VERTICES
+from backend.flame import NUM_VERTICES, VERTEX_VALUES
 from backend.frame_rate import MESH_FPS
 from backend.generators import SAMPLE_RATE
 
@@ -20,7 +20,6 @@ WINDOW = 400        # 25 ms analysis window at 16 kHz
 HOP = 160           # 10 ms hop: 100 spectral frames per second
 FFT_BINS = WINDOW // 2 + 1
 LOG_FLOOR = 1e-6
-VERTEX_VALUES = 3 * NUM_VERTICES
 
 
 def frames_of(audio: torch.Tensor):

@@ -27,14 +27,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from backend.errors import ModelError
-from training.config import GeneratorConfig
+from backend.flame import MM_PER_M
 from training.generators.audio_encoder import VERTEX_VALUES, EncoderBlock, SpeechEncoder, VertexHead
+from training.generators.config import GeneratorConfig
 from training.generators.faceformer import FaceFormerDecoder
+from training.generators.protocol import Family, GeneratorOutput, LossTerm, TrainingClip, load_generator_checkpoint
 
-MM_PER_M = 1000.0
 INIT_FRAMES = 4096      # encoder outputs sampled to initialise the codebook
-MATCHING_FIELDS = ("width", "heads", "encoder_blocks", "decoder_blocks", "period", "attention_block",
-                   "codebook_size", "code_groups")
+MATCHING_FIELDS = ("width", "heads", "encoder_blocks", "decoder_blocks", "period", "attention_block")
+MATCHING_SECTION_FIELDS = ("codebook_size", "code_groups")
 
 
 class VectorQuantiser(nn.Module):
@@ -61,19 +62,23 @@ class VectorQuantiser(nn.Module):
         return latent + (quantised - latent).detach(), indices, quantised
 
 
-class CodeTalkerVQ(nn.Module):
-    """Stage 1. audio, template (B, 5023, 3), style, key_mask (ignored) and targets {"vertices": (B, T, 5023, 3)}
-    -> {"vertices": reconstruction, "code_indices" (B, T, G), "auxiliary": VQ losses}."""
+class CodeTalkerVQ(Family):
+    """Stage 1. audio (unused), template (B, 5023, 3), style (unused) and target vertices (B, T, 5023, 3) ->
+    GeneratorOutput(reconstructed vertices, code_indices (B, T, G), losses {"vq": codebook + commitment})."""
+
+    title = "CodeTalker-style stage 1 (VQ autoencoder)"
+    animates_speech = False
 
     def __init__(self, config: GeneratorConfig, num_styles: int):
         super().__init__()
         width, heads, block = config.width, config.heads, config.attention_block
+        section = config.codetalker
         self.config = config
         self.motion_in = nn.Sequential(nn.Linear(VERTEX_VALUES, width), nn.LayerNorm(width))
         self.encoder = nn.ModuleList(EncoderBlock(width, heads, config.period, False, block)
                                      for _ in range(config.encoder_blocks))
         self.to_latent = nn.Linear(width, width)
-        self.quantiser = VectorQuantiser(width, config.code_groups, config.codebook_size)
+        self.quantiser = VectorQuantiser(width, section.code_groups, section.codebook_size)
         self.from_latent = nn.Linear(width, width)
         self.decoder = nn.ModuleList(EncoderBlock(width, heads, config.period, False, block)
                                      for _ in range(config.decoder_blocks))
@@ -94,15 +99,26 @@ class CodeTalkerVQ(nn.Module):
             hidden = block(hidden)
         return self.head(hidden)
 
-    def forward(self, audio, template: torch.Tensor, style=None, key_mask=None, targets: dict | None = None) -> dict:
-        if targets is None:
+    @classmethod
+    def loss_names(cls, config: GeneratorConfig) -> tuple:
+        return ("vq",)
+
+    def forward(self, audio, template: torch.Tensor, style=None, vertices: torch.Tensor | None = None) -> GeneratorOutput:
+        if vertices is None:
             raise ModelError("a 'codetalker-vq' model is the stage-1 motion autoencoder: it needs ground-truth "
                              "motion, not audio; train a 'codetalker' model on top of it to animate speech")
-        latent = self.encode(targets["vertices"], template)
+        latent = self.encode(vertices, template)
         straight, indices, quantised = self.quantiser(latent)
         vq_loss = F.mse_loss(quantised, latent.detach()) + \
-            self.config.commitment_weight * F.mse_loss(latent, quantised.detach())
-        return {"vertices": template[:, None] + self.decode(straight), "code_indices": indices, "auxiliary": vq_loss}
+            self.config.codetalker.commitment_weight * F.mse_loss(latent, quantised.detach())
+        return GeneratorOutput(template[:, None] + self.decode(straight), code_indices=indices,
+                               losses={"vq": LossTerm(vq_loss)})
+
+    def training_output(self, clip: TrainingClip) -> GeneratorOutput:
+        return self(clip.audio, clip.template[None], clip.style[None], clip.vertices[None])
+
+    def predict(self, audio, template, style, timeline=None) -> GeneratorOutput:
+        return self(audio, template, style)
 
     @torch.no_grad()
     def prepare_training(self, clips: list) -> None:
@@ -120,9 +136,12 @@ class CodeTalkerVQ(nn.Module):
         self.quantiser.codebook.copy_(codes[chosen] + 1e-3 * torch.randn(size, depth))
 
 
-class CodeTalkerStyle(nn.Module):
-    """Stage 2. audio (B, N), template (B, 5023, 3), style (B, S), key_mask (ignored), optional targets
-    {"vertices"} -> {"vertices" (B, T, 5023, 3), "code_indices" (B, T, G), "auxiliary" with targets}."""
+class CodeTalkerStyle(Family):
+    """Stage 2. audio (B, N), template (B, 5023, 3), style (B, S), optional target vertices (B, T, 5023, 3) ->
+    GeneratorOutput(vertices (B, T, 5023, 3), code_indices (B, T, G), with targets losses {"code": latent MSE})."""
+
+    title = "CodeTalker-style"
+    prior_family = "codetalker-vq"
 
     def __init__(self, config: GeneratorConfig, num_styles: int):
         super().__init__()
@@ -134,44 +153,43 @@ class CodeTalkerStyle(nn.Module):
         self.to_latent = nn.Linear(width, width)
         self.prior = CodeTalkerVQ(config, num_styles)
 
-    def forward(self, audio: torch.Tensor, template: torch.Tensor, style: torch.Tensor, key_mask=None,
-                targets: dict | None = None) -> dict:
+    @classmethod
+    def loss_names(cls, config: GeneratorConfig) -> tuple:
+        return ("code",)
+
+    def forward(self, audio: torch.Tensor, template: torch.Tensor, style: torch.Tensor,
+                vertices: torch.Tensor | None = None) -> GeneratorOutput:
         predicted = self.to_latent(self.decoder(self.speech_encoder(audio), style))
         straight, indices, _ = self.prior.quantiser(predicted)
-        outputs = {"vertices": template[:, None] + self.prior.decode(straight), "code_indices": indices}
-        if targets is not None:
+        output = GeneratorOutput(template[:, None] + self.prior.decode(straight), code_indices=indices)
+        if vertices is not None:
             with torch.no_grad():
-                target = self.prior.quantiser(self.prior.encode(targets["vertices"], template))[2]
-            outputs["auxiliary"] = self.config.code_weight * F.mse_loss(predicted[:, :target.shape[1]], target)
-        return outputs
+                target = self.prior.quantiser(self.prior.encode(vertices, template))[2]
+            output.losses["code"] = LossTerm(F.mse_loss(predicted[:, :target.shape[1]], target),
+                                             self.config.codetalker.code_weight)
+        return output
+
+    def training_output(self, clip: TrainingClip) -> GeneratorOutput:
+        return self(clip.audio, clip.template[None], clip.style[None], clip.vertices[None])
 
     def prepare_training(self, clips: list) -> None:
-        """Load the stage-1 checkpoint named by config.motion_prior into `prior` and freeze it."""
-        from training.train import load_checkpoint
-
-        if not self.config.motion_prior:
+        """Load the stage-1 checkpoint named by codetalker.motion_prior into `prior` and freeze it."""
+        path = self.config.codetalker.motion_prior
+        if not path:
             raise ModelError("a 'codetalker' model needs its stage-1 motion prior: train family 'codetalker-vq' "
-                             "first, then pass --set motion_prior=RUN/checkpoint.pt")
-        checkpoint = load_checkpoint(self.config.motion_prior)
+                             "first, then pass --set codetalker.motion_prior=RUN/checkpoint.pt")
+        checkpoint = load_generator_checkpoint(path)
         prior = GeneratorConfig.from_dict(json.loads(checkpoint["config"]))
         if prior.family != "codetalker-vq":
-            raise ModelError(f"{self.config.motion_prior}: motion_prior is a '{prior.family}' checkpoint; "
+            raise ModelError(f"{path}: motion_prior is a '{prior.family}' checkpoint; "
                              "expected a 'codetalker-vq' (stage 1) one")
-        differing = [f"{name} {getattr(prior, name)} vs {getattr(self.config, name)}" for name in MATCHING_FIELDS
-                     if getattr(prior, name) != getattr(self.config, name)]
+        pairs = [(name, getattr(prior, name), getattr(self.config, name)) for name in MATCHING_FIELDS]
+        pairs += [(name, getattr(prior.codetalker, name), getattr(self.config.codetalker, name))
+                  for name in MATCHING_SECTION_FIELDS]
+        differing = [f"{name} {theirs} vs {ours}" for name, theirs, ours in pairs if theirs != ours]
         if differing:
-            raise ModelError(f"{self.config.motion_prior}: the motion prior was trained with other sizes "
+            raise ModelError(f"{path}: the motion prior was trained with other sizes "
                              f"({'; '.join(differing)}); train both stages with the same preset")
         self.prior.load_state_dict(checkpoint["model"])
         self.prior.requires_grad_(False)
 
-
-def code_usage(indices: torch.Tensor, codebook_size: int) -> dict:
-    """Codebook usage of code indices (any shape): perplexity exp(entropy of the code histogram), codes
-    used at least once, dead codes (never used), out of codebook_size."""
-    counts = torch.bincount(indices.reshape(-1), minlength=codebook_size).double()
-    probabilities = counts / counts.sum()
-    entropy = -(probabilities[counts > 0] * probabilities[counts > 0].log()).sum()
-    used = int((counts > 0).sum())
-    return {"perplexity": float(entropy.exp()), "used": used, "dead": codebook_size - used,
-            "codebook_size": codebook_size, "codes": int(counts.sum())}

@@ -15,7 +15,8 @@ backend, > 200x real time on one core) and one ONNX graph.
 import torch
 from torch import nn
 
-from training.config import GeneratorConfig
+from training.generators.config import GeneratorConfig
+from training.generators.protocol import Family, GeneratorOutput
 from training.generators.audio_encoder import EncoderBlock, SpeechEncoder, VertexHead, periodic_positional_encoding
 
 
@@ -64,8 +65,10 @@ class FaceFormerDecoder(nn.Module):
         return tokens
 
 
-class FaceFormerStyle(nn.Module):
-    """audio (B, N), template (B, 5023, 3), style (B, S) -> {"vertices": (B, T, 5023, 3)}."""
+class FaceFormerStyle(Family):
+    """audio (B, N), template (B, 5023, 3), style (B, S) -> GeneratorOutput(vertices (B, T, 5023, 3))."""
+
+    title = "FaceFormer-style"
 
     def __init__(self, config: GeneratorConfig, num_styles: int):
         super().__init__()
@@ -75,8 +78,6 @@ class FaceFormerStyle(nn.Module):
                                          config.period, config.attention_block)
         self.head = VertexHead(config.width)
 
-    def forward(self, audio: torch.Tensor, template: torch.Tensor, style: torch.Tensor,
-                key_mask: torch.Tensor | None = None) -> dict:
-        """key_mask is accepted (and ignored) so every family has one training signature."""
+    def forward(self, audio: torch.Tensor, template: torch.Tensor, style: torch.Tensor) -> GeneratorOutput:
         motion = self.decoder(self.speech_encoder(audio), style)
-        return {"vertices": template[:, None] + self.head(motion)}
+        return GeneratorOutput(template[:, None] + self.head(motion))

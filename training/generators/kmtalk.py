@@ -13,12 +13,15 @@ Both stages share one vertex head (keeps the shipped model small).
 """
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from training.config import GeneratorConfig
 from training.generators.audio_encoder import (VERTEX_VALUES, EncoderBlock, SpeechEncoder, VertexHead,
                                                periodic_positional_encoding)
+from training.generators.config import GeneratorConfig
 from training.generators.faceformer import FaceFormerDecoder
+from training.generators.protocol import MM2_PER_M2, Family, GeneratorOutput, LossTerm, TrainingClip
+
 
 def timeline_key_mask(timeline, frames: int) -> torch.Tensor:
     """(T,) float 0/1: frames nearest to each phoneme boundary (segment starts and the last end)."""
@@ -60,43 +63,78 @@ class TransformerBackbone(nn.Module):
         return tokens
 
 
-class KMTalkStyle(nn.Module):
-    """audio (B, N), template (B, 5023, 3), style (B, S), optional key_mask (B, T) ->
-    {"vertices", "key_vertices" (B, T, 5023, 3), "key_mask" (B, T), "boundary_logits" (B, T) or absent}.
-    Without key_mask (inference) the mask comes from the boundary head or the uniform rule."""
+class KMTalkStyle(Family):
+    """audio (B, N), template (B, 5023, 3), style (B, S), optional key_mask (B, T) -> GeneratorOutput with
+    vertices, key_vertices (B, T, 5023, 3), key_mask (B, T) and boundary_logits (B, T) (None for uniform key
+    frames). Without key_mask (inference) the mask comes from the boundary head or the uniform rule.
+    Training losses: the key-motion MSE at key frames (mm^2) and the boundary head's BCE (kmtalk.* weights)."""
+
+    title = "KMTalk-style"
 
     def __init__(self, config: GeneratorConfig, num_styles: int):
         super().__init__()
         width, heads = config.width, config.heads
         self.config = config
+        section = config.kmtalk
         block = config.attention_block
         self.speech_encoder = SpeechEncoder(width, heads, config.encoder_blocks, config.mel_bins, config.period, block)
-        backbone = FaceFormerDecoder if config.backbone == "faceformer" else TransformerBackbone
+        backbone = FaceFormerDecoder if section.backbone == "faceformer" else TransformerBackbone
         self.key_decoder = backbone(width, heads, config.decoder_blocks, num_styles, config.period, block)
-        self.boundary_head = nn.Linear(width, 1) if config.key_frames == "timeline" else None
+        self.boundary_head = nn.Linear(width, 1) if section.key_frames == "timeline" else None
         self.key_embedding = nn.Linear(VERTEX_VALUES, width)
         self.key_indicator = nn.Linear(1, width)
-        self.speech_guidance = nn.Linear(width, width) if config.audio_guidance else None
+        self.speech_guidance = nn.Linear(width, width) if section.audio_guidance else None
         self.completion = TransformerBackbone(width, heads, config.decoder_blocks, num_styles, config.period, block)
         self.head = VertexHead(width)
 
+    @classmethod
+    def loss_names(cls, config: GeneratorConfig) -> tuple:
+        return ("key_mse", "boundary") if config.kmtalk.key_frames == "timeline" else ("key_mse",)
+
+    @classmethod
+    def clip_inputs(cls, config: GeneratorConfig, clip_id: str, clip, frames: int) -> dict:
+        """key_mask (T,): the clip's phoneme boundaries, or every uniform_spacing frames (also for a clip
+        without a timeline)."""
+        if config.kmtalk.key_frames == "timeline" and clip.timeline:
+            return {"key_mask": timeline_key_mask(clip.timeline, frames)}
+        return {"key_mask": uniform_key_mask(frames, config.kmtalk.uniform_spacing)}
+
     def forward(self, audio: torch.Tensor, template: torch.Tensor, style: torch.Tensor,
-                key_mask: torch.Tensor | None = None) -> dict:
+                key_mask: torch.Tensor | None = None) -> GeneratorOutput:
         speech = self.speech_encoder(audio)
-        outputs = {}
-        if self.boundary_head is not None:
-            outputs["boundary_logits"] = self.boundary_head(speech)[..., 0]
+        boundary_logits = None if self.boundary_head is None else self.boundary_head(speech)[..., 0]
         if key_mask is None:
-            key_mask = self.inferred_key_mask(speech, outputs.get("boundary_logits"))
+            key_mask = self.inferred_key_mask(speech, boundary_logits)
         key_hidden = self.key_decoder(speech, style)
         tokens = self.embedded_key_motion(key_hidden) * key_mask[..., None] + self.key_embedding.bias \
             + self.key_indicator(key_mask[..., None])
         if self.speech_guidance is not None:
             tokens = tokens + self.speech_guidance(speech)
         motion = self.completion(tokens, style)
-        outputs.update(vertices=template[:, None] + self.head(motion),
-                       key_vertices=template[:, None] + self.head(key_hidden), key_mask=key_mask)
-        return outputs
+        return GeneratorOutput(template[:, None] + self.head(motion), key_vertices=template[:, None] + self.head(key_hidden),
+                               key_mask=key_mask, boundary_logits=boundary_logits)
+
+    def training_output(self, clip: TrainingClip) -> GeneratorOutput:
+        key_mask = clip.inputs["key_mask"]
+        output = self(clip.audio, clip.template[None], clip.style[None], key_mask[None])
+        frames = min(output.vertices.shape[1], len(clip.vertices))
+        key_error = ((output.key_vertices[0, :frames] - clip.vertices[:frames]) ** 2).mean(dim=(1, 2))
+        mask = key_mask[:frames]
+        output.losses["key_mse"] = LossTerm((key_error * mask).sum() / mask.sum().clamp(min=1) * MM2_PER_M2,
+                                            self.config.kmtalk.key_weight)
+        if output.boundary_logits is not None:
+            logits = output.boundary_logits[0, :len(clip.vertices)]
+            output.losses["boundary"] = LossTerm(F.binary_cross_entropy_with_logits(logits, key_mask[:len(logits)]),
+                                                 self.config.kmtalk.boundary_weight)
+        return output
+
+    def predict(self, audio: torch.Tensor, template: torch.Tensor, style: torch.Tensor,
+                timeline=None) -> GeneratorOutput:
+        """With a phoneme timeline, its boundaries are the key frames; otherwise the model's own."""
+        if not timeline:
+            return self(audio, template, style)
+        frames = self.speech_encoder(audio).shape[1]
+        return self(audio, template, style, timeline_key_mask(timeline, frames)[None].to(audio.device))
 
     def embedded_key_motion(self, key_hidden: torch.Tensor) -> torch.Tensor:
         """key_embedding(head(key_hidden)) without its bias, with the two linear maps composed into one
@@ -107,6 +145,6 @@ class KMTalkStyle(nn.Module):
 
     def inferred_key_mask(self, speech: torch.Tensor, boundary_logits: torch.Tensor | None) -> torch.Tensor:
         if boundary_logits is None:
-            mask = uniform_key_mask(speech.shape[1], self.config.uniform_spacing, speech.device)
+            mask = uniform_key_mask(speech.shape[1], self.config.kmtalk.uniform_spacing, speech.device)
             return mask[None].expand(speech.shape[0], -1)
         return boundary_peaks(boundary_logits)

@@ -23,10 +23,11 @@ from torch import nn
 from torch.func import functional_call
 
 from backend.errors import BackendError
-from backend.flame import LOWER_LIP_CENTRE, NUM_VERTICES, UPPER_LIP_CENTRE
-from training.config import GeneratorConfig
+from backend.flame import LOWER_LIP_CENTRE, MM_PER_M, NUM_VERTICES, UPPER_LIP_CENTRE
 from training.generators.audio_encoder import EncoderBlock, SpeechEncoder, VertexHead
+from training.generators.config import GeneratorConfig
 from training.generators.kmtalk import TransformerBackbone
+from training.generators.protocol import Family, GeneratorOutput, LossTerm, TrainingClip
 
 PHONEMES = ("AA", "AE", "AH", "AO", "AW", "AY", "B", "CH", "D", "DH", "EH", "ER", "EY", "F", "G", "HH", "IH",
             "IY", "JH", "K", "L", "M", "N", "NG", "OW", "OY", "P", "R", "S", "SH", "T", "TH", "UH", "UW", "V",
@@ -34,7 +35,6 @@ PHONEMES = ("AA", "AE", "AH", "AO", "AW", "AY", "B", "CH", "D", "DH", "EH", "ER"
 SILENCES = ("SIL", "SP", "SPN", "")
 VOCABULARY = len(PHONEMES) + 1  # + the CTC blank (index 0)
 LIP_VERTICES = 128
-MM_PER_M = 1000.0
 
 
 def phoneme_labels(timeline) -> torch.Tensor:
@@ -82,10 +82,12 @@ class LipReader(nn.Module):
         return torch.log_softmax(self.classify(self.block(self.embed(lips))), dim=-1)
 
 
-class SelfTalkStyle(nn.Module):
-    """audio (B, N), template (B, 5023, 3), style (B, S), key_mask (ignored), optional targets
-    {"vertices" (1, T, 5023, 3), "phonemes" (L,)} -> {"vertices" (B, T, 5023, 3), and with targets
-    "auxiliary" (weighted sum) and "phoneme_terms" (its unweighted parts)}."""
+class SelfTalkStyle(Family):
+    """audio (B, N), template (B, 5023, 3), style (B, S), optional target vertices (1, T, 5023, 3) with their
+    phonemes (L,) -> GeneratorOutput(vertices (B, T, 5023, 3); with targets losses {"phoneme": the weighted sum
+    of the selftalk.* terms} and details (its unweighted parts))."""
+
+    title = "SelfTalk-style"
 
     def __init__(self, config: GeneratorConfig, num_styles: int):
         super().__init__()
@@ -98,28 +100,42 @@ class SelfTalkStyle(nn.Module):
         self.lip_reader = LipReader(width, heads, config.period, block)
         self.register_buffer("lip_indices", torch.arange(LIP_VERTICES) * (NUM_VERTICES // LIP_VERTICES))
 
-    def forward(self, audio: torch.Tensor, template: torch.Tensor, style: torch.Tensor, key_mask=None,
-                targets: dict | None = None) -> dict:
+    @classmethod
+    def loss_names(cls, config: GeneratorConfig) -> tuple:
+        return ("phoneme",)
+
+    @classmethod
+    def clip_inputs(cls, config: GeneratorConfig, clip_id: str, clip, frames: int) -> dict:
+        """phonemes (L,): the CTC targets of the clip's timeline (BackendError without one)."""
+        if not clip.timeline:
+            raise BackendError(f"clip {clip_id} has no phoneme timeline; the SelfTalk-style family "
+                               "trains its lip reader on the corpus manifest's timelines")
+        return {"phonemes": phoneme_labels(clip.timeline)}
+
+    def training_output(self, clip: TrainingClip) -> GeneratorOutput:
+        return self(clip.audio, clip.template[None], clip.style[None], clip.vertices[None], clip.inputs["phonemes"])
+
+    def forward(self, audio: torch.Tensor, template: torch.Tensor, style: torch.Tensor,
+                target: torch.Tensor | None = None, labels: torch.Tensor | None = None) -> GeneratorOutput:
         speech = self.speech_encoder(audio)
         vertices = template[:, None] + self.head(self.backbone(speech, style))
-        if targets is None:
-            return {"vertices": vertices}
-        labels = targets["phonemes"]
-        frames = min(vertices.shape[1], targets["vertices"].shape[1])
+        if target is None:
+            return GeneratorOutput(vertices)
+        frames = min(vertices.shape[1], target.shape[1])
         audio_log_probabilities = torch.log_softmax(self.recogniser(speech[:, :frames]), dim=-1)
         frozen_reader = {name: value.detach() for name, value in self.lip_reader.named_parameters()}
         generated = functional_call(self.lip_reader, frozen_reader, (self.lips(vertices[:, :frames], template),))
-        real = self.lip_reader(self.lips(targets["vertices"][:, :frames], template))
+        real = self.lip_reader(self.lips(target[:, :frames], template))
         terms = {"recogniser_ctc": sequence_ctc(audio_log_probabilities, labels),
                  "lip_reader_ctc": sequence_ctc(real, labels),
                  "generated_ctc": sequence_ctc(generated, labels),
                  "consistency": F.kl_div(generated, audio_log_probabilities.detach(), log_target=True,
                                          reduction="batchmean") / frames}
-        config = self.config
-        auxiliary = (config.recogniser_weight * terms["recogniser_ctc"]
-                     + config.lip_reading_weight * (terms["lip_reader_ctc"] + terms["generated_ctc"])
-                     + config.consistency_weight * terms["consistency"])
-        return {"vertices": vertices, "auxiliary": auxiliary, "phoneme_terms": terms}
+        weights = self.config.selftalk
+        phoneme = (weights.recogniser_weight * terms["recogniser_ctc"]
+                   + weights.lip_reading_weight * (terms["lip_reader_ctc"] + terms["generated_ctc"])
+                   + weights.consistency_weight * terms["consistency"])
+        return GeneratorOutput(vertices, losses={"phoneme": LossTerm(phoneme)}, details=terms)
 
     def lips(self, vertices: torch.Tensor, template: torch.Tensor) -> torch.Tensor:
         """(B, T, 5023, 3) -> (B, T, LIP_VERTICES * 3) lip displacements from the template, in mm."""

@@ -16,17 +16,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from backend.atomic import atomic_path, atomic_stream, write_text
+from backend.audio import resample
 from backend.errors import BackendError
 from backend.flame import FlameRegions, find_masks_path
-from backend.generators import MODEL_FILE, load_generator
+from backend.generators import MODEL_FILE, SAMPLE_RATE, load_generator
 from backend.mesh import save_vertex_sequence
 from backend.metrics.evaluation import Regions, score_folder
 from backend.metrics.plrs import OnnxSpeechMeshEncoders, find_encoder_directory
 from backend.progress import progress
 from backend.datasets import open_dataset
-from training.generators.kmtalk import timeline_key_mask
-from training.train import SAMPLE_RATE, load_trained
-from backend.audio import resample
+from training.generators.families import load_trained
 
 GROUND_TRUTH = "ground truth"
 COLUMNS = ("model", "MTM_ms", "LVE_1e-5", "PLRS", "SLCC", "delta_SLCC", "FDD_1e-7", "clips")
@@ -52,23 +52,20 @@ def _safe_name(label: str) -> str:
 
 
 def predict_clips(path: Path, clips: list, key_frames: str = "model"):
-    """Yield (clip_id, (T, 5023, 3) prediction) for each corpus Clip with the model at `path`."""
+    """Yield (clip_id, (T, 5023, 3) prediction) for each corpus Clip with the model at `path`; key_frames
+    "timeline" hands each clip's phoneme timeline to the family's `predict` (KMTalk-style key frames)."""
     if (path / MODEL_FILE).is_file():
         generator = load_generator(path)
         for clip_id, clip in clips:
             yield clip_id, generator.animate(clip.audio, clip.sample_rate, clip.template)
         return
-    model, config, styles, _ = load_trained(path)
+    model, _, styles, _ = load_trained(path)
     style = torch.eye(len(styles))[:1]
     for clip_id, clip in clips:
         audio = torch.from_numpy(resample(clip.audio, clip.sample_rate, SAMPLE_RATE).astype(np.float32))[None]
+        timeline = clip.timeline if key_frames == "timeline" else None
         with torch.no_grad():
-            if config.family == "kmtalk" and key_frames == "timeline" and clip.timeline:
-                frames = model.speech_encoder(audio).shape[1]
-                mask = timeline_key_mask(clip.timeline, frames)[None]
-                vertices = model(audio, torch.from_numpy(clip.template)[None], style, mask)["vertices"]
-            else:
-                vertices = model(audio, torch.from_numpy(clip.template)[None], style)["vertices"]
+            vertices = model.predict(audio, torch.from_numpy(clip.template)[None], style, timeline).vertices
         yield clip_id, vertices[0].numpy()
 
 
@@ -100,12 +97,12 @@ def evaluate(models: dict, corpus, out_dir, split: str = "test", encoders_dir=No
         render_comparisons(out_dir, [GROUND_TRUTH, *models], spread)
     _write_csv(out_dir / "table.csv", rows)
     table = markdown_table(rows, corpus, split, encoder_folder)
-    (out_dir / "table.md").write_text(table)
+    write_text(out_dir / "table.md", table)
     return table
 
 
 def _write_csv(path: Path, rows: list) -> None:
-    with open(path, "w", newline="") as stream:
+    with atomic_stream(path, "w", newline="") as stream:
         writer = csv.DictWriter(stream, COLUMNS)
         writer.writeheader()
         writer.writerows([{key: ("" if value is None else value) for key, value in row.items()} for row in rows])
@@ -162,7 +159,8 @@ def render_comparisons(out_dir: Path, labels: list, clips: list, frames_per_clip
         figure.suptitle(f"{clip_id} (held-out, SYNTHETIC corpus)", fontsize=9)
         figure.tight_layout()
         path = out_dir / "renders" / f"{clip_id}.png"
-        figure.savefig(path, dpi=80)
+        with atomic_path(path) as temporary:
+            figure.savefig(temporary, dpi=80)
         pyplot.close(figure)
         paths.append(path)
     return paths

@@ -4,12 +4,12 @@ prior, and the training cost (Table S8: seconds per iteration and peak memory, w
 
     python -m training compare --corpus DIR --runs DIR --representation DIR --out DIR [--encoders DIR]
 
-Runs live in <runs>/<name>/ (names in RUNS). A finished run whose saved configuration equals the one
-asked for is reused; an unfinished one is resumed; anything else is trained here with `training.train`
-(the one training loop), one run at a time. The representation folder holds <variant>.pt for
+Runs live in <runs>/<name>/ (see `planned_runs`). A finished run whose saved configuration equals the one
+asked for is reused; an unfinished one is resumed; anything else is trained here with `training.generators.train`
+(on the one training loop), one run at a time. The representation folder holds <variant>.pt for
 two-stage (the perceptual loss), syncnet and no-2d-prior (the ablation); a missing variant is trained
-with `training.representation.represent`, with the two-stage checkpoint's settings when it exists so
-the ablation differs from it only in the variant. Evaluation is `training.evaluate.evaluate`; the
+with `training.representation.train.represent`, with the two-stage checkpoint's settings when it exists so
+the ablation differs from it only in the variant. Evaluation is `training.generators.evaluate.evaluate`; the
 cost rows come from fresh processes (peak memory is per process) running the training loop's own step.
 
 Outputs in --out: comparison.md (all tables), evaluation/ (table.csv, predictions), cost.csv,
@@ -28,17 +28,26 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from backend.atomic import atomic_stream, write_json, write_text
+from backend.audio import resample
 from backend.errors import BackendError
-from training.config import GeneratorConfig, generator_preset
+from backend.generators import SAMPLE_RATE
+from training import loop
+from backend.datasets import open_dataset
+from training.configuration import merged
+from training.generators.config import GeneratorConfig, generator_preset
+from training.generators.evaluate import evaluate
+from training.generators.families import FAMILY_CLASSES, load_generator_checkpoint, load_trained
+from training.generators.protocol import TrainingClip
+from training.generators.train import (clip_losses, clip_order, loop_settings, prepared_model, train)
+from training.representation.config import Config, preset
+from training.representation.train import load_representation_meta, represent
 
-FAMILIES = ("faceformer", "kmtalk", "codetalker", "selftalk")
-FAMILY_NAMES = {"faceformer": "FaceFormer-style", "kmtalk": "KMTalk-style", "codetalker": "CodeTalker-style",
-                "selftalk": "SelfTalk-style"}
+FAMILIES = ("faceformer", "kmtalk", "codetalker", "selftalk")   # the families that animate speech
 ABLATION_VARIANTS = ("syncnet", "no-2d-prior")
 VARIANT_NAMES = {"two-stage": "ours (two-stage, 2D prior)", "syncnet": "3D SyncNet-style",
                  "no-2d-prior": "w/o 2D prior"}
 PERCEPTUAL_WEIGHT = 1e-7     # the published FaceFormer weight; the other families' weights are unpublished
-PRIOR_RUN = "codetalker_vq"
 PARTS = ("comparison", "ablation", "codebook", "cost")
 
 
@@ -51,12 +60,23 @@ class Run:
     variant: str | None = None
 
 
+def prior_run(family: str) -> Run | None:
+    """The run of the family's prior (trained first, see Family.prior_family), or None."""
+    prior = FAMILY_CLASSES[family].prior_family
+    return None if prior is None else Run(prior.replace("-", "_"), prior)
+
+
+def has_codebook(family: str) -> bool:
+    """A family whose prior quantises motion into codes (its usage is reported)."""
+    return FAMILY_CLASSES[family].prior_family is not None
+
+
 def planned_runs(families, parts) -> list:
-    """The runs the requested parts need, stage-1 prior before CodeTalker, baselines before their + loss runs."""
-    runs = [Run(PRIOR_RUN, "codetalker-vq")] if "codetalker" in families else []
+    """The runs the requested parts need, priors first, baselines before their + loss runs."""
+    runs = [prior_run(family) for family in families if prior_run(family) is not None]
     if "comparison" in parts or "codebook" in parts:
         for family in families:
-            if "comparison" in parts or family == "codetalker":
+            if "comparison" in parts or has_codebook(family):
                 runs += [Run(f"{family}_base", family), Run(f"{family}_perceptual", family, "two-stage")]
     if "ablation" in parts:
         runs += [Run("faceformer_base", "faceformer"), Run("faceformer_perceptual", "faceformer", "two-stage")]
@@ -67,41 +87,37 @@ def planned_runs(families, parts) -> list:
     return list(unique.values())
 
 
-def run_config(run: Run, preset_name: str, seed: int, runs_dir: Path) -> GeneratorConfig:
+def run_config(run: Run, preset_name: str, settings: dict, runs_dir: Path) -> GeneratorConfig:
     """The GeneratorConfig of `run`: the preset, the family, the perceptual weight, CodeTalker's prior."""
-    overrides = {"family": run.family, "seed": seed, "perceptual_weight": PERCEPTUAL_WEIGHT if run.variant else 0.0}
-    if run.family == "codetalker":
-        overrides["motion_prior"] = str(runs_dir / PRIOR_RUN / "checkpoint.pt")
-    return generator_preset(preset_name, **overrides)
+    overrides = {"family": run.family, "perceptual_weight": PERCEPTUAL_WEIGHT if run.variant else 0.0}
+    prior = prior_run(run.family)
+    if prior is not None:
+        overrides["codetalker"] = {"motion_prior": str(runs_dir / prior.name / loop.CHECKPOINT_FILE)}
+    return generator_preset(preset_name, **merged(settings, overrides))
 
 
 def ensure_representations(folder: Path, variants, corpus, preset_name: str, seed: int, log=print) -> dict:
     """{variant: checkpoint path}, training the missing ones (see the module docstring)."""
-    from training.config import Config, preset
-    from training.representation import load_checkpoint, represent
-
     folder.mkdir(parents=True, exist_ok=True)
     reference = folder / "two-stage.pt"
     paths = {}
     for variant in variants:
         path = folder / f"{variant}.pt"
         if not path.is_file():
-            config = (Config.from_dict(json.loads(load_checkpoint(reference)["meta"])["config"])
+            config = (Config.from_dict(load_representation_meta(reference)["config"])
                       if reference.is_file() else preset(preset_name, seed=seed))
             log(f"training representation {variant} ({config.name} settings) -> {path}")
-            represent(config, corpus, folder, variant, log=log)
+            represent(config, corpus, folder, variant, log=log, resume=True)
         paths[variant] = path
     return paths
 
 
 def ensure_run(run: Run, config: GeneratorConfig, runs_dir: Path, corpus, representation, log=print) -> str:
     """Reuse, resume or train `run`; returns what was done ("reused", "resumed", "trained")."""
-    from training.train import CHECKPOINT_FILE, load_checkpoint, train
-
-    checkpoint_path = runs_dir / run.name / CHECKPOINT_FILE
+    checkpoint_path = runs_dir / run.name / loop.CHECKPOINT_FILE
     action = "trained"
     if checkpoint_path.is_file():
-        checkpoint = load_checkpoint(checkpoint_path)
+        checkpoint = load_generator_checkpoint(checkpoint_path)
         saved = GeneratorConfig.from_dict(json.loads(checkpoint["config"]))
         if saved != config:
             differing = [name for name in config.__dataclass_fields__ if getattr(saved, name) != getattr(config, name)]
@@ -118,9 +134,7 @@ def ensure_run(run: Run, config: GeneratorConfig, runs_dir: Path, corpus, repres
 
 
 def run_label(run: Run) -> str:
-    if run.family == "codetalker-vq":
-        return "CodeTalker-style stage 1 (VQ autoencoder)"
-    base = FAMILY_NAMES[run.family]
+    base = FAMILY_CLASSES[run.family].title
     if run.variant is None:
         return base
     return f"{base} + perceptual" if run.variant == "two-stage" else f"{base} + perceptual ({VARIANT_NAMES[run.variant]})"
@@ -159,8 +173,8 @@ def comparison_table(rows: dict, families) -> str:
              "|---|---|---|---|---|---|---|---|", f"| ground truth | | {_metric_cells(rows['ground truth'])} | |"]
     for family in families:
         base, perceptual = rows[run_label(Run("", family))], rows[run_label(Run("", family, "two-stage"))]
-        lines.append(f"| {FAMILY_NAMES[family]} | ✗ | {_metric_cells(base)} | |")
-        lines.append(f"| {FAMILY_NAMES[family]} | ✓ | {_metric_cells(perceptual)} | {paper_direction(base, perceptual)} |")
+        lines.append(f"| {FAMILY_CLASSES[family].title} | ✗ | {_metric_cells(base)} | |")
+        lines.append(f"| {FAMILY_CLASSES[family].title} | ✓ | {_metric_cells(perceptual)} | {paper_direction(base, perceptual)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -174,34 +188,41 @@ def ablation_table(rows: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def codebook_usage(runs_dir: Path, corpus, split: str) -> dict:
-    """Usage of the stage-1 codebook: the prior's own codes for the split's ground-truth motion, and the
-    codes each stage-2 model picks from the split's audio."""
-    from backend.audio import resample
-    from backend.generators import SAMPLE_RATE
-    from backend.datasets import open_dataset
-    from training.generators.codetalker import code_usage
-    from training.train import load_trained
+def code_usage(indices: torch.Tensor, codebook_size: int) -> dict:
+    """Codebook usage of code indices (any shape): perplexity exp(entropy of the code histogram), codes
+    used at least once, dead codes (never used), out of codebook_size."""
+    counts = torch.bincount(indices.reshape(-1), minlength=codebook_size).double()
+    probabilities = counts / counts.sum()
+    entropy = -(probabilities[counts > 0] * probabilities[counts > 0].log()).sum()
+    used = int((counts > 0).sum())
+    return {"perplexity": float(entropy.exp()), "used": used, "dead": codebook_size - used,
+            "codebook_size": codebook_size, "codes": int(counts.sum())}
 
+
+def codebook_usage(runs_dir: Path, corpus, split: str, family: str = "codetalker") -> dict:
+    """Usage of the prior's codebook of `family`: the prior's own codes for the split's ground-truth motion
+    (its training forward), and the codes each trained `family` model predicts from the split's audio."""
     dataset = open_dataset(corpus, split=split)
     clips = [dataset.load(clip_id) for clip_id in dataset.clip_ids()]
+    audio = [torch.from_numpy(resample(clip.audio, clip.sample_rate, SAMPLE_RATE).astype(np.float32))[None]
+             for clip in clips]
     report = {}
-    prior, config, _, _ = load_trained(runs_dir / PRIOR_RUN / "checkpoint.pt")
+    prior, config, styles, _ = load_trained(runs_dir / prior_run(family).name / loop.CHECKPOINT_FILE)
+    size = config.codetalker.codebook_size
     with torch.no_grad():
-        codes = [prior.quantiser.indices(prior.encode(torch.from_numpy(clip.vertices)[None],
-                                                      torch.from_numpy(clip.template)[None])) for clip in clips]
-        report["stage 1: ground-truth motion"] = code_usage(torch.cat([c.flatten() for c in codes]), config.codebook_size)
-        for name in ("codetalker_base", "codetalker_perceptual"):
-            path = runs_dir / name / "checkpoint.pt"
+        codes = [prior.training_output(TrainingClip(clip_id, samples, torch.from_numpy(clip.vertices),
+                                                    torch.from_numpy(clip.template), torch.eye(len(styles))[0]))
+                 .code_indices.flatten() for clip_id, clip, samples in zip(dataset.clip_ids(), clips, audio)]
+        report["stage 1: ground-truth motion"] = code_usage(torch.cat(codes), size)
+        for name in (f"{family}_base", f"{family}_perceptual"):
+            path = runs_dir / name / loop.CHECKPOINT_FILE
             if not path.is_file():
                 continue
             model, config, styles, _ = load_trained(path)
-            chosen = []
-            for clip in clips:
-                audio = torch.from_numpy(resample(clip.audio, clip.sample_rate, SAMPLE_RATE).astype(np.float32))[None]
-                chosen.append(model(audio, torch.from_numpy(clip.template)[None], torch.eye(len(styles))[:1])
-                              ["code_indices"].flatten())
-            report[f"stage 2 ({name}): codes predicted from speech"] = code_usage(torch.cat(chosen), config.codebook_size)
+            chosen = [model.predict(samples, torch.from_numpy(clip.template)[None], torch.eye(len(styles))[:1])
+                      .code_indices.flatten() for clip, samples in zip(clips, audio)]
+            report[f"stage 2 ({name}): codes predicted from speech"] = code_usage(torch.cat(chosen),
+                                                                                   config.codetalker.codebook_size)
     return report
 
 
@@ -221,34 +242,25 @@ def _resident_mb() -> float:
 
 def measure_cost(config: GeneratorConfig, corpus, representation, steps: int, device_name: str) -> dict:
     """Seconds per training iteration (wall and process CPU, median over `steps` after one warm-up) and peak
-    memory of the training loop's own step on the corpus's train clips. Peak memory: CUDA's peak allocation
-    on a GPU; on CPU the process's peak resident set minus its resident set before the model was built
-    (call it in a fresh process: the peak never goes down)."""
-    from training.generators import build_generator
-    from training.train import build_perceptual, clip_losses, clip_order, load_clips, total_loss, training_styles
-
+    memory of the training loop's own step (training.loop.optimiser_step over training.generators.train's clip
+    losses) on the corpus's train clips. Peak memory: CUDA's peak allocation on a GPU; on CPU the process's peak
+    resident set minus its resident set before the model was built (call it in a fresh process: the peak never
+    goes down)."""
     torch.manual_seed(config.seed)
     device = torch.device(device_name)
-    styles = training_styles(corpus)
-    clips = load_clips(corpus, "train", styles, config)
     baseline_mb = _resident_mb()
-    model = build_generator(config, len(styles))
-    if hasattr(model, "prepare_training"):
-        model.prepare_training(clips)
-    model = model.to(device)
-    perceptual = build_perceptual(config, representation, clips, device)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    model, _, clips, perceptual = prepared_model(config, corpus, representation, device)
+    parameters = [parameter for parameter in model.parameters() if parameter.requires_grad]
+    settings = loop_settings(config)
+    optimiser = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     walls, cpus = [], []
     for step in range(steps + 1):
         wall, cpu = time.perf_counter(), time.process_time()
-        optimiser.zero_grad(set_to_none=True)
-        for index in range(config.clips_per_step):
-            clip = clips[clip_order(config.seed, len(clips), step * config.clips_per_step + index)]
-            (total_loss(clip_losses(model, clip, config, perceptual, device)) / config.clips_per_step).backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        optimiser.step()
+        loop.optimiser_step(optimiser, parameters, config.clips_per_step, lambda index: clip_losses(
+            model, clips[clip_order(config.seed, len(clips), step * config.clips_per_step + index)], perceptual),
+            config.grad_clip, settings.schedule(step))
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         if step:
@@ -268,7 +280,7 @@ def _cost_worker(arguments: tuple, results) -> None:
     results.put(measure_cost(GeneratorConfig.from_dict(config_values), corpus, representation, steps, device_name))
 
 
-def cost_rows(families, preset_name: str, seed: int, runs_dir: Path, corpus, representation, steps: int,
+def cost_rows(families, preset_name: str, settings: dict, runs_dir: Path, corpus, representation, steps: int,
               device_name: str, threads: int, log=print) -> list:
     """One row per family and perceptual setting, each measured in a fresh spawned process, the two settings of a
     family back to back (so both see the same machine load)."""
@@ -276,7 +288,7 @@ def cost_rows(families, preset_name: str, seed: int, runs_dir: Path, corpus, rep
     rows = []
     for family in families:
         for variant in (None, "two-stage"):
-            config = run_config(Run("", family, variant), preset_name, seed, runs_dir)
+            config = run_config(Run("", family, variant), preset_name, settings, runs_dir)
             results = context.Queue()
             worker = context.Process(target=_cost_worker, args=((config.to_dict(), str(corpus),
                                                                  representation if variant else None, steps,
@@ -299,7 +311,7 @@ def cost_table(rows: list, device_name: str) -> str:
     by_key = {(row["family"], row["perceptual"]): row for row in rows}
     for family in dict.fromkeys(row["family"] for row in rows):
         base, loss = by_key[(family, False)], by_key[(family, True)]
-        lines.append(f"| {FAMILY_NAMES[family]} | {base['seconds_per_iteration']:.3f} | "
+        lines.append(f"| {FAMILY_CLASSES[family].title} | {base['seconds_per_iteration']:.3f} | "
                      f"{base['cpu_seconds_per_iteration']:.3f} | {base['peak_memory_mb']:.0f} | "
                      f"{loss['seconds_per_iteration']:.3f} | {loss['cpu_seconds_per_iteration']:.3f} | "
                      f"{loss['peak_memory_mb']:.0f} | "
@@ -309,11 +321,13 @@ def cost_table(rows: list, device_name: str) -> str:
 
 
 def compare(corpus, runs_dir, representation_dir, out_dir, encoders_dir=None, masks=None, preset_name: str = "small",
-            seed: int = 0, split: str = "test", families=FAMILIES, parts=PARTS, cost_steps: int = 10,
+            settings: dict | None = None, split: str = "test", families=FAMILIES, parts=PARTS, cost_steps: int = 10,
             device_name: str = "cpu", threads: int = 1, log=print) -> str:
-    """Train or reuse every run the parts need, evaluate, measure; writes <out>/comparison.md and returns it."""
-    from training.evaluate import evaluate
-
+    """Train or reuse every run the parts need, evaluate, measure; writes <out>/comparison.md and returns it.
+    settings: GeneratorConfig overrides for every run (e.g. {"seed": 1}); its seed also seeds missing
+    representations."""
+    settings = settings or {}
+    seed = settings.get("seed", 0)
     unknown = sorted(set(families) - set(FAMILIES)) + sorted(set(parts) - set(PARTS))
     if unknown:
         raise BackendError(f"unknown famil(ies) or part(s) {', '.join(unknown)}; families: {', '.join(FAMILIES)}; "
@@ -327,7 +341,7 @@ def compare(corpus, runs_dir, representation_dir, out_dir, encoders_dir=None, ma
     representations = ensure_representations(Path(representation_dir), variants, corpus, preset_name, seed, log)
     provenance = {}
     for run in runs:
-        config = run_config(run, preset_name, seed, runs_dir)
+        config = run_config(run, preset_name, settings, runs_dir)
         provenance[run.name] = ensure_run(run, config, runs_dir, corpus,
                                           representations.get(run.variant) if run.variant else None, log)
     manifest = json.loads((corpus / "manifest.json").read_text(encoding="utf-8"))
@@ -338,7 +352,8 @@ def compare(corpus, runs_dir, representation_dir, out_dir, encoders_dir=None, ma
                 f"{PERCEPTUAL_WEIGHT:g} for every family; representations in `{representation_dir}`. These numbers say "
                 "how well models fit a synthetic rig, not real speech.\n",
                 "Runs: " + ", ".join(f"`{name}` ({action})" for name, action in provenance.items()) + ".\n"]
-    evaluated = [run for run in runs if run.family != "codetalker-vq" and ("comparison" in parts or run.family == "faceformer")]
+    evaluated = [run for run in runs if FAMILY_CLASSES[run.family].animates_speech
+                 and ("comparison" in parts or run.family == "faceformer")]
     if "comparison" in parts or "ablation" in parts:
         evaluate({run_label(run): runs_dir / run.name / "checkpoint.pt" for run in evaluated}, corpus,
                  out_dir / "evaluation", split, encoders_dir, masks)
@@ -349,13 +364,13 @@ def compare(corpus, runs_dir, representation_dir, out_dir, encoders_dir=None, ma
         if "ablation" in parts:
             sections += [f"## Representation ablation (paper Table 3 format; {synthetic} corpus)\n", ablation_table(rows)]
     if "codebook" in parts and "codetalker" in families:
-        report = codebook_usage(runs_dir, corpus, split)
-        (out_dir / "codebook.json").write_text(json.dumps(report, indent=2) + "\n")
+        report = codebook_usage(runs_dir, corpus, split, "codetalker")
+        write_json(out_dir / "codebook.json", report)
         sections += [f"## CodeTalker-style codebook usage (split `{split}`; {synthetic} corpus)\n", codebook_table(report)]
     if "cost" in parts:
-        rows = cost_rows(families, preset_name, seed, runs_dir, corpus, str(representations["two-stage"]),
+        rows = cost_rows(families, preset_name, settings, runs_dir, corpus, str(representations["two-stage"]),
                          cost_steps, device_name, threads, log)
-        with open(out_dir / "cost.csv", "w", newline="") as stream:
+        with atomic_stream(out_dir / "cost.csv", "w", newline="") as stream:
             writer = csv.DictWriter(stream, list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)
@@ -364,5 +379,5 @@ def compare(corpus, runs_dir, representation_dir, out_dir, encoders_dir=None, ma
                      f"shared machine), `{preset_name}` preset, median of {cost_steps} steps after one warm-up, "
                      "each setting in a fresh process.\n", cost_table(rows, device_name)]
     text = "\n".join(sections)
-    (out_dir / "comparison.md").write_text(text)
+    write_text(out_dir / "comparison.md", text)
     return text

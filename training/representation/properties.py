@@ -14,7 +14,6 @@ Everything runs through the PLRS encoder protocol (`embed_speech`, `embed_mesh` 
 torch checkpoints (`TorchEncoders`) and the exported ONNX models are measured by the same code.
 """
 
-import json
 from collections import Counter
 from pathlib import Path
 
@@ -23,9 +22,11 @@ import torch
 from scipy.stats import spearmanr
 
 from backend import features
+from backend.atomic import atomic_path, write_json
 from backend.errors import MetricError
 from backend.metrics.plrs import window_similarities
-from training.representation import PairedClip, load_corpus_clips, load_representation
+from training.representation.clips import PairedClip, load_corpus_clips
+from training.representation.train import load_representation
 
 OFFSETS = np.arange(-10, 11)
 PLRS_SHIFTS = (-10, -5, 5, 10)
@@ -198,7 +199,7 @@ def measure_and_plot(checkpoints, corpus_dir, out_dir, split: str = "test") -> d
         print(summary_line(variant, results[variant]))
     plot_offset_curves(results, out / "offset_curve.png")
     report = {"split": split, "clips": len(clips), "corpus": str(corpus_dir), "variants": results}
-    (out / "properties.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    write_json(out / "properties.json", report, indent=1)
     return report
 
 
@@ -230,7 +231,8 @@ def plot_offset_curves(results: dict, path: Path) -> None:
     axis.set_title("Offset sensitivity on held-out SYNTHETIC corpus clips")
     axis.legend()
     figure.tight_layout()
-    figure.savefig(path, dpi=90)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=90)
     pyplot.close(figure)
 
 
@@ -254,7 +256,8 @@ def plot_phonemes(clips, embeddings, path: Path, variant: str, top: int = 6, per
     axis.set_title(f"{variant}: PCA of window embeddings (squares speech, circles mesh)")
     axis.legend(title="phone", fontsize=7)
     figure.tight_layout()
-    figure.savefig(path, dpi=90)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=90)
     pyplot.close(figure)
 
 
@@ -272,5 +275,6 @@ def plot_intensity(result: dict, path: Path, variant: str) -> None:
     axes[0].set_ylabel("projection on level direction (centred per sentence)")
     figure.suptitle(f"{variant}: clip-mean features vs intensity level (held-out clips)")
     figure.tight_layout()
-    figure.savefig(path, dpi=90)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=90)
     pyplot.close(figure)

@@ -6,7 +6,6 @@ speech_encoder.onnx: `fbank` (B, 20, 128) -> `embedding` (B, D); mesh_encoder.on
 axis is dynamic. The TorchScript-based exporter (`dynamo=False`) needs no extra package.
 """
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -15,13 +14,14 @@ import torch
 from torch import nn
 
 from backend import features
+from backend.atomic import atomic_path, write_json
 from backend.errors import ModelError
+from backend.flame import VERTEX_VALUES
+from backend.onnx_session import OPSET
 from backend.metrics.plrs import (EMBEDDING_OUTPUT, MESH_ENCODER_FILE, MESH_INPUT, SPEECH_ENCODER_FILE,
                                   SPEECH_INPUT)
-from training.models.speech_mesh import VERTEX_VALUES
-from training.representation import load_representation
+from training.representation.train import load_representation
 
-OPSET = 17
 PARITY_TOLERANCE = 1e-4
 META_FILE = "representation.json"
 
@@ -30,8 +30,8 @@ def export_encoder(module: nn.Module, example: torch.Tensor, input_name: str, pa
     """Export one encoder with a dynamic batch axis named 'B'."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with torch.no_grad():
-        torch.onnx.export(module.eval(), (example,), str(path), input_names=[input_name],
+    with torch.no_grad(), atomic_path(path) as temporary:
+        torch.onnx.export(module.eval(), (example,), str(temporary), input_names=[input_name],
                           output_names=[EMBEDDING_OUTPUT], opset_version=OPSET, dynamo=False,
                           dynamic_axes={input_name: {0: "B"}, EMBEDDING_OUTPUT: {0: "B"}})
     return path
@@ -73,5 +73,5 @@ def export_representation(checkpoint, out_dir, batch: int = 7) -> list[Path]:
         raise ModelError(f"ONNX export differs from torch by {errors} (max abs); expected at most {PARITY_TOLERANCE}")
     meta_path = out / META_FILE
     meta = {**representation.meta, "onnx_opset": OPSET, "parity_max_abs_error": errors}
-    meta_path.write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    write_json(meta_path, meta, indent=1, sort_keys=True)
     return [speech_path, mesh_path, meta_path]

@@ -1,0 +1,22 @@
+"""`python -m training export-generator`: a generator checkpoint as a generator folder (ONNX + model.json +
+MODEL_CARD.md), swapped in whole; an existing folder is replaced only with --force."""
+
+from pathlib import Path
+
+from training.generators.export import export_generator
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("export-generator", help="export a generator checkpoint to the ONNX contract")
+    parser.add_argument("--checkpoint", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True, help="generator folder to write")
+    parser.add_argument("--name", help="generator name (default: the folder name)")
+    parser.add_argument("--description", default="", help="one line for a UI")
+    parser.add_argument("--force", action="store_true", help="replace an existing generator folder")
+    parser.set_defaults(run=run)
+
+
+def run(args) -> int:
+    path, error = export_generator(args.checkpoint, args.out, args.name, args.description, args.force)
+    print(f"{path} (torch/onnxruntime parity: max |difference| {error:.2e} m)")
+    return 0

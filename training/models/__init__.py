@@ -1,1 +1,0 @@
-"""Torch networks: the speech-mesh representation (`speech_mesh`)."""
