@@ -230,3 +230,16 @@ def test_single_clip_scoring_refuses_a_prediction_longer_or_shorter_than_the_aud
         assert main(base + ["--pred", str(tmp_path / f"{name}.npy"), "--json", str(tmp_path / f"{name}.json")]) == 0
         outputs.append(json.loads((tmp_path / f"{name}.json").read_text()))
     assert outputs[0] == outputs[1]   # the extra frame is outside the audio's span, so it is not scored
+
+
+def test_a_vocaset_folder_without_manifest_has_the_published_splits(no_shipped_encoders, vocaset_layout, flame_masks,
+                                                                    tmp_path, capsys):
+    data, preds = vocaset_layout   # both subjects are VOCASET test subjects (sentences 21-23)
+    code = main(["score", "--pred-dir", str(preds), "--data-dir", str(data), "--masks", str(flame_masks),
+                 "--split", "test", "--json", str(tmp_path / "s.json")])
+    capsys.readouterr()
+    summary = {e["name"]: e for e in json.loads((tmp_path / "s.json").read_text())["summary"]}
+    assert code == 0 and summary["LVE"]["scored"] == 7
+    assert main(["score", "--pred-dir", str(preds), "--data-dir", str(data), "--masks", str(flame_masks),
+                 "--split", "train"]) == 2
+    assert "no ground-truth clips in split 'train'" in capsys.readouterr().err
