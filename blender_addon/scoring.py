@@ -85,6 +85,11 @@ class ClipScores:
         return next(score for score in self.scores if score.name == name)
 
 
+def _reason(note: str) -> str:
+    """A report note without its 'n/a (...)' wrapper: the panel already shows n/a."""
+    return note[len("n/a ("):-1] if note.startswith("n/a (") and note.endswith(")") else note
+
+
 def score_animation(samples: np.ndarray, rate: int, vertices: np.ndarray, models_dir, template_path: str,
                     threads: int = 1) -> ClipScores:
     """The panel's scores of (T, 5023, 3) FLAME-frame vertices at 30 fps spanning mono float `samples`."""
@@ -95,7 +100,7 @@ def score_animation(samples: np.ndarray, rate: int, vertices: np.ndarray, models
     scores = []
     for name, (entry_name, unit) in REPORT_ENTRIES.items():
         entry = report.entry(entry_name)
-        scores.append(Score(name, entry.value, unit, "" if entry.value is not None else entry.note))
+        scores.append(Score(name, entry.value, unit, "" if entry.value is not None else _reason(entry.note)))
     offset = report.entry("audio-mesh offset")
     if scores[0].value is not None and offset.value is not None:
         scores[0].note = (f"lips {'lag' if offset.value > 0 else 'lead'} audio by {abs(offset.value):.0f} ms"

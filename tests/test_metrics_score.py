@@ -208,3 +208,38 @@ def test_score_uses_the_shipped_speech_mesh_models_by_default(flame, flame_masks
     rows = {row["name"]: row for row in csv.DictReader(open(tmp_path / "one.csv"))}
     assert code == 0
     assert -1.0 <= float(rows["PLRS"]["value"]) <= 1.0
+
+
+def test_single_clip_scoring_refuses_a_prediction_longer_or_shorter_than_the_audio(no_shipped_encoders, flame,
+                                                                                   flame_masks, tmp_path, capsys):
+    """Issue 16 item 3: frozen frames appended (or cut) beyond one frame are an error giving both lengths."""
+    template, regions = flame
+    audio, frames = clip_frames(template, regions.lips, 2)   # 200 frames of audio at 30 fps
+    soundfile.write(tmp_path / "a.wav", audio, RATE, subtype="PCM_16")
+    base = ["score", "--audio", str(tmp_path / "a.wav"), "--masks", str(flame_masks)]
+    longer = np.concatenate([frames, np.repeat(frames[-1:], 40, axis=0)])   # 1.2x the audio
+    for name, sequence in (("longer", longer), ("shorter", frames[:180])):
+        np.save(tmp_path / f"{name}.npy", sequence)
+        assert main(base + ["--pred", str(tmp_path / f"{name}.npy")]) == 2
+        error = capsys.readouterr().err
+        assert f"the animation has {len(sequence)} frames" in error and "the audio spans 200 frames" in error
+    np.save(tmp_path / "exact.npy", frames)
+    np.save(tmp_path / "one_more.npy", np.concatenate([frames, frames[-1:]]))
+    outputs = []
+    for name in ("exact", "one_more"):
+        assert main(base + ["--pred", str(tmp_path / f"{name}.npy"), "--json", str(tmp_path / f"{name}.json")]) == 0
+        outputs.append(json.loads((tmp_path / f"{name}.json").read_text()))
+    assert outputs[0] == outputs[1]   # the extra frame is outside the audio's span, so it is not scored
+
+
+def test_a_vocaset_folder_without_manifest_has_the_published_splits(no_shipped_encoders, vocaset_layout, flame_masks,
+                                                                    tmp_path, capsys):
+    data, preds = vocaset_layout   # both subjects are VOCASET test subjects (sentences 21-23)
+    code = main(["score", "--pred-dir", str(preds), "--data-dir", str(data), "--masks", str(flame_masks),
+                 "--split", "test", "--json", str(tmp_path / "s.json")])
+    capsys.readouterr()
+    summary = {e["name"]: e for e in json.loads((tmp_path / "s.json").read_text())["summary"]}
+    assert code == 0 and summary["LVE"]["scored"] == 7
+    assert main(["score", "--pred-dir", str(preds), "--data-dir", str(data), "--masks", str(flame_masks),
+                 "--split", "train"]) == 2
+    assert "no ground-truth clips in split 'train'" in capsys.readouterr().err

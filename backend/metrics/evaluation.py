@@ -129,6 +129,8 @@ def score_folder(pred_dir, data_dir, regions: Regions, encoders: Optional[plrs.S
     """Score every prediction in `pred_dir` against the dataset in `data_dir` (any layout backend.datasets reads;
     `gt_fps` states the ground truth's rate where the layout does not)."""
     dataset = open_dataset(data_dir, split=split, fps=None, native_fps=gt_fps)
+    if not dataset.clip_ids():
+        raise MetricError(f"{data_dir}: no ground-truth clips in split '{split}'")
     predictions = find_predictions(pred_dir, dataset)
     templates = dataset.subject_templates()
     rows, mtm_clips, lve_frames, fdd_values, plrs_clips = [], [], [], [], []

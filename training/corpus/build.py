@@ -36,7 +36,6 @@ from training.corpus.stats import clip_measures, summarise
 from backend.rig.timeline import read_lab
 
 BUILDER_VERSION = "1.0"
-FPS = MESH_FPS
 SAMPLE_RATE = 16000
 SPLITS = ("train", "val", "test")
 
@@ -121,7 +120,7 @@ def clip_speech(clip: dict, speaker: Speaker, speech_dir: Path, synth: EspeakSyn
 
 def frame_energy(audio: np.ndarray, n_frames: int) -> np.ndarray:
     """(n_frames,) RMS of the audio around each frame time (one frame long window)."""
-    hop = SAMPLE_RATE // FPS
+    hop = SAMPLE_RATE // MESH_FPS
     padded = np.pad(audio.astype(np.float64), (hop // 2, hop * (n_frames + 1)))
     windows = padded[: hop * n_frames].reshape(n_frames, hop)
     return np.sqrt(np.mean(windows ** 2, axis=1))
@@ -160,21 +159,21 @@ def _build_clips(out: Path, preset_name: str, seed: int, mesh, regions, speakers
             write_npz(out / "templates" / f"{speaker.name}.npz", vertices=subject_template.astype(np.float32))
         rig = rigs[speaker.name]
         audio, timeline = clip_speech(clip, speaker, speech_dir, synth)
-        n_frames = int(round(len(audio) / SAMPLE_RATE * FPS))
+        n_frames = int(round(len(audio) / SAMPLE_RATE * MESH_FPS))
         style = replace(speaker.style, gain=speaker.style.gain * ARTICULATION_GAIN[clip["level"]])
         clip_rng = np.random.default_rng([seed, index])
-        controls = control_curves(timeline, n_frames, FPS, rig, style, frame_energy(audio, n_frames), clip_rng)
+        controls = control_curves(timeline, n_frames, MESH_FPS, rig, style, frame_energy(audio, n_frames), clip_rng)
         vertices = rig.animate(controls).astype(np.float32)
         samples = to_int16(audio)
         with atomic_path(out / "wav" / f"{clip['id']}.wav") as temporary:
             soundfile.write(temporary, samples, SAMPLE_RATE, subtype="PCM_16", format="WAV")
         write_npy(out / "vertices_npy" / f"{clip['id']}.npy", vertices.reshape(n_frames, -1))
-        measures.append(clip_measures(vertices, samples, timeline, rig, regions.lips, FPS))
+        measures.append(clip_measures(vertices, samples, timeline, rig, regions.lips, MESH_FPS))
         clip.update(duration_s=round(len(audio) / SAMPLE_RATE, 4), frames=n_frames,
                     timeline=[[start, end, label] for start, end, label in timeline])
         del clip["text"]
     manifest = {"synthetic": True, "description": "SYNTHETIC animation: an articulatory FLAME rig driven by "
-                "phoneme timings (not captured motion)", "fps": FPS, "sample_rate": SAMPLE_RATE,
+                "phoneme timings (not captured motion)", "fps": MESH_FPS, "sample_rate": SAMPLE_RATE,
                 "preset": preset_name, "seed": seed, "builder_version": BUILDER_VERSION, "clips": clips,
                 "subjects": {speaker.name: speaker.as_dict() for speaker in speakers if speaker.name in rigs},
                 "stats": summarise(measures, clips)}
