@@ -1,7 +1,7 @@
 """Every TTS voice the corpus may use, behind one call: text, voice id -> 16 kHz float32 audio + ARPAbet timeline.
 
 Voice ids are `<engine>:<name>`: `espeak:<accent>+<variant>`, `flite:awb|slt|kal16|rms`,
-`festival:slt_hts|kal|ked`. The timeline has the form `training.corpus.timeline.read_lab`
+`festival:slt_hts|kal|ked`, `piper:joe`. The timeline has the form `training.corpus.timeline.read_lab`
 gives: contiguous `(start_s, end_s, PHONE)` tuples from 0 to the audio's end, ARPAbet 39 + SIL.
 
 Each voice is either a TRAINING voice or HELD OUT: the real-speech benchmark scores generators on the
@@ -44,6 +44,7 @@ def _registry() -> dict[str, Voice]:
         Voice("festival", "slt_hts", TRAINING, "US English female (CMU ARCTIC slt), HTS"),
         Voice("festival", "kal", TRAINING, "US English male (kal), diphone"),
         Voice("festival", "ked", HELDOUT, "US English male (ked), diphone"),
+        Voice("piper", "joe", TRAINING, "US English male (joe), neural VITS; piper-tts is GPL-3: a training tool only"),
     ]
     voices += [Voice("espeak", f"{accent}+{variant}", TRAINING, f"espeak-ng {accent} accent, {variant} variant")
                for accent in ESPEAK_ACCENTS for variant in ESPEAK_VARIANTS]
@@ -82,32 +83,36 @@ def require_training_voice(voice_id: str) -> Voice:
 
 
 def engine_available(engine: str) -> bool:
-    """Whether this machine can run the engine (flite/festival are Debian programs)."""
+    """Whether this machine can run the engine (flite/festival are Debian programs, piper a pip package)."""
     if engine == "flite":
         from training.corpus.flite import flite_available
         return flite_available()
     if engine == "festival":
         from training.corpus.festival import festival_available
         return festival_available()
+    if engine == "piper":
+        from training.corpus.piper_tts import piper_available
+        return piper_available()
     if engine == "espeak":
         try:
             import espeakng_loader   # noqa: F401
         except ImportError:
             return False
         return True
-    raise AudioError(f"engine {engine!r} is unknown; expected one of espeak, flite, festival")
+    raise AudioError(f"engine {engine!r} is unknown; expected one of espeak, flite, festival, piper")
 
 
-def synthesise(text: str, voice_id: str, rate: float = 1.0):
+def synthesise(text: str, voice_id: str, rate: float = 1.0, seed: int = 0):
     """Speak `text`: (float32 mono audio at 16 kHz, ARPAbet timeline). See synthesise_many."""
-    return synthesise_many([text], voice_id, rate)[0]
+    return synthesise_many([text], voice_id, rate, seed)[0]
 
 
-def synthesise_many(texts, voice_id: str, rate: float = 1.0) -> list:
+def synthesise_many(texts, voice_id: str, rate: float = 1.0, seed: int = 0) -> list:
     """Speak each text with one voice: [(float32 audio at 16 kHz, ARPAbet timeline), ...].
 
     rate: speaking-rate factor (>1 faster; 0.5..2), mapped to each engine's own control (espeak words per
-    minute, flite/festival duration stretch); festival's HTS voice speaks at 1.0 only.
+    minute, flite/festival duration stretch, piper length scale); festival's HTS voice speaks at 1.0 only.
+    seed: piper's sampling noise (mixed with the text; the other engines are deterministic without one).
     Held-out voices are
     allowed here (the benchmark speaks with them); corpus builders call require_training_voice first.
     """
@@ -118,6 +123,9 @@ def synthesise_many(texts, voice_id: str, rate: float = 1.0) -> list:
     if known.engine == "festival":
         from training.corpus.festival import festival_synthesise_many
         spoken = festival_synthesise_many(texts, known.name, duration_stretch=round(1.0 / rate, 4))
+    elif known.engine == "piper":
+        from training.corpus.piper_tts import piper_synthesise
+        spoken = [piper_synthesise(text, length_scale=round(1.0 / rate, 4), seed=seed) for text in texts]
     elif known.engine == "flite":
         from training.corpus.flite import flite_synthesise
         spoken = [flite_synthesise(text, known.name, duration_stretch=round(1.0 / rate, 4)) for text in texts]
