@@ -27,8 +27,8 @@ and reference rows in the same run, so the benchmark shows it can tell good from
   loudness_jaw  the jaw opened by the audio level, nothing else (a floor: fails closure)
 
 Output in `--out` (default out/real_speech): real_speech.md (the table), real_speech.json (one row per
-model x set with per-clip values), plots/<set>/<clip>.png (each model's lip gap against the rig curve with
-the phone labels under it; generators only, when any run), closeups/*.png (rendered lips of the default generator at bilabials) and
+model x set with per-clip values), plots/<set>/<clip>.png (each generator's lip gap against the rig curve
+with the phone labels under it), closeups/*.png (rendered lips of the default generator at bilabials) and
 strips/*.png (unlabelled clips).
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/real_speech.py [--sets a,b,c,d,e,u] [--models NAME,...]
