@@ -52,7 +52,8 @@ from backend import audio_conditions  # noqa: E402
 from backend.audio import load_audio  # noqa: E402
 from backend.errors import BackendError  # noqa: E402
 from backend.flame import FlameRegions  # noqa: E402
-from backend.generators import DEFAULT_GENERATOR, FPS, SAMPLE_RATE, frame_count, list_generators, load_generator  # noqa: E402
+from backend.generators import (DEFAULT_GENERATOR, FPS, SAMPLE_RATE, frame_count, list_generators,  # noqa: E402
+                                load_generator)
 from backend.heldout import is_heldout, prompt_id  # noqa: E402
 from backend.mesh import load_flame_mesh  # noqa: E402
 from backend.metrics import phone_checks  # noqa: E402
@@ -438,7 +439,8 @@ def _bilabial_frames(clip: Clip, vertices, rows_maker: Rows, n_frames: int, coun
     for start, end, label in clip.timeline:
         frame = int(round((start + end) / 2 * FPS))
         if label in BILABIALS and frame < n_frames:
-            return [(f"{clip.name[-5:]} /{label}/", frame / FPS, {DEFAULT_GENERATOR: vertices[frame], "rig": rig[frame]})][:count]
+            frames = {DEFAULT_GENERATOR: vertices[frame], "rig": rig[frame]}
+            return [(f"{clip.name[-5:]} /{label}/", frame / FPS, frames)][:count]
     return []
 
 
