@@ -20,14 +20,15 @@ Rows (`--models`, default all): every generator in models/generators (through ba
 and reference rows in the same run, so the benchmark shows it can tell good from bad:
   rig           the rig driven by the labels (the ceiling; MTM 0 by construction)
   rig_shift2    the same, 2 frames late (MTM 66.7 ms, lag 2)
+  rig_other_labels  the rig driven by another clip's labels (chance level for lag, MTM and openness)
   static_rest   the template held still (lips at the rest gap: passes closure and rest by definition, and
                 nothing else)
   static_open   the rig held at a mid-vowel jaw opening (a floor: fails closure)
   loudness_jaw  the jaw opened by the audio level, nothing else (a floor: fails closure)
 
 Output in `--out` (default out/real_speech): real_speech.md (the table), real_speech.json (one row per
-model x set with per-clip values), plots/<set>/<clip>.png (each model's lip gap against the rig curve with
-the phone labels under it), closeups/*.png (rendered lips of the default generator at bilabials) and
+model x set with per-clip values), plots/<set>/<clip>.png (each generator's lip gap against the rig curve
+with the phone labels under it), closeups/*.png (rendered lips of the default generator at bilabials) and
 strips/*.png (unlabelled clips).
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/real_speech.py [--sets a,b,c,d,e,u] [--models NAME,...]
@@ -37,10 +38,7 @@ strips/*.png (unlabelled clips).
 import argparse
 import json
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,15 +61,14 @@ from backend.metrics.mtm import lip_distance_curve  # noqa: E402
 from backend.progress import Progress  # noqa: E402
 from backend.rig.coarticulation import JAW_PER_OPENNESS  # noqa: E402
 from backend.rig.flame_rig import CONTROLS, FlameRig  # noqa: E402
-from backend.rig.timeline import BILABIALS, SILENCE, check_timeline, read_lab  # noqa: E402
+from backend.rig.timeline import BILABIALS, SILENCE, read_lab  # noqa: E402
 
 SETS = {"a": "Kathleen held-out", "b": "unseen real speakers", "c": "unseen TTS voices",
         "d": "conditions", "e": "long takes", "u": "unlabelled"}
-REFERENCE_ROWS = ("rig", "rig_shift2", "static_rest", "static_open", "loudness_jaw")
+REFERENCE_ROWS = ("rig", "rig_shift2", "rig_other_labels", "static_rest", "static_open", "loudness_jaw")
 AUDIO_DRIVEN_REFERENCES = ("loudness_jaw",)
 SHIFT_FRAMES = 2
 TTS_PROMPTS = 10
-TTS_VOICES = (("flite", "rms"), ("festival", "ked_diphone"))
 LONG_TAKE_S = 60.0
 JOIN_PAUSE_S = 0.5
 SEAM_WINDOW_S = 0.5
@@ -88,6 +85,14 @@ class Clip:
     audio: np.ndarray
     timeline: list | None
     source: str = ""          # which base clip a condition copy was made from (its rig reference is shared)
+    other_timeline: list | None = None   # another clip's labels, for the chance-level row
+
+
+def _paired(clips: list[Clip]) -> list[Clip]:
+    """Give each clip the next clip's labels (cyclically) for rig_other_labels."""
+    for clip, other in zip(clips, clips[1:] + clips[:1]):
+        clip.other_timeline = other.timeline
+    return clips
 
 
 # --- sets ------------------------------------------------------------------------------------------------
@@ -118,62 +123,25 @@ def unlabelled_clips(shared: Path) -> list[Clip]:
             for path in sorted(folder.glob("*.flac")) if not (folder / f"{path.stem}.phones.lab").exists()]
 
 
-# The smallest TTS wrapper that gives the engines' own phone timings (the `voices` branch had not landed
-# its corpus wrappers when this benchmark was written). CMU phone set, lower case -> ARPAbet + SIL.
-_TTS_PHONES = {"pau": SILENCE, "h#": SILENCE, "brth": SILENCE, "ax": "AH", "axr": "ER", "dx": "D", "el": "L",
-               "em": "M", "en": "N", "nx": "N", "hv": "HH"}
-
-
-def _timeline_from_ends(ends) -> list:
-    """(end_s, phone) pairs of a TTS engine -> a contiguous (start, end, PHONE) timeline."""
-    timeline, start = [], 0.0
-    for end, phone in ends:
-        label = _TTS_PHONES.get(phone, phone.upper())
-        if end > start + 1e-6:
-            timeline.append((start, end, label))
-            start = end
-    check_timeline(timeline, "TTS phone timings")
-    return timeline
-
-
-def synthesise(engine: str, voice: str, text: str, folder: Path) -> tuple[np.ndarray, list]:
-    """16 kHz audio and phone timeline of `text` spoken by a flite or festival voice."""
-    wav = folder / "tts.wav"
-    if engine == "flite":
-        result = subprocess.run(["flite", "-voice", voice, "-psdur", "-t", text, "-o", str(wav)],
-                                capture_output=True, text=True, check=True)
-        ends = [(float(end), phone) for phone, end in (item.rsplit(":", 1) for item in result.stdout.split())]
-    else:
-        segs = folder / "tts.segs"
-        quoted = text.replace("\\", " ").replace('"', " ")
-        script = folder / "tts.scm"
-        script.write_text(f'(voice_{voice})\n(set! utt (utt.synth (Utterance Text "{quoted}")))\n'
-                          f'(utt.save.wave utt "{wav}" \'riff)\n(utt.save.segs utt "{segs}")\n', encoding="utf-8")
-        subprocess.run(["festival", "-b", str(script)], capture_output=True, check=True)
-        lines = segs.read_text(encoding="utf-8").split("#", 1)[1].split("\n")
-        ends = [(float(fields[0]), fields[2]) for fields in (line.split() for line in lines) if len(fields) == 3]
-    audio, _ = load_audio(wav, SAMPLE_RATE)
-    return audio, _timeline_from_ends(ends)
-
-
 def tts_clips(shared: Path) -> tuple[list[Clip], str | None]:
-    """Set (c): the first TTS_PROMPTS held-out prompts read by each unseen voice; (clips, why-missing note)."""
+    """Set (c): the first TTS_PROMPTS held-out prompts read by each held-out voice of training.corpus.voices
+    (flite rms, festival ked: no corpus may use them), with the engines' own phone timings; (clips, note)."""
+    from training.corpus.voices import engine_available, heldout_voices, synthesise_many, voice
     folder = shared / "speech" / "kathleen"
     prompts = {}
     for text_path in sorted(folder.glob("*.txt")):
         prompt = prompt_id(text_path.stem)
         if prompt and is_heldout(text_path.stem) and prompt not in prompts and len(prompts) < TTS_PROMPTS:
             prompts[prompt] = text_path.read_text(encoding="utf-8").strip()
-    missing = [engine for engine, _ in TTS_VOICES if shutil.which(engine) is None]
+    engines = sorted({voice(voice_id).engine for voice_id in heldout_voices()})
+    missing = [engine for engine in engines if not engine_available(engine)]
     if missing:
         return [], f"{', '.join(missing)} not installed (apt-get install flite festival festvox-kdlpc16k festlex-cmu)"
     clips = []
-    with tempfile.TemporaryDirectory() as scratch:
-        for engine, voice in TTS_VOICES:
-            for prompt, text in prompts.items():
-                audio, timeline = synthesise(engine, voice, text, Path(scratch))
-                name = f"{engine}_{voice}_{prompt}"
-                clips.append(Clip(name, audio, timeline, name))
+    for voice_id in heldout_voices():
+        for prompt, (audio, timeline) in zip(prompts, synthesise_many(list(prompts.values()), voice_id)):
+            name = f"{voice_id.replace(':', '_')}_{prompt}"
+            clips.append(Clip(name, audio, timeline, name))
     return clips, None
 
 
@@ -231,6 +199,8 @@ class Rows:
         controls = np.zeros((n_frames, len(CONTROLS)))
         if name == "rig":
             return self.reference(clip, n_frames)
+        if name == "rig_other_labels":
+            return phone_checks.rig_from_labels(self.rig, clip.other_timeline, n_frames, MESH_FPS)
         if name == "rig_shift2":
             rig = self.reference(clip, n_frames)
             return np.concatenate([np.repeat(rig[:1], SHIFT_FRAMES, axis=0), rig[:-SHIFT_FRAMES]])
@@ -245,9 +215,11 @@ class Rows:
         return self.rig.animate(controls)
 
     def seam_frames(self, name: str) -> int | None:
-        """Block length (frames) of a generator's local attention, the frames where its context changes."""
-        generator = self.generators.get(name)
-        return generator.info.metadata.get("config", {}).get("attention_block") if generator else None
+        """Block length (frames) of a generator's local attention, the frames where its context changes;
+        for a reference row, the first generator's (so the rig shows what a seamless curve scores there)."""
+        blocks = {key: generator.info.metadata.get("config", {}).get("attention_block")
+                  for key, generator in self.generators.items()}
+        return blocks.get(name) or next((block for block in blocks.values() if block), None)
 
 
 def loudness(audio: np.ndarray, n_frames: int) -> np.ndarray:
@@ -374,21 +346,21 @@ def build_sets(wanted: str, shared: Path) -> tuple[list, dict]:
     heldout = heldout_clips(shared) if any(key in wanted for key in "ade") else []
     dev = dev_clips(shared) if any(key in wanted for key in "bd") else []
     if "a" in wanted:
-        groups.append(("a: Kathleen held-out", heldout, False))
+        groups.append(("a: Kathleen held-out", _paired(heldout), False))
     if "b" in wanted:
-        groups.append(("b: unseen real speakers", dev, False))
+        groups.append(("b: unseen real speakers", _paired(dev), False))
     if "c" in wanted:
         tts, missing = tts_clips(shared)
         if missing:
             notes["c"] = f"set (c) not run: {missing}"
         else:
-            groups.append(("c: unseen TTS voices", tts, False))
+            groups.append(("c: unseen TTS voices", _paired(tts), False))
     if "d" in wanted:
         for base, clips in (("a", heldout), ("b", dev)):
             for condition in audio_conditions.CONDITIONS:
                 groups.append((f"d: {base} + {condition}", condition_clips(clips, condition), True))
     if "e" in wanted:
-        groups.append(("e: long takes", long_takes(heldout), False))
+        groups.append(("e: long takes", _paired(long_takes(heldout)), False))
     if "u" in wanted:
         groups.append(("u: unlabelled", unlabelled_clips(shared), True))
     return groups, notes
@@ -429,7 +401,8 @@ def run_benchmark(sets: str, models: list, out: Path, shared: Path, show_progres
                     else:
                         checks = phone_checks.check_unlabelled(vertices, clip.audio, SAMPLE_RATE, rig, MESH_FPS)
                     per_model[name].append({"clip": clip.name, **checks})
-                    curves[name] = lip_distance_curve(vertices)
+                    if name not in REFERENCE_ROWS or not rows_maker.generators:
+                        curves[name] = lip_distance_curve(vertices)
                     if name == DEFAULT_GENERATOR and clip.timeline and set_key == "b" and len(closeups) < CLOSEUPS:
                         closeups += _bilabial_frames(clip, vertices, rows_maker, n_frames, CLOSEUPS - len(closeups))
                     if name == DEFAULT_GENERATOR and not clip.timeline:
@@ -466,7 +439,8 @@ def _bilabial_frames(clip: Clip, vertices, rows_maker: Rows, n_frames: int, coun
     for start, end, label in clip.timeline:
         frame = int(round((start + end) / 2 * MESH_FPS))
         if label in BILABIALS and frame < n_frames:
-            return [(f"{clip.name[-5:]} /{label}/", frame / MESH_FPS, {DEFAULT_GENERATOR: vertices[frame], "rig": rig[frame]})][:count]
+            frames = {DEFAULT_GENERATOR: vertices[frame], "rig": rig[frame]}
+            return [(f"{clip.name[-5:]} /{label}/", frame / MESH_FPS, frames)][:count]
     return []
 
 

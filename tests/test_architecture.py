@@ -10,9 +10,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 FORBIDDEN = {
-    "backend": {"torch", "bpy", "training", "blender_addon"},
+    "backend": {"torch", "bpy", "training", "blender_addon", "piper", "pocketsphinx"},
     "training": {"bpy", "blender_addon"},
-    "blender_addon": {"torch", "training"},
+    "blender_addon": {"torch", "training", "piper", "pocketsphinx"},   # piper-tts is GPL-3: training only
 }
 
 

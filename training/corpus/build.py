@@ -27,13 +27,14 @@ from backend.heldout import is_dev_folder, is_heldout
 from backend.mesh import load_flame_mesh
 from backend.progress import progress
 from backend.rig.coarticulation import control_curves
+from backend.rig.flame_rig import FlameRig
+from backend.rig.timeline import read_lab
 from training.corpus.espeak import EspeakSynth
 from training.corpus.intensity import ARTICULATION_GAIN, LEVELS, espeak_settings, recorded_effort
 from training.corpus.paths import SPEECH_ENV, default_paths
-from backend.rig.flame_rig import FlameRig
 from training.corpus.speakers import Speaker, identity_template, make_speakers
 from training.corpus.stats import clip_measures, summarise
-from backend.rig.timeline import read_lab
+from training.corpus.voices import require_training_voice
 
 BUILDER_VERSION = "1.0"
 SAMPLE_RATE = 16000
@@ -107,6 +108,13 @@ def plan_clips(preset: Preset, utterances, rng: np.random.Generator) -> tuple[li
     return speakers, clips
 
 
+def check_clip_voices(clips) -> None:
+    """AudioError if any planned clip speaks with a voice held out for the benchmark (or an unknown voice)."""
+    for clip in clips:
+        if clip["source"] != "kathleen":
+            require_training_voice(f"{clip['source']}:{clip['voice']}")
+
+
 def clip_speech(clip: dict, speaker: Speaker, speech_dir: Path, synth: EspeakSynth):
     """(float32 audio at 16 kHz, timeline) of a clip at its intensity level."""
     if clip["source"] == "kathleen":
@@ -137,6 +145,7 @@ def build_corpus(out_dir, preset_name: str = "ci", seed: int = 0, template=None,
     rng = np.random.default_rng(seed)
     speakers, clips = plan_clips(PRESETS[preset_name], list_utterances(speech_dir, PRESETS[preset_name].max_sentence_s), rng)
     clips = clips[:limit_clips] if limit_clips is not None else clips
+    check_clip_voices(clips)
     out = Path(out_dir)
     for folder in ("wav", "vertices_npy", "templates"):
         (out / folder).mkdir(parents=True, exist_ok=True)
