@@ -24,6 +24,13 @@ A generator is a folder `<models>/generators/<name>/` holding `model.json` and i
     output   vertices  float32 (1, T, 5023, 3), T = frame_count(N) (below), absolute positions
 The whole clip runs in one call, so the backend's work is O(T) and no Python loop runs per frame.
 
+Output check (one place, `check_output`, applied by `Generator.animate` to every graph's output, so neither the
+CLI nor the add-on writes or bakes what it refuses): every value finite, and no vertex farther than
+`MAX_DISPLACEMENT_M` = 0.10 m from the template. Speech moves the jaw and lips by at most a few centimetres
+(the shipped generators peak at 1.2-2.0 cm on the sample sentence; a wide-open human mouth is ~5 cm); 10 cm is
+half a FLAME head's height, so beyond it the graph is broken (NaN or bit-flipped weights give NaN or 1e34 m),
+not a face speaking. Failing outputs raise ModelError.
+
 Frame count rule (used everywhere: graphs, training targets, this runner): T = round-half-up(N * 30 / 16000),
 i.e. the number of 30 fps frames whose start lies in the audio, rounded to the nearest frame.
 
@@ -52,6 +59,7 @@ GENERATORS = "generators"
 # The generator a UI should preselect: FaceFormer-style small is the fastest shipped generator
 # (one-shot ONNX, > 200x real time on one core) and the best on MTM/LVE on the held-out corpus split.
 DEFAULT_GENERATOR = "faceformer_small"
+MAX_DISPLACEMENT_M = 0.10   # see "Output check" above
 KINDS = ("one_shot",)
 RESERVED_KINDS = ("stepwise",)
 INPUT_AUDIO, INPUT_TEMPLATE, INPUT_STYLE = "audio", "template", "style"
@@ -236,8 +244,29 @@ class Generator:
         if vertices.shape != expected:
             raise ModelError(f"generator '{self.info.name}' returned vertices of shape {vertices.shape}; "
                              f"the contract requires {expected}")
+        vertices = check_output(vertices[0], template, f"generator '{self.info.name}'")
         checkpoint(1.0)
-        return np.ascontiguousarray(vertices[0], dtype=np.float32)
+        return np.ascontiguousarray(vertices, dtype=np.float32)
+
+
+def check_output(vertices: np.ndarray, template: np.ndarray, source: str) -> np.ndarray:
+    """`vertices` (T, 5023, 3) if every value is finite and no vertex moves more than MAX_DISPLACEMENT_M from
+    `template` (5023, 3); else ModelError naming the first bad frame (the graph or its weights are corrupt)."""
+    finite = np.isfinite(vertices).all(axis=(1, 2))
+    if not finite.all():
+        bad = int(np.count_nonzero(~finite))
+        raise ModelError(f"{source} produced NaN or infinite vertices in {bad} of {len(vertices)} frames "
+                         f"(first: frame {int(np.argmin(finite))}); its weights are corrupt: reinstall or "
+                         "re-export the generator")
+    for start in range(0, len(vertices), 256):   # chunks: no (T, 5023) temporary for a long take
+        chunk = vertices[start:start + 256]
+        distance = np.sqrt(((chunk - template[None]) ** 2).sum(axis=-1)).max(axis=1)
+        if distance.max() > MAX_DISPLACEMENT_M:
+            frame = start + int(np.argmax(distance > MAX_DISPLACEMENT_M))
+            raise ModelError(f"{source} moved a vertex {float(distance.max()):.3g} m from the template (frame "
+                             f"{frame}); a speaking face moves at most {MAX_DISPLACEMENT_M} m, so its weights are "
+                             "corrupt: reinstall or re-export the generator")
+    return vertices
 
 
 def _checked_template(template) -> np.ndarray:
