@@ -34,7 +34,7 @@ not a face speaking. Failing outputs raise ModelError.
 Frame count rule (used everywhere: graphs, training targets, this runner): T = round-half-up(N * 30 / 16000),
 i.e. the number of 30 fps frames whose start lies in the audio, rounded to the nearest frame.
 
-Python API: `list_generators`, `load_generator`, `Generator.animate`, `default_models_dir`, `frame_count`,
+Python API: `scan_generators`, `list_generators`, `load_generator`, `Generator.animate`, `default_models_dir`, `frame_count`,
 `DEFAULT_GENERATOR` (the name a UI should preselect).
 """
 
@@ -136,14 +136,32 @@ def read_generator_info(folder) -> GeneratorInfo:
                          metadata=metadata)
 
 
-def list_generators(models_dir=None) -> list:
-    """GeneratorInfo of every folder with a model.json under `models_dir` (default: the shipped generators),
-    sorted by name. A folder without model.json is not a generator and is skipped; a broken one raises."""
+def scan_generators(models_dir=None) -> tuple:
+    """(GeneratorInfo of every usable generator under `models_dir` (default: the shipped ones), sorted by name;
+    [(folder name, reason)] of every broken one). A folder without model.json is not a generator and is skipped;
+    one whose model.json is invalid or whose graph file is missing is listed as broken, so one bad folder never
+    hides the good ones."""
     root = Path(models_dir) if models_dir is not None else default_models_dir()
     if not root.is_dir():
-        return []
-    folders = sorted(child for child in root.iterdir() if (child / MODEL_FILE).is_file())
-    return [read_generator_info(folder) for folder in folders]
+        return [], []
+    infos, broken = [], []
+    for folder in sorted(child for child in root.iterdir() if (child / MODEL_FILE).is_file()):
+        try:
+            info = read_generator_info(folder)
+            if not (folder / ONE_SHOT_FILE).is_file():
+                raise ModelError(f"{folder}: no {ONE_SHOT_FILE} beside {MODEL_FILE}")
+        except ModelError as error:
+            broken.append((folder.name, str(error)))
+        except OSError as error:   # e.g. an unreadable model.json
+            broken.append((folder.name, f"{folder / MODEL_FILE}: cannot be read ({error.strerror})"))
+        else:
+            infos.append(info)
+    return infos, broken
+
+
+def list_generators(models_dir=None) -> list:
+    """The usable generators of `scan_generators` (broken folders left out)."""
+    return scan_generators(models_dir)[0]
 
 
 def _resolve(path_or_name, models_dir) -> Path:

@@ -1,7 +1,8 @@
 """`python -m backend animate --audio A --template T --model M --out seq.npy [--style S]`: run a generator.
 
 Writes the (T, 5023, 3) float32 vertex sequence at 30 fps (T = backend.generators.frame_count of the audio).
---model is a generator folder or the name of one under --models-dir (default: the shipped generators);
+--model is a generator folder or the name of one under --models-dir (default: the shipped generators; without
+--model, backend.generators.DEFAULT_GENERATOR);
 --template is a FLAME mesh (.ply/.obj; default $FLAME_TEMPLATE). `--list` prints the available generators.
 """
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from backend.audio import load_audio
 from backend.flame import find_template_path
-from backend.generators import FPS, list_generators, load_generator
+from backend.generators import DEFAULT_GENERATOR, FPS, load_generator, scan_generators
 from backend.mesh import load_flame_mesh, save_vertex_sequence
 
 
@@ -18,9 +19,10 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "animate", help="animate a FLAME template from speech with a generator",
         description=__doc__.split("\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--audio", type=Path, help="speech (.wav, .flac, .ogg)")
+    parser.add_argument("--audio", type=Path, help="speech (.wav, .flac, .ogg, .opus)")
     parser.add_argument("--template", type=Path, help="FLAME template mesh (.ply/.obj; default $FLAME_TEMPLATE)")
-    parser.add_argument("--model", help="generator folder or name (see --list)")
+    parser.add_argument("--model", default=DEFAULT_GENERATOR,
+                        help=f"generator folder or name (see --list; default {DEFAULT_GENERATOR})")
     parser.add_argument("--models-dir", type=Path, help="folder of generator folders (default: shipped models)")
     parser.add_argument("--style", help="subject style (default: the generator's default style)")
     parser.add_argument("--out", type=Path, help="output .npy vertex sequence (T, 5023, 3) at 30 fps")
@@ -31,10 +33,14 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     if args.list:
-        for info in list_generators(args.models_dir):
-            print(f"{info.name}\t{info.family}\tstyles: {', '.join(info.styles)}\t{info.description}")
+        infos, broken = scan_generators(args.models_dir)
+        for info in infos:
+            default = " (default)" if info.name == DEFAULT_GENERATOR else ""
+            print(f"{info.name}{default}\t{info.family}\tstyles: {', '.join(info.styles)}\t{info.description}")
+        for name, reason in broken:
+            print(f"{name}\tBROKEN\t{reason}")
         return 0
-    missing = [f"--{name}" for name in ("audio", "model", "out") if getattr(args, name) is None]
+    missing = [f"--{name}" for name in ("audio", "out") if getattr(args, name) is None]
     if missing:
         args.parser.error(f"missing {', '.join(missing)} (or use --list)")
     generator = load_generator(args.model, args.models_dir, threads=args.threads)

@@ -180,10 +180,11 @@ def convert_fps(vertices: np.ndarray, fps: float, target_fps: float, resample: b
     return (1 - weight) * vertices[lower] + weight * vertices[upper]
 
 
-def check_comparable_lengths(pred_frames: int, gt_frames: int, source: str) -> None:
-    """MetricError when lengths differ by more than LENGTH_RATIO_LIMIT: a sign of mismatched frame rates."""
+def check_comparable_lengths(pred_frames: int, gt_frames: int, source: str, against: str = "the ground truth") -> None:
+    """MetricError when lengths differ by more than LENGTH_RATIO_LIMIT: a sign of mismatched frame rates.
+    `against` names what the prediction is compared with (the ground truth, or the audio when there is none)."""
     ratio = max(pred_frames, gt_frames) / max(min(pred_frames, gt_frames), 1)
     if ratio > LENGTH_RATIO_LIMIT:
-        raise MetricError(f"{source}: prediction has {pred_frames} frames but the ground truth has {gt_frames} "
+        raise MetricError(f"{source}: prediction has {pred_frames} frames but {against} has {gt_frames} "
                           f"at the same fps ({ratio:.2f}x); the frame rates probably do not match "
-                          "(check the prediction and ground-truth fps options)")
+                          "(check the fps options)")

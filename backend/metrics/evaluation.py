@@ -159,7 +159,7 @@ def score_clip(pred, samples, rate: int, regions: Regions, fps: float = 30.0, gt
     """Score one (T, V, 3) animation with its float mono audio; ground truth, template, reference lip
     curve and encoders are optional and add the metrics that need them."""
     pred = np.asarray(pred)
-    layout.check_comparable_lengths(len(pred), round(len(samples) * fps / rate), "audio (at the mesh fps)")
+    layout.check_comparable_lengths(len(pred), round(len(samples) * fps / rate), "score", against="the audio")
     summary = []
     if gt is not None:
         gt = np.asarray(gt)
