@@ -253,7 +253,7 @@ def test_animate_bakes_exactly_the_backend_output_and_survives_save_and_reload(h
     bpy.ops.wm.save_as_mainfile(filepath=str(path))
     bpy.ops.wm.open_mainfile(filepath=str(path))
     reloaded = bpy.data.objects["Head"]
-    strip = bpy.context.scene.sequence_editor.strips_all[reloaded.talking_head.strip_name]
+    (strip,) = bake.owned_strips(bpy.context.scene, reloaded)
     assert strip.frame_start == bpy.context.scene.frame_start and Path(bpy.path.abspath(strip.sound.filepath)).resolve() == SAMPLE_WAV
     for frame in (0, 17, len(expected) - 1):
         np.testing.assert_allclose(evaluated(reloaded, bpy.context.scene.frame_start + frame), expected[frame],
