@@ -63,10 +63,15 @@ def fetch_wheels(platform: str, python: str, cache: Path) -> list:
 
 
 def manifest_text(platform: str, wheels: list) -> str:
-    """blender_addon/blender_manifest.toml plus this build's platforms and wheels."""
-    base = (REPO / "blender_addon" / "blender_manifest.toml").read_text().rstrip() + "\n"
+    """blender_addon/blender_manifest.toml with this build's `platforms` and `wheels` inserted before its first
+    table: TOML puts every key written after `[permissions]` inside that table, and Blender then refuses the
+    whole manifest (while its install operator still reports success)."""
+    base = (REPO / "blender_addon" / "blender_manifest.toml").read_text()
+    table = re.search(r"^\[", base, re.M)
+    head, tables = (base[:table.start()], base[table.start():]) if table else (base, "")
     listed = ",\n".join(f'  "./wheels/{wheel.name}"' for wheel in wheels)
-    return base + f'\nplatforms = ["{platform}"]\nwheels = [\n{listed},\n]\n'
+    keys = f'platforms = ["{platform}"]\nwheels = [\n{listed},\n]\n'
+    return head.rstrip() + "\n" + keys + ("\n" + tables if tables else "")
 
 
 def _source_files(root: Path, suffixes: tuple) -> list:
@@ -108,7 +113,8 @@ def build(platform: str, out: Path, cache: Path) -> Path:
     version = re.search(r'^version = "([^"]+)"', (REPO / "blender_addon" / "blender_manifest.toml").read_text(),
                         re.M).group(1)
     target = out / f"{ADDON_ID}-{version}-{platform.replace('-', '_')}.zip"
-    write_zip(target, zip_entries(platform, sorted(set(wheels))))
+    unique = sorted({wheel.name: wheel for wheel in wheels}.values())   # a py3-none wheel serves every Python once
+    write_zip(target, zip_entries(platform, unique))
     return target
 
 

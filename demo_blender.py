@@ -245,7 +245,7 @@ def scene_state() -> dict:
     state = {kind: sorted(item.name for item in getattr(bpy.data, kind))
              for kind in ("objects", "meshes", "actions", "shape_keys", "sounds", "images")}
     state["object_data"] = {obj.name: obj.data.name if obj.data else None for obj in bpy.data.objects}
-    state["records"] = {obj.name: (obj.talking_head.scores_json, obj.talking_head.strip_name)
+    state["records"] = {obj.name: (obj.talking_head.scores_json, obj.talking_head.audio_path)
                         for obj in bpy.data.objects if obj.type == "MESH"}
     state["frames"] = [scene.frame_start, scene.frame_end]
     editor = scene.sequence_editor

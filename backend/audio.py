@@ -5,7 +5,7 @@ samples in [-1, 1], finite, at least `MIN_SECONDS` long, at most `max_seconds` l
 sample rate between `MIN_RATE` and `MAX_RATE`. Bad input raises an `AudioError` subclass whose message
 says what was found and what is expected.
 
-File formats: WAV, FLAC and Ogg (Vorbis/Opus), read with soundfile (libsndfile). The container is decided
+File formats: WAV, FLAC and Ogg (Vorbis/Opus; `.ogg` or `.opus`), read with soundfile (libsndfile). The container is decided
 by the file's content, not its name, so a WAV saved without an extension still loads; anything else
 (MP3, AIFF, text...) is reported as unsupported with the list of supported formats.
 """
@@ -20,7 +20,7 @@ from scipy.signal import resample_poly
 
 from backend.errors import AudioError
 
-SUPPORTED_EXTENSIONS = (".wav", ".flac", ".ogg")
+SUPPORTED_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus")
 # soundfile's container names for the supported extensions (WAVEX/RF64 are WAV variants).
 SUPPORTED_CONTAINERS = ("WAV", "WAVEX", "RF64", "FLAC", "OGG")
 DEFAULT_MAX_SECONDS = 600.0
@@ -34,6 +34,10 @@ INT16_SCALE = 32768.0
 
 class AudioNotFoundError(AudioError):
     """The path does not exist or is not a file."""
+
+
+class AudioPermissionError(AudioError):
+    """A file the user may not read (a permission problem, not a corrupt file)."""
 
 
 class AudioDecodeError(AudioError):
@@ -98,6 +102,12 @@ def _open_checked(path) -> soundfile.SoundFile:
         raise AudioNotFoundError(f"'{path}' is not a file (expected an audio file: {_supported_list()})")
     if path.stat().st_size == 0:
         raise EmptyAudioError(f"audio file '{path}' is empty (0 bytes)")
+    try:   # libsndfile reports an unreadable file like a corrupt one: ask the OS first
+        with open(path, "rb") as handle:
+            handle.read(1)
+    except PermissionError:
+        raise AudioPermissionError(f"cannot read '{path}': permission denied (check the file's permissions "
+                                   "or owner)") from None
     extension = path.suffix.lower()
     try:
         sound = soundfile.SoundFile(path)
@@ -176,6 +186,11 @@ def load_audio(path, rate: int | None = None, max_seconds: float = DEFAULT_MAX_S
                 f"cannot decode the samples of '{path}' ({error}); the file may be corrupt or truncated"
             ) from error
     samples = frames.mean(axis=1, dtype=np.float32)
+    if frames.shape[1] > 1 and peak_dbfs(samples) < SILENCE_PEAK_DBFS <= peak_dbfs(frames):
+        raise SilentAudioError(
+            f"'{path}': its {frames.shape[1]} channels cancel each other (one is the other inverted; "
+            f"each peaks at {peak_dbfs(frames):.1f} dBFS), so their mono mix is silent; export one channel only")
+    del frames
     out_rate = out_rate or file_rate
     try:
         _require_finite(samples)  # before clipping, which would turn inf into full scale

@@ -24,10 +24,17 @@ A generator is a folder `<models>/generators/<name>/` holding `model.json` and i
     output   vertices  float32 (1, T, 5023, 3), T = frame_count(N) (below), absolute positions
 The whole clip runs in one call, so the backend's work is O(T) and no Python loop runs per frame.
 
+Output check (one place, `check_output`, applied by `Generator.animate` to every graph's output, so neither the
+CLI nor the add-on writes or bakes what it refuses): every value finite, and no vertex farther than
+`MAX_DISPLACEMENT_M` = 0.10 m from the template. Speech moves the jaw and lips by at most a few centimetres
+(the shipped generators peak at 1.2-2.0 cm on the sample sentence; a wide-open human mouth is ~5 cm); 10 cm is
+half a FLAME head's height, so beyond it the graph is broken (NaN or bit-flipped weights give NaN or 1e34 m),
+not a face speaking. Failing outputs raise ModelError.
+
 Frame count rule (used everywhere: graphs, training targets, this runner): T = round-half-up(N * 30 / 16000),
 i.e. the number of 30 fps frames whose start lies in the audio, rounded to the nearest frame.
 
-Python API: `list_generators`, `load_generator`, `Generator.animate`, `default_models_dir`, `frame_count`,
+Python API: `scan_generators`, `list_generators`, `load_generator`, `Generator.animate`, `default_models_dir`, `frame_count`,
 `DEFAULT_GENERATOR` (the name a UI should preselect).
 """
 
@@ -51,6 +58,7 @@ GENERATORS = "generators"
 # The generator a UI should preselect: FaceFormer-style small is the fastest shipped generator
 # (one-shot ONNX, > 200x real time on one core) and the best on MTM/LVE on the held-out corpus split.
 DEFAULT_GENERATOR = "faceformer_small"
+MAX_DISPLACEMENT_M = 0.10   # see "Output check" above
 KINDS = ("one_shot",)
 RESERVED_KINDS = ("stepwise",)
 INPUT_AUDIO, INPUT_TEMPLATE, INPUT_STYLE = "audio", "template", "style"
@@ -127,14 +135,32 @@ def read_generator_info(folder) -> GeneratorInfo:
                          metadata=metadata)
 
 
-def list_generators(models_dir=None) -> list:
-    """GeneratorInfo of every folder with a model.json under `models_dir` (default: the shipped generators),
-    sorted by name. A folder without model.json is not a generator and is skipped; a broken one raises."""
+def scan_generators(models_dir=None) -> tuple:
+    """(GeneratorInfo of every usable generator under `models_dir` (default: the shipped ones), sorted by name;
+    [(folder name, reason)] of every broken one). A folder without model.json is not a generator and is skipped;
+    one whose model.json is invalid or whose graph file is missing is listed as broken, so one bad folder never
+    hides the good ones."""
     root = Path(models_dir) if models_dir is not None else default_models_dir()
     if not root.is_dir():
-        return []
-    folders = sorted(child for child in root.iterdir() if (child / MODEL_FILE).is_file())
-    return [read_generator_info(folder) for folder in folders]
+        return [], []
+    infos, broken = [], []
+    for folder in sorted(child for child in root.iterdir() if (child / MODEL_FILE).is_file()):
+        try:
+            info = read_generator_info(folder)
+            if not (folder / ONE_SHOT_FILE).is_file():
+                raise ModelError(f"{folder}: no {ONE_SHOT_FILE} beside {MODEL_FILE}")
+        except ModelError as error:
+            broken.append((folder.name, str(error)))
+        except OSError as error:   # e.g. an unreadable model.json
+            broken.append((folder.name, f"{folder / MODEL_FILE}: cannot be read ({error.strerror})"))
+        else:
+            infos.append(info)
+    return infos, broken
+
+
+def list_generators(models_dir=None) -> list:
+    """The usable generators of `scan_generators` (broken folders left out)."""
+    return scan_generators(models_dir)[0]
 
 
 def _resolve(path_or_name, models_dir) -> Path:
@@ -228,8 +254,29 @@ class Generator:
         if vertices.shape != expected:
             raise ModelError(f"generator '{self.info.name}' returned vertices of shape {vertices.shape}; "
                              f"the contract requires {expected}")
+        vertices = check_output(vertices[0], template, f"generator '{self.info.name}'")
         checkpoint(1.0)
-        return np.ascontiguousarray(vertices[0], dtype=np.float32)
+        return np.ascontiguousarray(vertices, dtype=np.float32)
+
+
+def check_output(vertices: np.ndarray, template: np.ndarray, source: str) -> np.ndarray:
+    """`vertices` (T, 5023, 3) if every value is finite and no vertex moves more than MAX_DISPLACEMENT_M from
+    `template` (5023, 3); else ModelError naming the first bad frame (the graph or its weights are corrupt)."""
+    finite = np.isfinite(vertices).all(axis=(1, 2))
+    if not finite.all():
+        bad = int(np.count_nonzero(~finite))
+        raise ModelError(f"{source} produced NaN or infinite vertices in {bad} of {len(vertices)} frames "
+                         f"(first: frame {int(np.argmin(finite))}); its weights are corrupt: reinstall or "
+                         "re-export the generator")
+    for start in range(0, len(vertices), 256):   # chunks: no (T, 5023) temporary for a long take
+        chunk = vertices[start:start + 256]
+        distance = np.sqrt(((chunk - template[None]) ** 2).sum(axis=-1)).max(axis=1)
+        if distance.max() > MAX_DISPLACEMENT_M:
+            frame = start + int(np.argmax(distance > MAX_DISPLACEMENT_M))
+            raise ModelError(f"{source} moved a vertex {float(distance.max()):.3g} m from the template (frame "
+                             f"{frame}); a speaking face moves at most {MAX_DISPLACEMENT_M} m, so its weights are "
+                             "corrupt: reinstall or re-export the generator")
+    return vertices
 
 
 def _checked_template(template) -> np.ndarray:

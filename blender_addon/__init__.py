@@ -16,7 +16,7 @@ bl_info = {
     "name": "Talking Head (FLAME)",
     "author": "flame-talking-heads",
     "version": (0, 1, 0),
-    "blender": (3, 4, 0),
+    "blender": (4, 1, 0),   # official builds before 4.1 run Python 3.10, which the bundled wheels do not cover
     "location": "3D Viewport > Sidebar (N) > Talking Head",
     "description": "Animate a FLAME head from speech and score the lip sync (MTM, PLRS, SLCC)",
     "category": "Animation",

@@ -181,12 +181,29 @@ class BakedAnimation:
     frame_count: int
 
 
+OWNER = "talking_head_owner"   # ID property on everything attach_animation makes: the object it was made for
+
+
+def _owned_by(item, obj) -> bool:
+    """True when `item` (a datablock or strip) was made by this add-on for `obj` itself. Ownership is by identity,
+    not name: a Shift+D duplicate shares the original's sound, strip and plot image, whose owner stays the
+    original (Blender remaps the owner only on the copies it makes for the duplicate: mesh and action)."""
+    return item is not None and item.get(OWNER) == obj
+
+
+def owned_strips(scene, obj) -> list:
+    """The sound strips this add-on added for `obj` (whatever they have been renamed to)."""
+    if scene.sequence_editor is None:
+        return []
+    return [strip for strip in _all_strips(scene) if _owned_by(strip, obj)]
+
+
 def attach_animation(scene, obj, baked: BakedAnimation, audio_path: str, scores_json: str, label: str):
-    """Point `obj` at the baked mesh, add the audio strip, set the frame range; all recorded in obj.talking_head
-    (with the plot image) so `remove_animation` can undo exactly this."""
+    """Point `obj` at the baked mesh, add the audio strip, set the frame end (to the longest animation in the scene); all recorded in obj.talking_head
+    (with the plot image) and marked as owned by `obj`, so `remove_animation` can undo exactly this.
+    `audio_path` is kept as the user gave it (a `//relative` path stays relative to the .blend)."""
     props = obj.talking_head
     props.original_mesh = rest_mesh(obj)
-    props.previous_frame_end = scene.frame_end
     obj.data = baked.mesh
     props.baked_mesh = baked.mesh
     props.action = baked.action
@@ -194,9 +211,12 @@ def attach_animation(scene, obj, baked: BakedAnimation, audio_path: str, scores_
         scene.sequence_editor_create()
     channel = 1 + max((strip.channel for strip in _all_strips(scene)), default=0)
     strip = _strips(scene).new_sound(f"{label} audio", audio_path, channel, scene.frame_start)
-    props.strip_name = strip.name
     props.sound = strip.sound
-    scene.frame_end = scene.frame_start + baked.frame_count - 1
+    for item in (baked.mesh, baked.action, baked.plot_image, strip, strip.sound):
+        item[OWNER] = obj
+    props.previous_frame_end = scene.frame_end
+    needed = max(scene.frame_start + baked.frame_count - 1, _last_frame_of_other_animations(scene, obj))
+    props.frame_end_set = scene.frame_end = needed   # never cuts another animated head's range
     props.plot_image = baked.plot_image
     props.scores_json = scores_json
     props.audio_path = audio_path
@@ -206,23 +226,35 @@ def has_animation(obj) -> bool:
     return obj is not None and obj.type == "MESH" and obj.talking_head.baked_mesh is not None
 
 
+def _last_frame_of_other_animations(scene, obj) -> int:
+    """The last frame any other animated head in `scene` needs (0 when there is none)."""
+    ends = [other.talking_head.frame_end_set for other in scene.objects
+            if other != obj and has_animation(other) and other.data == other.talking_head.baked_mesh]
+    return max(ends, default=0)
+
+
 def remove_animation(scene, obj) -> None:
-    """Remove what `attach_animation` made for `obj` (mesh copy, shape keys, action, strip, sound, plot image),
-    put the artist's mesh back and restore the frame end."""
+    """Remove what `attach_animation` made for `obj` (mesh copy, shape keys, action, strip, sound, plot image:
+    only the items it owns, see `_owned_by`), put the artist's mesh back, and restore the frame end only if it
+    is still the one Animate set (the user did not change it since) and no other animated head needs more."""
     props = obj.talking_head
     baked, original = props.baked_mesh, props.original_mesh
-    if scene.sequence_editor is not None and props.strip_name in _strips(scene):
-        _strips(scene).remove(_strips(scene)[props.strip_name])
-    for collection, item in ((bpy.data.sounds, props.sound), (bpy.data.actions, props.action),
-                             (bpy.data.images, props.plot_image)):
-        if item is not None:
+    for strip in owned_strips(scene, obj):
+        _strips(scene).remove(strip)
+    sound = props.sound
+    if _owned_by(sound, obj) and not any(getattr(strip, "sound", None) == sound for strip in _all_strips(scene)):
+        bpy.data.sounds.remove(sound)
+    for collection, item in ((bpy.data.actions, props.action), (bpy.data.images, props.plot_image)):
+        if _owned_by(item, obj):
             collection.remove(item)
     if original is not None and obj.data == baked:
         obj.data = original
-    scene.frame_end = props.previous_frame_end
+    if props.frame_end_set and scene.frame_end == props.frame_end_set:
+        scene.frame_end = max(props.previous_frame_end, _last_frame_of_other_animations(scene, obj))
     props.original_mesh = props.baked_mesh = props.action = props.sound = props.plot_image = None
-    props.strip_name = props.scores_json = props.audio_path = ""
-    if baked is not None:
+    props.scores_json = props.audio_path = ""
+    props.frame_end_set = props.previous_frame_end = 0
+    if _owned_by(baked, obj):
         bpy.data.meshes.remove(baked)   # its shape keys go with it
 
 

@@ -39,12 +39,12 @@ def animate_blocker(context) -> Optional[str]:
     problem = _mesh_blocker(context) or _audio_blocker(context.scene.talking_head.audio_path)
     if problem:
         return problem
-    infos, listing_problem = properties.generator_infos(context)
-    if listing_problem:
-        return listing_problem
+    infos, broken = properties.generator_infos(context)
     if not infos:
-        return (f"No generator models in {preferences.settings(context)[0] / 'generators'} "
-                "(set the models folder in the add-on preferences)")
+        folder = preferences.settings(context)[0] / "generators"
+        if broken:
+            return f"No usable generator models in {folder}; broken: {'; '.join(reason for _, reason in broken)}"
+        return f"No generator models in {folder} (set the models folder in the add-on preferences)"
     return None
 
 

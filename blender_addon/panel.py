@@ -4,7 +4,7 @@ lip-opening plot. Text is wrapped to the sidebar's width so nothing is cut off w
 
 import bpy
 
-from . import operators, scoring
+from . import operators, properties, scoring
 
 # Traffic-light colour cues (Blender's coloured collection icons exist in 3.4 and 4.x alike).
 RATING_ICONS = {"good": "COLLECTION_COLOR_04", "fair": "COLLECTION_COLOR_03", "poor": "COLLECTION_COLOR_01",
@@ -85,6 +85,8 @@ class TALKINGHEAD_PT_panel(bpy.types.Panel):
             split = layout.split(factor=0.38)
             split.label(text=settings.bl_rna.properties[name].name)
             split.prop(settings, name, text="", slider=True)
+        for name, reason in properties.generator_infos(context)[1]:   # broken folders hide nothing, but are named
+            _small_lines(layout, f"Broken generator '{name}': {reason}", width - 3, icon="ERROR")
         _button(layout, operators.TALKINGHEAD_OT_animate, operators.animate_blocker(context), width, "PLAY_SOUND")
         _button(layout, operators.TALKINGHEAD_OT_score, operators.score_blocker(context), width, "SORTTIME")
         _button(layout, operators.TALKINGHEAD_OT_remove, operators.remove_blocker(context), width, "TRASH")

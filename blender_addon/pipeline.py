@@ -36,7 +36,8 @@ class AnimationRequest:
     """Plain values for the worker. rest_vertices: (5023, 3) local rest shape of the mesh."""
 
     object_name: str
-    audio_path: str
+    audio_path: str          # absolute, for reading
+    audio_path_as_set: str   # as the user set it (a //relative path stays relative in the .blend)
     generator: str
     style: Optional[str]
     intensity: float
@@ -75,6 +76,7 @@ def gather_request(context) -> AnimationRequest:
     info = properties.selected_generator(context)
     return AnimationRequest(
         object_name=obj.name, audio_path=bpy.path.abspath(settings.audio_path),
+        audio_path_as_set=settings.audio_path,
         generator=info.name, style=settings.style if settings.style in info.styles else None,
         intensity=settings.intensity, models_dir=models_dir, template_path=template_path, threads=threads,
         rest_vertices=bake.mesh_vertices(bake.rest_mesh(obj)).copy(), scene_fps=bake.scene_fps(context.scene))
@@ -224,7 +226,7 @@ class AnimationJob:
             self._plot_image.name = f"{label} lip plot"
         scores = self.result.scores
         baked = bake.BakedAnimation(mesh, action, self._plot_image, len(self.result.local_frames))
-        bake.attach_animation(scene, obj, baked, self.request.audio_path, scores.to_json(), label)
+        bake.attach_animation(scene, obj, baked, self.request.audio_path_as_set, scores.to_json(), label)
         self._bake = self._plot_image = None
         self.message = " | ".join(score.text for score in scores.scores)
         self.state = "finished"

@@ -4,8 +4,7 @@ from pathlib import Path
 
 import bpy
 
-from backend.errors import BackendError
-from backend.generators import GENERATORS, list_generators
+from backend.generators import DEFAULT_GENERATOR, GENERATORS, scan_generators
 
 from . import preferences
 
@@ -14,17 +13,20 @@ _enum_items: dict = {}
 
 
 def generator_infos(context) -> tuple:
-    """(GeneratorInfo list, problem str or None) for the models folder in the preferences."""
+    """(usable GeneratorInfos, DEFAULT_GENERATOR first so the panel preselects it; [(name, reason)] of broken
+    generator folders) for the models folder in the preferences."""
     models_dir = preferences.settings(context)[0]
     try:
-        return list_generators(Path(models_dir) / GENERATORS), None
-    except BackendError as error:
-        return [], str(error)
+        infos, broken = scan_generators(Path(models_dir) / GENERATORS)
+    except OSError as error:   # an unreadable models folder
+        return [], [(str(models_dir), f"cannot be read ({error.strerror})")]
+    return sorted(infos, key=lambda info: info.name != DEFAULT_GENERATOR), broken
 
 
 def _generator_items(self, context):
     infos, _ = generator_infos(context)
-    items = [(info.name, info.name, info.description) for info in infos] or [("NONE", "(no generators)", "")]
+    items = [(info.name, info.name + (" (default)" if info.name == DEFAULT_GENERATOR else ""), info.description)
+             for info in infos] or [("NONE", "(no generators)", "")]
     _enum_items["generators"] = items
     return items
 
@@ -63,10 +65,10 @@ class TalkingHeadObject(bpy.types.PropertyGroup):
     action: bpy.props.PointerProperty(type=bpy.types.Action)
     sound: bpy.props.PointerProperty(type=bpy.types.Sound)
     plot_image: bpy.props.PointerProperty(type=bpy.types.Image)
-    strip_name: bpy.props.StringProperty()
     audio_path: bpy.props.StringProperty()
     scores_json: bpy.props.StringProperty()
-    previous_frame_end: bpy.props.IntProperty()
+    previous_frame_end: bpy.props.IntProperty(description="The scene's frame end before Animate set it")
+    frame_end_set: bpy.props.IntProperty(description="The frame end Animate set (restored on Remove only if unchanged)")
 
 
 CLASSES = (TalkingHeadSettings, TalkingHeadObject)

@@ -253,7 +253,7 @@ def test_animate_bakes_exactly_the_backend_output_and_survives_save_and_reload(h
     bpy.ops.wm.save_as_mainfile(filepath=str(path))
     bpy.ops.wm.open_mainfile(filepath=str(path))
     reloaded = bpy.data.objects["Head"]
-    strip = bpy.context.scene.sequence_editor.strips_all[reloaded.talking_head.strip_name]
+    (strip,) = bake.owned_strips(bpy.context.scene, reloaded)
     assert strip.frame_start == bpy.context.scene.frame_start and Path(bpy.path.abspath(strip.sound.filepath)).resolve() == SAMPLE_WAV
     for frame in (0, 17, len(expected) - 1):
         np.testing.assert_allclose(evaluated(reloaded, bpy.context.scene.frame_start + frame), expected[frame],
@@ -403,6 +403,8 @@ def test_animating_again_replaces_the_previous_animation(head):
     ("silent", "audio is silent"),
     ("corrupt_generator", "not a loadable ONNX model"),
     ("missing_template", "no_template.ply: file not found"),
+    ("nan_generator", "NaN or infinite vertices"),
+    ("bitflip_generator", "NaN or infinite vertices|moved a vertex"),
 ])
 def test_failures_are_reported_and_leave_the_scene_unchanged(head, blender, tmp_path, setup, message):
     import soundfile
@@ -416,6 +418,13 @@ def test_failures_are_reported_and_leave_the_scene_unchanged(head, blender, tmp_
         folder = write_rms_generator(tmp_path / "models" / "generators" / "rms_jaw")
         (folder / "generator.onnx").write_bytes(b"broken")
         blender.models_dir = str(tmp_path / "models")
+    elif setup.endswith("_generator"):   # a corrupted copy of a shipped generator: refused before baking
+        from corrupt_models import SHIPPED, corrupt_copy
+        if not SHIPPED.is_dir():
+            pytest.skip("the shipped generators are absent")
+        corrupt_copy(tmp_path / "models" / "generators" / SHIPPED.name, setup.split("_")[0])
+        blender.models_dir = str(tmp_path / "models")
+        bpy.context.scene.talking_head.generator = SHIPPED.name
     else:
         blender.template_path = str(tmp_path / "no_template.ply")
     before = scene_snapshot()

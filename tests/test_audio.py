@@ -61,7 +61,7 @@ def test_missing_file(tmp_path, reader):
 
 
 def test_directory_is_not_a_file(tmp_path):
-    with pytest.raises(AudioNotFoundError, match=r"is not a file \(expected an audio file: \.wav, \.flac, \.ogg\)"):
+    with pytest.raises(AudioNotFoundError, match=r"is not a file \(expected an audio file: \.wav, \.flac, \.ogg, \.opus\)"):
         load_audio(tmp_path)
 
 

@@ -229,7 +229,7 @@ def test_animate_command_errors(models_dir, flame_ply, tmp_path, capsys):
     assert "generator 'ghost' not found" in error and "available: offset" in error
     with pytest.raises(SystemExit):
         main(["animate", "--audio", str(audio_path)])
-    assert "missing --model, --out" in capsys.readouterr().err
+    assert "missing --out" in capsys.readouterr().err
 
 
 def test_shipped_generators_satisfy_the_contract(template):

@@ -96,7 +96,7 @@ def test_export_parity_and_backend_run(tmp_path, overrides):
     torch.manual_seed(1)
     model = build_generator(config, 2)
     for parameter in model.parameters():
-        torch.nn.init.normal_(parameter, std=0.05)
+        torch.nn.init.normal_(parameter, std=0.004)   # motion stays under the backend's 0.10 m check
     checkpoint = tmp_path / "checkpoint.pt"
     save_checkpoint(checkpoint, {"model": model.state_dict(), "step": 0, "config": json.dumps(config.to_dict()),
                                  "styles": json.dumps(["A", "B"]), "data": json.dumps({

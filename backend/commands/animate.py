@@ -2,7 +2,8 @@
 
 Writes the (T, 5023, 3) float32 vertex sequence at 30 fps (T = backend.generators.frame_count of the audio), in
 the template's own units and orientation (recovered from the mesh: backend.flame_frame.FlameFrame.recover).
---model is a generator folder or the name of one under --models-dir (default: the shipped generators);
+--model is a generator folder or the name of one under --models-dir (default: the shipped generators; without
+--model, backend.generators.DEFAULT_GENERATOR);
 --template is a FLAME mesh (.ply/.obj; default $FLAME_TEMPLATE). `--list` prints the available generators.
 """
 
@@ -15,7 +16,7 @@ from backend.audio import load_audio
 from backend.flame import find_template_path
 from backend.flame_frame import FlameFrame
 from backend.frame_rate import MESH_FPS
-from backend.generators import list_generators, load_generator
+from backend.generators import DEFAULT_GENERATOR, load_generator, scan_generators
 from backend.mesh import load_flame_mesh, save_vertex_sequence
 
 
@@ -23,9 +24,10 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "animate", help="animate a FLAME template from speech with a generator",
         description=__doc__.split("\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--audio", type=Path, help="speech (.wav, .flac, .ogg)")
+    parser.add_argument("--audio", type=Path, help="speech (.wav, .flac, .ogg, .opus)")
     parser.add_argument("--template", type=Path, help="FLAME template mesh (.ply/.obj; default $FLAME_TEMPLATE)")
-    parser.add_argument("--model", help="generator folder or name (see --list)")
+    parser.add_argument("--model", default=DEFAULT_GENERATOR,
+                        help=f"generator folder or name (see --list; default {DEFAULT_GENERATOR})")
     parser.add_argument("--models-dir", type=Path, help="folder of generator folders (default: shipped models)")
     parser.add_argument("--style", help="subject style (default: the generator's default style)")
     parser.add_argument("--out", type=Path, help="output .npy vertex sequence (T, 5023, 3) at 30 fps")
@@ -36,10 +38,14 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     if args.list:
-        for info in list_generators(args.models_dir):
-            print(f"{info.name}\t{info.family}\tstyles: {', '.join(info.styles)}\t{info.description}")
+        infos, broken = scan_generators(args.models_dir)
+        for info in infos:
+            default = " (default)" if info.name == DEFAULT_GENERATOR else ""
+            print(f"{info.name}{default}\t{info.family}\tstyles: {', '.join(info.styles)}\t{info.description}")
+        for name, reason in broken:
+            print(f"{name}\tBROKEN\t{reason}")
         return 0
-    missing = [f"--{name}" for name in ("audio", "model", "out") if getattr(args, name) is None]
+    missing = [f"--{name}" for name in ("audio", "out") if getattr(args, name) is None]
     if missing:
         args.parser.error(f"missing {', '.join(missing)} (or use --list)")
     check_writable(args.out)   # refuse a bad target before the work, not after

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from backend.audio import SUPPORTED_EXTENSIONS as AUDIO_SUFFIXES
-from backend.audio import audio_info
+from backend.audio import UnsupportedAudioFormatError, audio_info
 from backend.errors import BackendError, MeshError
 from backend.flame import check_flame_topology
 from backend.frame_rate import MESH_FPS
@@ -26,7 +26,8 @@ def register(subparsers) -> None:
 
 
 def describe(path: Path) -> dict:
-    """A JSON-ready description of `path`; the kind of file is chosen by its suffix."""
+    """A JSON-ready description of `path`; meshes and sequences are known by their suffix, audio by its content
+    (as `animate` reads it: a WAV without an extension is still a WAV)."""
     suffix = path.suffix.lower()
     if suffix in MESH_SUFFIXES:
         return describe_mesh(path)
@@ -34,6 +35,10 @@ def describe(path: Path) -> dict:
         return describe_sequence(path)
     if suffix in AUDIO_SUFFIXES:
         return describe_audio(path)
+    try:
+        return describe_audio(path)
+    except UnsupportedAudioFormatError:
+        pass
     raise BackendError(f"{path}: unsupported file type '{path.suffix}'; info describes audio "
                        f"({', '.join(AUDIO_SUFFIXES)}), meshes ({', '.join(MESH_SUFFIXES)}) and vertex "
                        f"sequences ({', '.join(SEQUENCE_SUFFIXES)})")

@@ -1,0 +1,91 @@
+"""Runs in a Python that has pip `bpy` (4.5 on 3.11, 5.2 on 3.13): install the built add-on zip the way a user
+does, enable it, run its operators on a FLAME head, print one JSON line with what happened.
+
+    python tests/blender_install_check.py --zip Z --mode extension|legacy --user-dir D --template PLY
+        --audio WAV --models DIR
+
+`extension`: Edit > Preferences > Get Extensions > Install from Disk (`extensions.package_install_files` into the
+user repository; Blender installs the bundled wheels itself). `legacy`: Add-ons > Install (`addon_install`, then
+enable; the add-on unpacks the wheels for this Python itself). The BLENDER_USER_* folders must point at
+--user-dir before bpy is imported (set by the caller), so nothing of the real user's Blender is touched.
+Exit code 0 whatever happened (the JSON says it); 2 when the environment is not isolated.
+"""
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+
+ADDON_ID = "flame_talking_heads"
+USER_FOLDERS = ("RESOURCES", "SCRIPTS", "CONFIG", "EXTENSIONS")
+
+
+def isolated_environment(user_dir: Path) -> dict:
+    """The BLENDER_USER_* variables that keep an install inside `user_dir`."""
+    return {f"BLENDER_USER_{name}": str(user_dir / name.lower()) for name in USER_FOLDERS}
+
+
+def install(bpy, zip_path: Path, mode: str) -> tuple:
+    """(module name of the enabled add-on, operator result)."""
+    if mode == "extension":
+        result = bpy.ops.extensions.package_install_files(filepath=str(zip_path), repo="user_default",
+                                                          enable_on_install=True)
+        return f"bl_ext.user_default.{ADDON_ID}", result
+    result = bpy.ops.preferences.addon_install(filepath=str(zip_path), overwrite=True)
+    import addon_utils
+    addon_utils.enable(ADDON_ID, default_set=True, handle_error=None)
+    return ADDON_ID, result
+
+
+def animate_head(bpy, module: str, template: Path, audio: Path, models: Path) -> dict:
+    """Import Import FLAME Mesh, Animate from Audio, Score, Remove through the installed add-on's operators."""
+    bpy.context.preferences.addons[module].preferences.models_dir = str(models)
+    steps = {"import": bpy.ops.talking_head.import_flame(filepath=str(template))}
+    head = bpy.context.view_layer.objects.active
+    bpy.context.scene.talking_head.audio_path = str(audio)
+    steps["animate"] = bpy.ops.talking_head.animate()
+    keys = head.data.shape_keys
+    frames = len(keys.key_blocks) - 1 if keys is not None else 0
+    steps["score"] = bpy.ops.talking_head.score()
+    scores = json.loads(head.talking_head.scores_json)["scores"]
+    steps["remove"] = bpy.ops.talking_head.remove()
+    return {"steps": {name: sorted(result) for name, result in steps.items()}, "frames": frames,
+            "scores": {score["name"]: score["value"] for score in scores}}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--zip", type=Path, required=True)
+    parser.add_argument("--mode", choices=("extension", "legacy"), required=True)
+    parser.add_argument("--user-dir", type=Path, required=True)
+    for name in ("--template", "--audio", "--models"):
+        parser.add_argument(name, type=Path, required=True)
+    args = parser.parse_args()
+    expected = isolated_environment(args.user_dir)
+    if any(os.environ.get(name) != value for name, value in expected.items()):
+        print(json.dumps({"error": f"set {expected} before running"}))
+        return 2
+    import bpy
+    report = {"blender": list(bpy.app.version), "python": list(sys.version_info[:2]), "mode": args.mode}
+    try:
+        bpy.ops.wm.read_factory_settings(use_empty=True)
+        module, result = install(bpy, args.zip, args.mode)
+        report["install_result"] = sorted(result)
+        report["enabled"] = module in bpy.context.preferences.addons
+        report["installed_dir"] = next((str(path) for path in args.user_dir.rglob(ADDON_ID) if path.is_dir()), None)
+        if report["enabled"]:
+            report.update(animate_head(bpy, module, args.template, args.audio, args.models))
+            import numpy
+            report["numpy"] = numpy.__version__
+    except Exception as error:  # the report carries the failure; the test shows it
+        report["error"] = f"{type(error).__name__}: {error}"
+        report["traceback"] = traceback.format_exc()[-3000:]
+    print("INSTALL-CHECK " + json.dumps(report))
+    sys.stdout.flush()
+    os._exit(0)   # bpy's atexit handlers can hang or crash after add-on threads; the JSON is already out
+
+
+if __name__ == "__main__":
+    sys.exit(main())
