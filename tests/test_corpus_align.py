@@ -8,7 +8,7 @@ import pytest
 from backend.audio import load_audio
 from backend.errors import AudioError
 from training.corpus.align import Aligner, boundary_errors, transcript_words
-from training.corpus.timeline import check_timeline, read_lab
+from backend.rig.timeline import check_timeline, read_lab
 from training.corpus.voices import engine_available, synthesise
 
 pocketsphinx = pytest.importorskip("pocketsphinx", reason="pocketsphinx (training only) is not installed")

@@ -15,7 +15,7 @@ from training.corpus import build as build_module
 from training.corpus.__main__ import main
 from training.corpus.build import build_corpus
 from training.corpus.stats import corpus_stats
-from training.corpus.timeline import BILABIALS, LABIODENTALS, segment_frames
+from backend.rig.timeline import BILABIALS, LABIODENTALS, segment_frames
 
 CLIPS = 12   # SYN01's first four sentences (kathleen, espeak, kathleen, espeak) at three levels
 

@@ -5,7 +5,7 @@ import pytest
 
 from backend.errors import AudioError
 from training.corpus.espeak import EspeakSynth, events_to_timeline, ipa_to_arpabet
-from training.corpus.timeline import check_timeline
+from backend.rig.timeline import check_timeline
 
 
 @pytest.fixture(scope="module")

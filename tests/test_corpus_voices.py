@@ -5,9 +5,9 @@ import pytest
 from scipy.signal import butter, sosfiltfilt
 
 from backend.errors import AudioError
+from backend.rig.timeline import BILABIALS, VOWELS, check_timeline
 from training.corpus.build import check_clip_voices
 from training.corpus.cmu_phones import cmu_to_arpabet, timeline_from_ends
-from training.corpus.timeline import BILABIALS, VOWELS, check_timeline
 from training.corpus.voices import (SAMPLE_RATE, VOICES, engine_available, heldout_voices, require_training_voice,
                                     synthesise, synthesise_many, training_voices)
 

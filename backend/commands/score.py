@@ -1,9 +1,11 @@
 """`python -m backend score`: lip-sync metrics for one animation or a prediction folder.
 
 One clip:  score --pred seq.npy --audio a.wav [--gt gt.npy [--gt-fps 60]] [--template t.ply]
-                 [--reference-curve curve.npy] [--models DIR]
+                 [--reference-curve curve.npy] [--models DIR] [--phones a.phones.lab]
 A folder:  score --pred-dir P --data-dir D [--split test] [--gt-fps 60] [--resample]
 Both print a table and can write --csv (per-clip rows for folders, the summary for one clip) and --json.
+--phones (one clip) adds the real-speech checks against the audio's phone labels (backend.metrics.phone_checks):
+bilabial closure, rest in pauses, openness order, lag and MTM against the rig driven by the labels.
 PLRS runs only with speech-mesh encoder models (--models DIR with speech_encoder.onnx, mesh_encoder.onnx).
 """
 
@@ -17,11 +19,13 @@ import numpy as np
 
 from backend.audio import load_audio
 from backend.errors import MetricError
-from backend.flame import FlameRegions, find_masks_path
+from backend.flame import FlameRegions, find_masks_path, find_template_path
 from backend.mesh import load_flame_mesh, load_vertex_sequence
-from backend.metrics import dataset as layout
+from backend.metrics import dataset as layout, phone_checks
 from backend.metrics.evaluation import Regions, ScoreReport, score_clip, score_folder
 from backend.metrics.plrs import OnnxSpeechMeshEncoders, find_encoder_directory
+from backend.rig.flame_rig import FlameRig
+from backend.rig.timeline import read_lab
 
 
 def register(subparsers) -> None:
@@ -35,6 +39,9 @@ def register(subparsers) -> None:
     single.add_argument("--template", type=Path, help="subject template mesh (.ply/.obj; adds FDD with --gt)")
     single.add_argument("--reference-curve", type=Path,
                         help="reference lip-distance curve (.npy, one value per frame; adds MTM vs reference)")
+    single.add_argument("--phones", type=Path, help="phone labels of the audio ('start_s end_s PHONE' lines, ARPAbet "
+                        "+ SIL, e.g. from a forced aligner; adds the real-speech checks; the rest gap comes from "
+                        "--template, else $FLAME_TEMPLATE)")
     folder = parser.add_argument_group("a folder")
     folder.add_argument("--pred-dir", type=Path, help="folder of predictions (<clip>[_condition_<subject>].npy)")
     folder.add_argument("--data-dir", type=Path, help="dataset folder (vertices_npy/, wav/, templates)")
@@ -58,6 +65,8 @@ def run(args) -> int:
             not folder_mode and (args.pred is None or args.audio is None)):
         raise MetricError("score needs either --pred and --audio (one clip) or --pred-dir and --data-dir "
                           "(a folder), not both and not parts of each")
+    if folder_mode and args.phones is not None:
+        raise MetricError("--phones checks one clip: use it with --pred and --audio, not with --pred-dir")
     masks = FlameRegions.load(find_masks_path(args.masks))
     regions = Regions(lips=masks.lips, upper_face=masks.upper_face)
     model_dir = find_encoder_directory(args.models)
@@ -67,11 +76,15 @@ def run(args) -> int:
                               args.resample)
     else:
         report = _score_one(args, regions, encoders)
+    checks = _phone_checks(args, masks) if args.phones is not None else None
     print(format_table(report))
+    if checks is not None:
+        print(format_phone_checks(checks))
     if args.csv:
         write_csv(report, args.csv)
     if args.json:
-        args.json.write_text(json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n")
+        results = report.to_json() | ({"phone_checks": checks.as_dict()} if checks is not None else {})
+        args.json.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     return 0
 
 
@@ -115,3 +128,23 @@ def write_csv(report: ScoreReport, path: Path) -> None:
         writer.writeheader()
         writer.writerows(rows)
     print(f"wrote {path}", file=sys.stderr)
+
+
+def _phone_checks(args, masks: FlameRegions) -> phone_checks.ClipChecks:
+    """The real-speech checks of --pred against --phones, with the rig built on the template used."""
+    mesh = load_flame_mesh(find_template_path(args.template))
+    rig = FlameRig(mesh.vertices, mesh.faces, masks.masks)
+    pred = load_vertex_sequence(args.pred)
+    return phone_checks.check_clip(pred, read_lab(args.phones), rig, args.fps)
+
+
+def format_phone_checks(checks: phone_checks.ClipChecks) -> str:
+    """The checks as a Markdown table (check, value, what it means), with the counts they rest on."""
+    values = checks.as_dict()
+    counts = {"closure": f"{checks.bilabials} /p b m/", "rest": f"{checks.pause_frames} pause frames",
+              "openness_rho": f"{checks.vowels} vowels", "contact": f"{checks.labiodentals} /f v/"}
+    lines = ["", "Real-speech checks against the phone labels (REFERENCE §8)", "",
+             "| check | value | over | what it means |", "|---|---|---|---|"]
+    lines += [f"| {name} | {_shown(values[name])} | {counts.get(name, '')} | {meaning} |"
+              for name, meaning in phone_checks.MEANINGS.items()]
+    return "\n".join(lines)

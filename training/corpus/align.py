@@ -21,7 +21,7 @@ import numpy as np
 from backend.audio import load_audio, to_int16
 from backend.errors import AudioError
 from training.corpus.cmu_phones import cmu_to_arpabet
-from training.corpus.timeline import check_timeline
+from backend.rig.timeline import check_timeline
 
 SAMPLE_RATE = 16000
 FRAME_S = 0.01

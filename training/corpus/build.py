@@ -27,13 +27,13 @@ from backend.flame import FlameRegions, find_masks_path, find_template_path
 from backend.heldout import is_dev_folder, is_heldout
 from backend.mesh import load_flame_mesh
 from backend.progress import progress
-from training.corpus.coarticulation import control_curves
+from backend.rig.coarticulation import control_curves
+from backend.rig.flame_rig import FlameRig
+from backend.rig.timeline import read_lab
 from training.corpus.espeak import EspeakSynth
 from training.corpus.intensity import ARTICULATION_GAIN, LEVELS, espeak_settings, recorded_effort
-from training.corpus.rig import FlameRig
 from training.corpus.speakers import Speaker, identity_template, make_speakers
 from training.corpus.stats import clip_measures, summarise
-from training.corpus.timeline import read_lab
 from training.corpus.voices import require_training_voice
 
 BUILDER_VERSION = "1.0"

@@ -7,7 +7,7 @@ the 39 phones or SIL.
 """
 
 from backend.errors import AudioError
-from training.corpus.timeline import PHONES, check_timeline
+from backend.rig.timeline import PHONES, check_timeline
 
 _EXTRAS = {"ax": "AH", "axr": "ER", "ix": "IH", "ux": "UW", "dx": "T", "el": "L", "em": "M", "en": "N",
            "nx": "N", "hv": "HH"}

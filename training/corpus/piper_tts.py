@@ -24,8 +24,8 @@ import zlib
 import numpy as np
 
 from backend.errors import AudioError
+from backend.rig.timeline import check_timeline
 from training.corpus.espeak import IPA_TO_ARPABET
-from training.corpus.timeline import check_timeline
 
 PIPER_TIMING_SHIFT_S = -0.020    # s added to piper's boundaries; measured by training.corpus.timing
 _STRESS = {"ˈ", "ˌ"}

@@ -78,7 +78,7 @@ def rasterise(vertices: np.ndarray, faces: np.ndarray, centre, half_extent: floa
 
 def interesting_frames(timeline, n_frames: int, fps: float) -> list[int]:
     """Default frames to look at: the first /p b m/, the first /f v/ and the most open vowel, in order."""
-    from training.corpus.timeline import BILABIALS, LABIODENTALS, VOWEL_OPENNESS
+    from backend.rig.timeline import BILABIALS, LABIODENTALS, VOWEL_OPENNESS
     centre = {}
     for start, end, label in timeline:
         frame = min(int(round((start + end) / 2 * fps)), n_frames - 1)

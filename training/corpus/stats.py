@@ -15,11 +15,12 @@ from backend.errors import BackendError, MetricError
 from backend.flame import LOWER_LIP_CENTRE, UPPER_LIP_CENTRE, FlameRegions
 from backend.mesh import load_flame_mesh, load_vertex_sequence
 from backend.metrics import clip_mtm, dataset_slcc, lip_intensity, speech_intensity
-from training.corpus.rig import FlameRig
-from training.corpus.timeline import BILABIALS, LABIODENTALS, VOWEL_OPENNESS, segment_frames
+from backend.metrics.phone_checks import LABIODENTAL_CONTACT_M
+from backend.rig.flame_rig import FlameRig
+from backend.rig.timeline import BILABIALS, LABIODENTALS, VOWEL_OPENNESS, segment_frames
 
 CLOSED_MM = 1.0        # a bilabial counts as closed when the lip-centre gap gets below this
-CONTACT_MM = 1.5       # /f v/ counts as contact when the lower-lip centre gets this near the teeth point
+CONTACT_MM = LABIODENTAL_CONTACT_M * 1000   # /f v/ contact: lower-lip centre this near the teeth point
 
 
 def clip_measures(vertices: np.ndarray, samples_int16: np.ndarray, timeline, rig: FlameRig, lip_indices,

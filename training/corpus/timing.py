@@ -18,8 +18,7 @@ from scipy.signal import butter, sosfiltfilt
 
 from backend.errors import AudioError
 from backend.heldout import is_heldout
-
-from training.corpus.timeline import BILABIALS
+from backend.rig.timeline import BILABIALS
 
 SAMPLE_RATE = 16000
 HOP_S = 0.0025

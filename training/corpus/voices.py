@@ -1,7 +1,7 @@
 """Every TTS voice the corpus may use, behind one call: text, voice id -> 16 kHz float32 audio + ARPAbet timeline.
 
 Voice ids are `<engine>:<name>`: `espeak:<accent>+<variant>`, `flite:awb|slt|kal16|rms`,
-`festival:slt_hts|kal|ked`, `piper:joe`. The timeline has the form `training.corpus.timeline.read_lab`
+`festival:slt_hts|kal|ked`, `piper:joe`. The timeline has the form `backend.rig.timeline.read_lab`
 gives: contiguous `(start_s, end_s, PHONE)` tuples from 0 to the audio's end, ARPAbet 39 + SIL.
 
 Each voice is either a TRAINING voice or HELD OUT: the real-speech benchmark scores generators on the

@@ -1,10 +1,10 @@
-"""The .phones.lab reader, timeline checks and frame selection of training.corpus.timeline."""
+"""The .phones.lab reader, timeline checks and frame selection of backend.rig.timeline."""
 
 import numpy as np
 import pytest
 
 from backend.errors import AudioError
-from training.corpus.timeline import PHONES, VOWEL_OPENNESS, VOWELS, phone_frames, read_lab, segment_frames
+from backend.rig.timeline import PHONES, VOWEL_OPENNESS, VOWELS, phone_frames, read_lab, segment_frames
 
 
 def _lab(tmp_path, text):

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from backend.flame import LOWER_LIP_CENTRE, UPPER_LIP_CENTRE
-from training.corpus.rig import CONTROLS, FlameRig
-from training.corpus.timeline import (BILABIALS, LABIODENTALS, ROUNDING, SILENCE, SPREADING, VOWEL_OPENNESS, VOWELS,
+from backend.rig.flame_rig import CONTROLS, FlameRig
+from backend.rig.timeline import (BILABIALS, LABIODENTALS, ROUNDING, SILENCE, SPREADING, VOWEL_OPENNESS, VOWELS,
                                       phone_frames)
 
 SPEECH_CONTROLS = ("jaw", "close", "round", "spread", "labiodental")

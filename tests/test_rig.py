@@ -6,7 +6,7 @@ import pytest
 from backend.errors import MeshError
 from backend.flame import LOWER_LIP_CENTRE, UPPER_LIP_CENTRE, FlameRegions
 from backend.mesh import load_flame_mesh
-from training.corpus.rig import CONTROLS, FlameRig
+from backend.rig.flame_rig import CONTROLS, FlameRig
 
 
 @pytest.fixture(scope="module")
