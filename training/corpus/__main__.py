@@ -1,4 +1,5 @@
-"""`python -m training.corpus build|render|stats`: build, look at, and measure the SYNTHETIC corpus.
+"""`python -m training.corpus build|render|stats|align|timing`: build, look at, and measure the SYNTHETIC
+corpus; forced-align your own recordings; check the TTS voices' phone times.
 
 Errors of the BackendError family print one line and exit with code 2.
 """
@@ -35,6 +36,23 @@ def _stats(args) -> int:
     return 0
 
 
+def _align(args) -> int:
+    from training.corpus.align import align_folder
+    result = align_folder(args.audio, args.text, args.out, report=lambda line: print(line, file=sys.stderr))
+    print(f"aligned {len(result['aligned'])} recordings into {args.out}; {len(result['failed'])} failed, "
+          f"{len(result['no_transcript'])} without a transcript", file=sys.stderr)
+    return 2 if result["failed"] else 0
+
+
+def _timing(args) -> int:
+    from training.corpus.timing import arctic_texts, measure_voices
+    from training.corpus.voices import VOICES
+    voices = args.voices.split(",") if args.voices else [voice_id for voice_id, voice in VOICES.items()
+                                                          if voice.engine != "espeak"]
+    print(json.dumps(measure_voices(arctic_texts(args.speech, args.sentences), voices), indent=1))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training.corpus",
                                      description="SYNTHETIC speech-mesh corpus: a FLAME rig driven by phoneme timings.")
@@ -54,6 +72,16 @@ def build_parser() -> argparse.ArgumentParser:
     stats = commands.add_parser("stats", help="recompute a built corpus's statistics from its files")
     stats.add_argument("corpus")
     stats.set_defaults(run=_stats)
+    align = commands.add_parser("align", help="forced-align recordings with transcripts into .phones.lab/.words.lab")
+    align.add_argument("--audio", required=True, help="folder of <id>.flac/.wav/.ogg recordings")
+    align.add_argument("--text", required=True, help="folder of <id>.txt transcripts")
+    align.add_argument("--out", required=True, help="folder for <id>.phones.lab and <id>.words.lab")
+    align.set_defaults(run=_align)
+    timing = commands.add_parser("timing", help="check TTS voices' phone times on their audio (bilabial closures)")
+    timing.add_argument("--voices", help="comma-separated voice ids (default: every flite, festival, piper voice)")
+    timing.add_argument("--sentences", type=int, default=40, help="ARCTIC prompts to speak (not held-out ones)")
+    timing.add_argument("--speech", help="folder with the ARCTIC <id>.txt prompts (default ../shared/speech/kathleen)")
+    timing.set_defaults(run=_timing)
     for command in (build, render, stats):
         command.add_argument("--template", help="FLAME template (default $FLAME_TEMPLATE or ../shared/flame/FLAME_sample.ply)")
         if command is not render:

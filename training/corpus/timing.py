@@ -8,12 +8,16 @@ offset near the other voices' (a small common bias comes from the measure itself
 murmur); `confirmed` is the share of bilabials whose labelled centre lies inside the dip.
 
 This is how PIPER_TIMING_SHIFT_S was measured (piper's raw times against the other engines on the same
-sentences): `python -m training.corpus timing --sentences 40`.
+sentences): `python -m training.corpus timing --sentences 60` (ARCTIC a-prompts).
 """
+
+from pathlib import Path
 
 import numpy as np
 from scipy.signal import butter, sosfiltfilt
 
+from backend.errors import AudioError
+from backend.heldout import is_heldout
 from backend.rig.timeline import BILABIALS
 
 SAMPLE_RATE = 16000
@@ -69,6 +73,17 @@ def summarise_offsets(offsets) -> dict:
     return {"bilabials": int(values.size), "median_offset_ms": round(float(np.median(values)) * 1000, 1),
             "iqr_ms": round(float(quartiles[1] - quartiles[0]), 1),
             "confirmed": round(float(np.mean([inside for _, inside in offsets])), 3)}
+
+
+def arctic_texts(speech_dir=None, count: int = 40) -> list[str]:
+    """The first `count` distinct ARCTIC a-prompt transcripts (never a held-out prompt) of a speech folder."""
+    from training.corpus.build import default_paths
+    folder = Path(speech_dir) if speech_dir else default_paths()[2]
+    prompts = [path for path in sorted(folder.glob("arctic_a*.txt")) if not is_heldout(path.stem)]
+    texts = list(dict.fromkeys(path.read_text(encoding="utf-8").strip() for path in prompts))[:count]
+    if not texts:
+        raise AudioError(f"{folder}: no ARCTIC a-prompt transcripts (arctic_a*.txt); expected shared/speech/kathleen")
+    return texts
 
 
 def measure_voices(texts, voice_ids, raw_piper: bool = True) -> dict:
