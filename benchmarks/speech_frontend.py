@@ -1,10 +1,11 @@
 """Speech front end speed and memory, beside the shipped generators' whole inference in the same run.
 
 60 s of real speech (dev and Kathleen held-out clips from ../shared, concatenated; read only) through
-`backend.speech_frontend` (`features`: level, chunks, crossfade; numpy on one BLAS thread) and through every
+`backend.speech_frontend` (`features`: level, chunks, crossfade; onnxruntime and numpy on one thread) and through every
 shipped generator (`backend.generators`, onnxruntime, one thread) — best of `--repeats`, wall and process CPU
-time, as multiples of real time, and the front end's time as a share of each generator's. Memory: the
-tracemalloc peak of `features` for 60 s and 600 s beyond its own output (T × 447 float32).
+time, as multiples of real time, and the front end's time as a share of each generator's. Memory: the peak
+resident memory of a fresh process running `features` on 60 s and on 600 s, minus that of one running it on 1 s,
+minus the output itself (T × 447 float32) — what the length adds beyond the output.
 
     .venv/bin/python benchmarks/speech_frontend.py [--repeats 3] [--seconds 60]
 """
@@ -17,7 +18,7 @@ for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-import tracemalloc  # noqa: E402
+import subprocess  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -55,12 +56,30 @@ def timed(work, repeats: int) -> tuple:
     return min(run[0] for run in runs), min(run[1] for run in runs)
 
 
-def memory_beyond_output(frontend, samples: np.ndarray) -> float:
-    tracemalloc.start()
-    features = frontend.features(samples)
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    return (peak - features.log_posteriors.nbytes - features.hidden.nbytes) / 1e6
+MEMORY_PROBE = """
+import resource, sys
+import numpy as np
+sys.path.insert(0, {repo!r})
+from benchmarks.speech_frontend import real_speech
+from backend.speech_frontend import load_frontend
+seconds = float(sys.argv[1])
+clip = real_speech(60.0)
+audio = np.tile(clip, int(np.ceil(seconds * 16000 / clip.size)))[:int(seconds * 16000)]
+frontend = load_frontend()
+frontend.features(audio[:16000])
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+features = frontend.features(audio)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print((peak - before) * 1024 - features.log_posteriors.nbytes - features.hidden.nbytes)
+"""
+
+
+def memory_beyond_output(seconds: float) -> float:
+    """MB of peak resident memory that features() on `seconds` of audio adds beyond its output, in a fresh process
+    (after a 1 s warm-up run, so the model and onnxruntime's arena for a short input are already counted)."""
+    result = subprocess.run([sys.executable, "-c", MEMORY_PROBE.format(repo=str(REPO)), str(seconds)],
+                            capture_output=True, text=True, check=True)
+    return int(result.stdout.split()[-1]) / 1e6
 
 
 def main(argv=None) -> int:
@@ -75,7 +94,7 @@ def main(argv=None) -> int:
     print(f"{seconds:.0f} s of real speech, one thread, best of {args.repeats}\n")
     print("| what | wall s | × real time (wall) | CPU s | × real time (CPU) | front end / this (CPU) |")
     print("|---|---|---|---|---|---|")
-    print(f"| speech front end (hama 1.6, numpy) | {front_wall:.3f} | {seconds / front_wall:.0f} | {front_cpu:.3f} | "
+    print(f"| speech front end (hama 1.6, onnxruntime) | {front_wall:.3f} | {seconds / front_wall:.0f} | {front_cpu:.3f} | "
           f"{seconds / front_cpu:.0f} | 1.00 |")
     template = np.random.default_rng(0).normal(scale=0.05, size=(5023, 3)).astype(np.float32)
     for info in list_generators():
@@ -83,10 +102,9 @@ def main(argv=None) -> int:
         wall, cpu = timed(lambda: generator.animate(audio, SAMPLE_RATE, template), args.repeats)
         print(f"| generator {info.name} (whole inference) | {wall:.3f} | {seconds / wall:.0f} | {cpu:.3f} | "
               f"{seconds / cpu:.0f} | {front_cpu / cpu:.2f} |")
-    long_audio = np.tile(audio, int(np.ceil(600.0 / seconds)))[:600 * SAMPLE_RATE]
-    print(f"\nmemory beyond the output (tracemalloc peak): {memory_beyond_output(frontend, audio):.1f} MB for "
-          f"{seconds:.0f} s, {memory_beyond_output(frontend, long_audio):.1f} MB for 600 s "
-          f"(output itself: {447 * 4 * (long_audio.size // 320 + 1) / 1e6:.1f} MB for 600 s)")
+    print(f"\npeak memory added beyond the output: {memory_beyond_output(60.0):.1f} MB for 60 s, "
+          f"{memory_beyond_output(600.0):.1f} MB for 600 s (the output itself: {447 * 4 * 30001 / 1e6:.1f} MB "
+          "for 600 s)")
     return 0
 
 
