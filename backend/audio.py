@@ -204,13 +204,16 @@ def load_audio(path, rate: int | None = None, max_seconds: float = DEFAULT_MAX_S
 
 
 def peak_dbfs(samples: np.ndarray) -> float:
-    """Peak absolute level in dB relative to full scale (1.0); -inf for digital silence."""
-    peak = float(np.max(np.abs(samples))) if samples.size else 0.0
+    """Peak absolute level in dB relative to full scale (1.0); -inf for digital silence.
+    (max and -min rather than abs: no copy of a long input.)"""
+    peak = max(float(np.max(samples)), -float(np.min(samples))) if samples.size else 0.0
     return 20.0 * math.log10(peak) if peak > 0 else -math.inf
 
 
 def _require_finite(samples: np.ndarray) -> None:
-    if not np.all(np.isfinite(samples)):
+    # A float64 sum is finite exactly when every float32/float64 sample is (no overflow at these magnitudes),
+    # and needs no input-sized temporary; the per-sample count runs only on bad input.
+    if not np.isfinite(np.sum(samples, dtype=np.float64)) and not np.all(np.isfinite(samples)):
         bad = int(np.count_nonzero(~np.isfinite(samples)))
         raise NonFiniteAudioError(
             f"audio contains NaN or infinite samples ({bad} of {samples.size}); expected finite audio"
