@@ -17,8 +17,8 @@ from functools import lru_cache
 import numpy as np
 
 from backend.errors import AudioError, MeshError
+from backend.frame_rate import MESH_FPS
 
-MESH_FPS = 30
 PLRS_AUDIO_RATE = 19_200
 SAMPLES_PER_FRAME = PLRS_AUDIO_RATE // MESH_FPS  # 640
 WINDOW_FRAMES = 5

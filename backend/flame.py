@@ -16,7 +16,9 @@ import numpy as np
 from backend.errors import MeshError
 
 NUM_VERTICES = 5023
+VERTEX_VALUES = 3 * NUM_VERTICES   # 15069: one flattened FLAME frame
 NUM_FACES = 9976
+MM_PER_M = 1000.0                  # FLAME coordinates are metres
 UPPER_LIP_CENTRE = 3531
 LOWER_LIP_CENTRE = 3504
 
@@ -155,6 +157,12 @@ def find_template_path(explicit=None) -> Path:
     if os.environ.get(TEMPLATE_ENV):
         return _existing(Path(os.environ[TEMPLATE_ENV]), f"${TEMPLATE_ENV}", _template_hint())
     raise MeshError(f"No FLAME template given and ${TEMPLATE_ENV} is not set. {_template_hint()}")
+
+
+def find_regions_beside(template_path) -> "FlameRegions | None":
+    """The FLAME regions from FLAME_masks.npz in the template's folder, or None when there is none."""
+    masks = Path(template_path).parent / MASKS_FILENAME
+    return FlameRegions.load(masks) if masks.is_file() else None
 
 
 def find_masks_path(explicit=None) -> Path:

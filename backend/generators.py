@@ -37,14 +37,13 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
-import onnxruntime
-
 from backend import audio as audio_io
 from backend import models
 from backend.errors import BackendError, MeshError, ModelError
 from backend.flame import NUM_VERTICES
+from backend.frame_rate import MESH_FPS
+from backend.onnx_session import open_session
 
-FPS = 30
 SAMPLE_RATE = 16_000
 MODEL_FILE = "model.json"
 ONE_SHOT_FILE = "generator.onnx"
@@ -66,7 +65,7 @@ class Cancelled(BackendError):
 
 def frame_count(num_samples: int, sample_rate: int = SAMPLE_RATE) -> int:
     """Number of 30 fps frames for `num_samples` of audio: round-half-up(num_samples * 30 / sample_rate)."""
-    return (2 * int(num_samples) * FPS + int(sample_rate)) // (2 * int(sample_rate))
+    return (2 * int(num_samples) * MESH_FPS + int(sample_rate)) // (2 * int(sample_rate))
 
 
 def default_models_dir() -> Path:
@@ -86,7 +85,7 @@ class GeneratorInfo:
     default_style: str
     kind: str
     synthetic_training_data: bool
-    fps: int = FPS
+    fps: int = MESH_FPS
     sample_rate: int = SAMPLE_RATE
     metadata: dict = field(default_factory=dict, compare=False)
 
@@ -113,7 +112,7 @@ def read_generator_info(folder) -> GeneratorInfo:
                          f"supported: {', '.join(KINDS)}")
     if values["kind"] not in KINDS:
         raise ModelError(f"{path}: unknown kind '{values['kind']}'; expected one of {', '.join(KINDS)}")
-    for key, expected in (("fps", FPS), ("sample_rate", SAMPLE_RATE)):
+    for key, expected in (("fps", MESH_FPS), ("sample_rate", SAMPLE_RATE)):
         if values[key] != expected:
             raise ModelError(f"{path}: {key} is {values[key]}; this backend runs generators with {key} {expected}")
     styles = values["styles"]
@@ -157,17 +156,10 @@ def load_generator(path_or_name, models_dir=None, threads: int = 1) -> "Generato
     return Generator(info, threads)
 
 
-def _session(path: Path, threads: int) -> onnxruntime.InferenceSession:
+def _session(path: Path, threads: int):
     if not path.is_file():
         raise ModelError(f"{path}: generator graph not found; a '{KINDS[0]}' generator needs {ONE_SHOT_FILE}")
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = max(int(threads), 1)
-    options.inter_op_num_threads = 1
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    try:
-        return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    except Exception as error:  # onnxruntime raises its own untyped errors for unreadable models
-        raise ModelError(f"{path}: not a loadable ONNX model ({str(error).splitlines()[0]})") from None
+    return open_session(path, threads)
 
 
 class Generator:

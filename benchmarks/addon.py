@@ -120,7 +120,7 @@ def split_timings(audio: Path, obj):
     flame = generator.animate(samples, rate, request.rest_vertices)
     inference = time.perf_counter() - started
     started = time.perf_counter()
-    scoring.score_clip(samples, rate, flame, scoring.find_encoders(request.models_dir))
+    scoring.score_animation(samples, rate, flame, request.models_dir, template_path="")
     scored = time.perf_counter() - started
     started = time.perf_counter()
     job = bake.ShapeKeyBake(obj, flame, "bench")

@@ -58,7 +58,7 @@ def _timed(work) -> tuple:
 def training_rows(device_name: str, steps: int) -> list:
     import torch
 
-    from training.data.clip import Clip
+    from backend.datasets.clip import Clip
     from training.generators.config import generator_preset
     from training.generators.export import speech_like_audio
     from training.generators.families import FAMILY_CLASSES, build_generator

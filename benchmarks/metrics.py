@@ -17,26 +17,28 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
+from backend.flame import LOWER_LIP_CENTRE, NUM_VERTICES, UPPER_LIP_CENTRE
+from backend.frame_rate import MESH_FPS
 from backend.metrics import (clip_fdd, clip_lve, clip_mtm, clip_plrs, clip_slcc, derivative_dtw_path,
                              estimate_av_offset, lip_intensity, speech_intensity)
 from backend.metrics.mtm import lip_distance_curve, smooth_curve
 
-FPS, RATE, VERTICES = 30, 16000, 5023
-UPPER, LOWER = 3531, 3504
+RATE = 16000
 
 
 def synthetic_clip(seconds: float, rng):
     """(vertices (T, 5023, 3) float32, audio float32, lips (254,), upper_face (1203,), template)."""
-    frames = int(seconds * FPS)
-    template = rng.normal(scale=0.05, size=(VERTICES, 3))
+    frames = int(seconds * MESH_FPS)
+    template = rng.normal(scale=0.05, size=(NUM_VERTICES, 3))
     envelope = np.convolve(rng.random(frames) < 0.12, np.hanning(7), mode="same")
-    lips = np.r_[rng.choice(VERTICES, 250, replace=False), [UPPER, LOWER, UPPER, LOWER]]
-    lips[:2] = [UPPER, LOWER]
-    upper_face = rng.choice(np.setdiff1d(np.arange(VERTICES), lips), 1203, replace=False)
+    centres = [UPPER_LIP_CENTRE, LOWER_LIP_CENTRE]
+    lips = np.r_[rng.choice(NUM_VERTICES, 250, replace=False), centres * 2]
+    lips[:2] = [UPPER_LIP_CENTRE, LOWER_LIP_CENTRE]
+    upper_face = rng.choice(np.setdiff1d(np.arange(NUM_VERTICES), lips), 1203, replace=False)
     vertices = np.repeat(template[None].astype(np.float32), frames, axis=0)
-    vertices[:, LOWER, 1] -= 0.008 * envelope.astype(np.float32)
+    vertices[:, LOWER_LIP_CENTRE, 1] -= 0.008 * envelope.astype(np.float32)
     vertices[:, upper_face] += rng.normal(scale=1e-4, size=(frames, 1203, 3)).astype(np.float32)
-    loudness = np.interp(np.arange(int(seconds * RATE)) * FPS / RATE, np.arange(frames), envelope)
+    loudness = np.interp(np.arange(int(seconds * RATE)) * MESH_FPS / RATE, np.arange(frames), envelope)
     audio = (0.4 * (loudness + 0.01) * rng.uniform(-1, 1, len(loudness))).astype(np.float32)
     return vertices, audio, lips, upper_face, template
 
@@ -46,7 +48,7 @@ class RandomLinearEncoders:
 
     def __init__(self, rng):
         self.speech = rng.normal(size=(20 * 128, 64)).astype(np.float32)
-        self.mesh = rng.normal(size=(5 * VERTICES * 3, 64)).astype(np.float32)
+        self.mesh = rng.normal(size=(5 * NUM_VERTICES * 3, 64)).astype(np.float32)
 
     def embed_speech(self, fbank):
         return fbank.reshape(len(fbank), -1) @ self.speech
@@ -90,15 +92,16 @@ def main() -> None:
         gt_curve, pred_curve = smooth_curve(lip_distance_curve(gt)), smooth_curve(lip_distance_curve(pred))
         repeats = 3 if seconds <= 60 else 1
         timings = {
-            "MTM (whole clip)": seconds_of(lambda: clip_mtm(gt, pred, FPS), repeats),
+            "MTM (whole clip)": seconds_of(lambda: clip_mtm(gt, pred, MESH_FPS), repeats),
             "  derivative DTW only": seconds_of(lambda: derivative_dtw_path(gt_curve, pred_curve), repeats),
             "LVE": seconds_of(lambda: clip_lve(gt, pred, lips), repeats),
             "FDD": seconds_of(lambda: clip_fdd(gt, pred, template, upper_face), repeats),
             "SLCC inputs (SI + LI)": seconds_of(lambda: (speech_intensity((audio * 32767).astype(np.int16)),
                                                          lip_intensity(pred, lips)), repeats),
-            "clip SLCC (1-s windows)": seconds_of(lambda: clip_slcc(audio, RATE, pred, lips, FPS), repeats),
+            "clip SLCC (1-s windows)": seconds_of(lambda: clip_slcc(audio, RATE, pred, lips, MESH_FPS), repeats),
             "PLRS (random linear encoders)": seconds_of(lambda: clip_plrs(encoders, audio, RATE, pred), 1),
-            "offset, envelope_velocity_xcorr": seconds_of(lambda: estimate_av_offset(audio, RATE, pred, FPS), repeats),
+            "offset, envelope_velocity_xcorr": seconds_of(lambda: estimate_av_offset(audio, RATE, pred, MESH_FPS),
+                                                          repeats),
         }
         if seconds <= 60:
             timings["  plain DTW double loop (reference)"] = seconds_of(lambda: plain_dtw_cost_loop(gt_curve,
@@ -107,7 +110,7 @@ def main() -> None:
         rows.append((seconds, timings))
     print("SYNTHETIC clips (random 5023-vertex mesh, noise audio), 30 fps; best of 3 runs (1 run at 10 min).\n")
     names = list(dict.fromkeys(name for _, timings in rows for name in timings))
-    print("| metric | " + " | ".join(f"{int(s)} s clip ({int(s * FPS)} frames)" for s, _ in rows) + " |")
+    print("| metric | " + " | ".join(f"{int(s)} s clip ({int(s * MESH_FPS)} frames)" for s, _ in rows) + " |")
     print("|---|" + "---|" * len(rows))
     for name in names:
         cells = [f"{timings[name] * 1000:.1f} ms" if name in timings else "not run (too slow)" for _, timings in rows]

@@ -9,7 +9,6 @@ prediction folder for `python -m backend score --pred-dir OUT --data-dir DIR --s
 """
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -17,7 +16,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
-from backend.mesh import load_vertex_sequence, save_vertex_sequence
+from backend.datasets import open_dataset
+from backend.mesh import save_vertex_sequence
 from backend.metrics import clip_mtm
 from backend.metrics.mtm import UnscorableClipError
 
@@ -36,18 +36,17 @@ def main() -> int:
     parser.add_argument("--shift", type=int, default=2)
     args = parser.parse_args()
 
-    manifest = json.loads((args.corpus / "manifest.json").read_text())
-    clips = [clip for clip in manifest["clips"] if clip["split"] == args.split]
-    sequences = {clip["id"]: load_vertex_sequence(args.corpus / "vertices_npy" / f"{clip['id']}.npy")
-                 for clip in clips}
-    print(f"SYNTHETIC corpus {args.corpus} ({manifest.get('preset')}), split {args.split}: {len(clips)} clips")
+    dataset = open_dataset(args.corpus, kind="corpus", split=args.split, fps=None)
+    sequences = {clip_id: dataset.load(clip_id).vertices for clip_id in dataset.clip_ids()}
+    kind = "SYNTHETIC corpus" if dataset.synthetic else "corpus"
+    print(f"{kind} {args.corpus}, split {args.split}: {len(sequences)} clips")
     print("| shift (frames) | MTM (frames) | MTM (ms) | clips scored | matches |")
     print("|---|---|---|---|---|")
     for k in range(args.max_shift + 1):
         results = []
         for vertices in sequences.values():
             try:
-                results.append(clip_mtm(vertices, shifted(vertices, k), fps=manifest["fps"]))
+                results.append(clip_mtm(vertices, shifted(vertices, k), fps=dataset.fps))
             except UnscorableClipError:
                 pass
         frames = np.mean([r.frames for r in results])

@@ -9,11 +9,11 @@ import numpy as np
 
 from backend.audio import load_audio
 from backend.errors import BackendError
-from backend.generators import FPS
+from backend.frame_rate import MESH_FPS, resample_frames
 from backend.mesh import load_flame_mesh
+from backend.metrics.evaluation import audio_frame_count
 
 from . import bake, pipeline, preferences, properties, scoring
-from .flame_frame import resample_frames
 
 TIMER_SECONDS = 0.02
 
@@ -128,6 +128,8 @@ class TALKINGHEAD_OT_animate(bpy.types.Operator):
             context.window_manager.progress_end()
             context.workspace.status_text_set(None)
         if state == "finished":
+            for warning in job.result.warnings:
+                self.report({"WARNING"}, f"'{job.request.object_name}': {warning}")
             self.report({"INFO"}, f"Animated with '{job.result.generator}': {job.message}")
             return {"FINISHED"}
         if state == "cancelled":
@@ -146,20 +148,22 @@ def _store_scores(obj, scores: scoring.ClipScores) -> None:
 
 
 def score_active_object(context) -> scoring.ClipScores:
-    """Scores of whatever animates the active mesh over the scene frame range, against its audio (assumed
-    to start at the scene's first frame). Raises BackendError for bad input."""
+    """Scores of whatever animates the active mesh over exactly its audio's span (the audio starts at the scene's
+    first frame; the scene's end frame does not matter), against that audio. Raises BackendError for bad input."""
     scene, obj = context.scene, context.active_object
     models_dir, template_path, threads = preferences.settings(context)
     samples, rate = load_audio(bpy.path.abspath(scored_audio_path(context)))
-    frames = range(scene.frame_start, scene.frame_end + 1)
+    scene_fps = bake.scene_fps(scene)
+    span = int(np.ceil(len(samples) / rate * scene_fps - 1e-9)) + 1   # scene frames up to the audio's end
+    frames = range(scene.frame_start, scene.frame_start + span)
     local = bake.sample_animation(context, obj, frames)
     if local.shape[1:] != (5023, 3):
         raise BackendError(f"'{obj.name}' evaluates to {local.shape[1]} vertices (a modifier may change them); "
                            "FLAME scoring needs the 5023 FLAME vertices: disable such modifiers")
     frame = pipeline.flame_frame_for(bake.mesh_vertices(bake.rest_mesh(obj)), template_path)
-    flame = resample_frames(frame.to_flame(local), bake.scene_fps(scene), FPS)
-    return scoring.score_clip(samples, rate, flame, scoring.find_encoders(models_dir, threads),
-                              scoring.find_lip_region(template_path))
+    flame = resample_frames(frame.to_flame(local), scene_fps, MESH_FPS)[:audio_frame_count(len(samples), rate,
+                                                                                         MESH_FPS)]
+    return scoring.score_animation(samples, rate, flame, models_dir, template_path, threads)
 
 
 class TALKINGHEAD_OT_score(bpy.types.Operator):

@@ -20,11 +20,12 @@ import numpy as np
 
 from backend.audio import load_audio
 from backend.errors import BackendError
-from backend.generators import FPS, GENERATORS, load_generator
+from backend.flame_frame import FlameFrame
+from backend.frame_rate import MESH_FPS, resample_frames
+from backend.generators import GENERATORS, load_generator
 from backend.mesh import load_flame_mesh
 
 from . import bake, preferences, properties, scoring
-from .flame_frame import FlameFrame, resample_frames
 
 GENERATE_SHARE, SCORE_SHARE = 0.55, 0.15   # progress: generator, then scoring, then the bake (the rest)
 SLICE_SECONDS = 0.05
@@ -49,18 +50,20 @@ class AnimationRequest:
 @dataclass
 class AnimationResult:
     """local_frames: (K, 5023, 3) baked positions at the scene fps; scores: the panel's scores; plot: their
-    (H, W, 4) RGBA plot."""
+    (H, W, 4) RGBA plot; warnings: what the FLAME frame found implausible or recovered (units, mirroring)."""
 
     local_frames: np.ndarray
     scores: scoring.ClipScores
     plot: np.ndarray
     generator: str
+    warnings: tuple = ()
 
 
 def flame_frame_for(rest_vertices: np.ndarray, template_path: str) -> FlameFrame:
-    """Similarity transform onto the FLAME template when one is configured, else identity."""
+    """Similarity transform onto the FLAME template when one is configured, else recovered from the mesh itself
+    (its units, orientation and handedness, through FLAME topology)."""
     if not template_path:
-        return FlameFrame()
+        return FlameFrame.recover(rest_vertices)
     return FlameFrame.fit(rest_vertices, load_flame_mesh(template_path).vertices)
 
 
@@ -106,12 +109,12 @@ def compute_animation(request: AnimationRequest, progress: Callable[[float], Non
                               should_cancel=should_cancel)
     if request.intensity != 1.0:
         flame = (template + request.intensity * (flame - template)).astype(np.float32)
-    scores = scoring.score_clip(samples, rate, flame, scoring.find_encoders(request.models_dir, request.threads),
-                                scoring.find_lip_region(request.template_path))
+    scores = scoring.score_animation(samples, rate, flame, request.models_dir, request.template_path,
+                                     request.threads)
     progress(GENERATE_SHARE + SCORE_SHARE)
-    local = frame.to_local(resample_frames(flame, FPS, request.scene_fps))
+    local = frame.to_local(resample_frames(flame, MESH_FPS, request.scene_fps))
     return AnimationResult(local_frames=local, scores=scores, plot=scoring.plot_pixels(scores),
-                           generator=request.generator)
+                           generator=request.generator, warnings=frame.notes)
 
 
 class AnimationJob:

@@ -20,8 +20,8 @@ class TalkingHeadPreferences(bpy.types.AddonPreferences):
         description="Folder with generators/ and speech_mesh/ (empty: the models bundled with the add-on)")
     template_path: bpy.props.StringProperty(
         name="FLAME Template", subtype="FILE_PATH", default="",
-        description="FLAME_sample.ply (or any FLAME template): maps scaled meshes into the FLAME frame; "
-                    "FLAME_masks.npz beside it enables SLCC")
+        description="FLAME_sample.ply (or any FLAME template): fits the mesh onto it exactly (without one, its "
+                    "units and orientation come from its own FLAME landmarks); FLAME_masks.npz beside it enables SLCC")
     threads: bpy.props.IntProperty(name="Threads", default=1, min=1, max=64,
                                    description="CPU threads for the generator and the speech-mesh encoders")
 

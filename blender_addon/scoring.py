@@ -1,11 +1,11 @@
-"""The panel's lip-sync scores for one animation without ground truth, and the plot behind them.
+"""The panel's lip-sync scores for one animation, and the plot behind them: presentation only.
 
-All three come from `backend.metrics` (see its clip_scores module for how each single-clip variant
-differs from the dataset metric):
-- MTM here is measured against the speech envelope: the reference curve is the RMS loudness per frame,
-  so it says how far (ms) the lip-opening peaks and valleys sit from the loudness peaks and valleys. Its
-  note (lips lag/lead audio) is estimated against the same envelope: with the speech-mesh encoders that
-  estimate costs ~5 s per minute of audio (a shift search over all windows), more than the whole 3 s budget.
+The scores come from the one single-clip scoring, `backend.metrics.evaluation.score_clip`, asked for the
+panel's three (see backend.metrics.clip_scores for how each single-clip variant differs from the dataset
+metric):
+- MTM against the speech envelope (the RMS loudness per frame): how far (ms) the lip-opening peaks and valleys
+  sit from the loudness peaks and valleys. Its note (lips lag/lead audio) is estimated against the same
+  envelope, not with the encoders (that search costs ~5 s per minute of audio, more than the 3 s budget).
 - PLRS needs the speech-mesh encoder models (`<models>/speech_mesh/`); without them it is n/a.
 - SLCC (windowed, 1-s windows) needs the FLAME lip region (`FLAME_masks.npz`); without it it is n/a.
 Everything here is numpy only (no bpy), so it runs in the worker thread.
@@ -13,20 +13,15 @@ Everything here is numpy only (no bpy), so it runs in the worker thread.
 
 import json
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
-from backend.errors import BackendError
-from backend.flame import FlameRegions
-from backend.metrics import (OnnxSpeechMeshEncoders, clip_plrs, clip_slcc, estimate_av_offset,
-                             lip_distance_curve, mtm_against_reference)
-from backend.metrics.clip_scores import speech_envelope
-from backend.metrics.plrs import MESH_ENCODER_FILE, SPEECH_ENCODER_FILE
+from backend.flame import find_regions_beside
+from backend.frame_rate import MESH_FPS
+from backend.metrics.evaluation import SPEECH_ENVELOPE, Regions, score_clip
+from backend.metrics.plrs import load_model_set_encoders
 
-MESH_FPS = 30.0
-SPEECH_MESH = "speech_mesh"
 EXPLANATIONS = {
     "MTM": "timing gap (ms) between lip-opening and loudness peaks; lower is better",
     "PLRS": "how readable the lips are for the speech (cosine, -1..1); higher is better",
@@ -35,6 +30,8 @@ EXPLANATIONS = {
 # (good, fair) limits from the published numbers (REFERENCE §2, §4): models reach ~50 ms MTM, PLRS 0.37-0.46,
 # and real speech has SLCC 0.24-0.42. Beyond `fair` the panel marks a score in red.
 LIMITS = {"MTM": (60.0, 120.0), "PLRS": (0.3, 0.1), "SLCC": (0.2, 0.0)}
+# the panel's name -> (the entry of score_clip's report, the panel's unit)
+REPORT_ENTRIES = {"MTM": (f"MTM vs {SPEECH_ENVELOPE}", "ms"), "PLRS": ("PLRS", ""), "SLCC": ("clip SLCC", "")}
 
 
 @dataclass
@@ -88,51 +85,28 @@ class ClipScores:
         return next(score for score in self.scores if score.name == name)
 
 
-def find_encoders(models_dir, threads: int = 1) -> Optional[OnnxSpeechMeshEncoders]:
-    """The speech-mesh encoders under `models_dir/speech_mesh/`, or None when they are not shipped."""
-    folder = Path(models_dir) / SPEECH_MESH
-    if not ((folder / SPEECH_ENCODER_FILE).is_file() and (folder / MESH_ENCODER_FILE).is_file()):
-        return None
-    return OnnxSpeechMeshEncoders.from_directory(folder, threads)
+def _reason(note: str) -> str:
+    """A report note without its 'n/a (...)' wrapper: the panel already shows n/a."""
+    return note[len("n/a ("):-1] if note.startswith("n/a (") and note.endswith(")") else note
 
 
-def find_lip_region(template_path: str) -> Optional[np.ndarray]:
-    """The 254-entry FLAME lip list from FLAME_masks.npz beside the template, or None when absent."""
-    if not template_path:
-        return None
-    masks = Path(template_path).parent / "FLAME_masks.npz"
-    return FlameRegions.load(masks).lips if masks.is_file() else None
-
-
-def _attempt(name: str, unit: str, compute) -> Score:
-    """Score `name` with compute() -> float; a metric that cannot score this clip becomes n/a with the reason."""
-    try:
-        return Score(name, float(compute()), unit)
-    except BackendError as error:
-        return Score(name, None, unit, str(error))
-
-
-def score_clip(samples: np.ndarray, rate: int, vertices: np.ndarray, encoders=None,
-               lip_region: Optional[np.ndarray] = None) -> ClipScores:
-    """Scores of (T, 5023, 3) FLAME-frame vertices at 30 fps against mono float `samples` at `rate` Hz."""
-    envelope = speech_envelope(np.asarray(samples, dtype=np.float64), rate, MESH_FPS)
-    lips = lip_distance_curve(vertices)
-    frames = min(len(envelope), len(lips))
-    mtm = _attempt("MTM", "ms", lambda: mtm_against_reference(vertices[:frames], envelope[:frames], MESH_FPS).ms)
-    if mtm.value is not None:
-        offset = estimate_av_offset(samples, rate, vertices, MESH_FPS)   # against loudness, like MTM here
-        mtm.note = (f"lips {'lag' if offset.ms > 0 else 'lead'} audio by {abs(offset.ms):.0f} ms" if offset.frames
-                    else "no lip-audio offset")
-    if encoders is None:
-        plrs = Score("PLRS", None, note="no speech-mesh models")
-    else:
-        plrs = _attempt("PLRS", "", lambda: clip_plrs(encoders, samples, rate, vertices).score)
-    if lip_region is None:
-        slcc = Score("SLCC", None, note="no FLAME_masks.npz beside the FLAME template")
-    else:
-        slcc = _attempt("SLCC", "", lambda: clip_slcc(samples, rate, vertices, lip_region, MESH_FPS).r)
-    return ClipScores(scores=[mtm, plrs, slcc], lip_opening=[round(float(v), 6) for v in lips[:frames]],
-                      speech_envelope=[round(float(v), 6) for v in envelope[:frames]])
+def score_animation(samples: np.ndarray, rate: int, vertices: np.ndarray, models_dir, template_path: str,
+                    threads: int = 1) -> ClipScores:
+    """The panel's scores of (T, 5023, 3) FLAME-frame vertices at 30 fps spanning mono float `samples`."""
+    regions = find_regions_beside(template_path) if template_path else None
+    report = score_clip(vertices, samples, rate, None if regions is None else Regions(regions.lips, regions.upper_face),
+                        MESH_FPS, reference_curve=SPEECH_ENVELOPE, encoders=load_model_set_encoders(models_dir, threads),
+                        offset_by_encoders=False)
+    scores = []
+    for name, (entry_name, unit) in REPORT_ENTRIES.items():
+        entry = report.entry(entry_name)
+        scores.append(Score(name, entry.value, unit, "" if entry.value is not None else _reason(entry.note)))
+    offset = report.entry("audio-mesh offset")
+    if scores[0].value is not None and offset.value is not None:
+        scores[0].note = (f"lips {'lag' if offset.value > 0 else 'lead'} audio by {abs(offset.value):.0f} ms"
+                          if offset.value else "no lip-audio offset")
+    return ClipScores(scores=scores, lip_opening=[round(float(v), 6) for v in report.curves["lip_opening"]],
+                      speech_envelope=[round(float(v), 6) for v in report.curves[SPEECH_ENVELOPE]])
 
 
 BACKGROUND = (0.12, 0.12, 0.12, 1.0)

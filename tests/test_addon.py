@@ -109,10 +109,10 @@ def write_test_encoders(folder: Path) -> Path:
 
 import addon_utils  # noqa: E402  (bpy's module, importable once bpy is)
 
+from backend.frame_rate import resample_frames  # noqa: E402
 from backend.generators import load_generator  # noqa: E402
 from backend.mesh import load_flame_mesh  # noqa: E402
 from blender_addon import bake, operators, pipeline  # noqa: E402
-from blender_addon.flame_frame import resample_frames  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -289,7 +289,7 @@ def test_scores_show_mtm_and_slcc_and_say_plrs_is_missing_without_models(head, f
     scores = {score["name"]: score for score in json.loads(head.talking_head.scores_json)["scores"]}
     assert scores["MTM"]["value"] is not None and scores["MTM"]["value"] >= 0
     assert scores["SLCC"]["value"] is not None and -1 <= scores["SLCC"]["value"] <= 1
-    assert scores["PLRS"] == {"name": "PLRS", "value": None, "unit": "", "note": "no speech-mesh models"}
+    assert scores["PLRS"] == {"name": "PLRS", "value": None, "unit": "", "note": "no speech-mesh encoder models found"}
     assert tuple(head.talking_head.plot_image.size) == (256, 256)
 
 
@@ -339,6 +339,42 @@ def test_score_operator_on_our_bake_matches_the_scores_made_while_animating(head
     assert bpy.ops.talking_head.score() == {"FINISHED"}
     rescored = json.loads(head.talking_head.scores_json)["scores"]
     assert made[0]["value"] == pytest.approx(rescored[0]["value"])
+
+
+@pytest.mark.parametrize("scale, linear", [
+    (100.0, np.eye(3)),                                                              # centimetres
+    (1.0, np.array([[1, 0, 0], [0, 0, -1], [0, 1, 0]], np.float64)),                 # z up
+    (1.0, np.diag([-1.0, 1.0, 1.0])),                                                # mirrored
+    (100.0, np.array([[-1, 0, 0], [0, 0, -1], [0, 1, 0]], np.float64)),              # all three
+])
+def test_without_a_template_a_head_in_other_units_or_orientations_moves_like_flame(head, flame_ply, scale, linear):
+    """Issue 16 item 9: default preferences (no template); the frame is recovered from the mesh itself."""
+    set_fps(30)
+    rest = load_flame_mesh(flame_ply).vertices.astype(np.float64)
+    head.data.vertices.foreach_set("co", (scale * rest @ linear.T).astype(np.float32).ravel())
+    assert run_animate() == {"FINISHED"}
+    np.testing.assert_allclose(baked_keys(head), scale * expected_frames(flame_ply).astype(np.float64) @ linear.T,
+                               atol=2e-5 * scale)
+
+
+def test_score_animation_scores_exactly_the_audio_span(head, blender, tmp_path, models):
+    """Issue 16 item 3: a static face gains nothing from a longer scene range (PLRS included)."""
+    import shutil
+    import soundfile
+    shutil.copytree(models, tmp_path / "models")
+    write_test_encoders(tmp_path / "models" / "speech_mesh")
+    blender.models_dir = str(tmp_path / "models")
+    set_fps(30)
+    info = soundfile.info(SAMPLE_WAV)
+    scene = bpy.context.scene
+    results = []
+    for end in (1 + round(info.frames / info.samplerate * 30) - 1, 250, 5000):
+        scene.frame_start, scene.frame_end = 1, end
+        assert bpy.ops.talking_head.score() == {"FINISHED"}
+        results.append(json.loads(head.talking_head.scores_json))
+    assert results[1] == results[0] and results[2] == results[0]
+    assert len(results[0]["lip_opening"]) == info.frames * 30 // info.samplerate   # whole frames of audio
+    assert next(s for s in results[0]["scores"] if s["name"] == "PLRS")["value"] is not None
 
 
 def test_remove_takes_away_only_what_the_add_on_made(head):

@@ -56,7 +56,7 @@ def test_layout_and_manifest_schema(corpus):
 
 def test_lips_close_during_bilabials_and_touch_the_teeth_during_labiodentals(corpus):
     root, manifest = corpus
-    from training.corpus.build import default_paths
+    from training.corpus.paths import default_paths
     closures = contacts = 0
     for clip in manifest["clips"]:
         vertices = _vertices(root, clip)

@@ -13,8 +13,9 @@ from backend.errors import BackendError, MeshError
 from backend.safe_pickle import UnsafePickleError
 from dataset_fixtures import (python2_pickle, random_frames, write_converted, write_corpus,
                               write_vocaset_raw)
-from training.data import Clip, detect_kind, open_dataset, resample_frames
-from training.data.splits import BIWI_SPLITS, VOCASET_SPLITS, split_of
+from backend.datasets import Clip, detect_kind, open_dataset
+from backend.frame_rate import resample_frames
+from backend.datasets.splits import BIWI_SPLITS, VOCASET_SPLITS, split_of
 
 TRAIN_SUBJECT = "FaceTalk_170728_03272_TA"
 VAL_SUBJECT = "FaceTalk_170811_03275_TA"

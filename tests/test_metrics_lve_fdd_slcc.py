@@ -6,7 +6,8 @@ import pytest
 from backend.errors import MetricError
 from backend.metrics.fdd import clip_fdd, dataset_fdd, upper_face_dynamics
 from backend.metrics.lve import clip_lve, dataset_lve, lip_errors_per_frame
-from backend.metrics.slcc import dataset_slcc, delta_slcc, lip_intensity, mead_level, speech_intensity
+from backend.datasets.mead import MeadDataset
+from backend.metrics.slcc import dataset_slcc, delta_slcc, lip_intensity, speech_intensity
 
 
 def test_lve_takes_the_worst_lip_vertex_squared_per_frame():
@@ -101,8 +102,9 @@ def test_slcc_per_level_uses_the_identity_z_scores_restricted_to_the_level():
 
 
 def test_mead_names_give_levels_and_other_names_none():
-    assert mead_level("M003_angry_level_2_001") == 2
-    assert mead_level("FaceTalk_170809_00138_TA_sentence21") is None
+    assert MeadDataset.parse_name("M003_angry_level_2_001") == ("M003", "angry_001", 2)
+    assert MeadDataset.parse_name("SYN01_kathleen_level_3_arctic_a0001")[2] == 3   # the clip part may hold '_'
+    assert MeadDataset.parse_name("FaceTalk_170809_00138_TA_sentence21") is None
 
 
 @pytest.mark.parametrize("speech, lips, identities, message", [

@@ -9,8 +9,9 @@ import pytest
 import soundfile
 
 from backend.cli import main
-from backend.errors import MetricError
-from backend.metrics.dataset import find_predictions, open_dataset
+from backend.datasets import open_dataset
+from backend.errors import BackendError, MetricError
+from backend.metrics.evaluation import find_predictions
 from test_metrics_fixtures import envelope_audio, flame, speech_like_envelope, talking_sequence  # noqa: F401
 from test_metrics_plrs import linear_model
 
@@ -56,13 +57,13 @@ def vocaset_layout(flame, tmp_path):
 
 def test_predictions_are_matched_by_name_including_the_condition_suffix(vocaset_layout):
     data, preds = vocaset_layout
-    dataset = open_dataset(data)
-    assert dataset.fps == 60 and len(dataset.clips) == 6 and set(dataset.templates) == set(SUBJECTS)
+    dataset = open_dataset(data, fps=None)
+    assert dataset.fps == 60 and len(dataset.clip_ids()) == 6 and set(dataset.subject_templates()) == set(SUBJECTS)
     found = {p.path.name: (p.clip.id if p.clip else None, p.condition) for p in find_predictions(preds, dataset)}
     assert found[f"{SUBJECTS[1]}_sentence22_condition_FaceTalk_170728_03272_TA.npy"] == (
         f"{SUBJECTS[1]}_sentence22", "FaceTalk_170728_03272_TA")
     assert found["FaceTalk_170809_00138_TA_sentence99_condition_X.npy"] == (None, "X")
-    assert dataset.clips[f"{SUBJECTS[1]}_sentence22"].subject == SUBJECTS[1]
+    assert dataset.entry(f"{SUBJECTS[1]}_sentence22").subject == SUBJECTS[1]
 
 
 def test_score_folder_prints_a_table_and_writes_csv_and_json(no_shipped_encoders, vocaset_layout, flame_masks, tmp_path,
@@ -96,14 +97,14 @@ def test_score_folder_with_encoder_models_reports_plrs(vocaset_layout, flame_mas
     linear_model(models / "speech_encoder.onnx", "fbank", (20, 128), rng.normal(size=(2560, 4)))
     linear_model(models / "mesh_encoder.onnx", "vertices", (5, 15069), rng.normal(size=(75345, 4)))
     code = main(["score", "--pred-dir", str(preds), "--data-dir", str(data), "--masks", str(flame_masks),
-                 "--models", str(models), "--json", str(tmp_path / "s.json")])
+                 "--encoders", str(models), "--json", str(tmp_path / "s.json")])
     summary = {e["name"]: e for e in json.loads((tmp_path / "s.json").read_text())["summary"]}
     assert code == 0 and summary["PLRS"]["scored"] == 7 and -1 <= summary["PLRS"]["value"] <= 1
 
 
 @pytest.mark.parametrize("arguments, message", [
     (["--gt-fps", "25"], "ground truth is at 25 fps but predictions are at 30 fps; frame rates must match"),
-    (["--split", "test"], "--split needs a manifest.json"),
+    (["--split", "test-a"], "unknown split 'test-a' for a converted dataset; known splits: train, val, test"),
 ])
 def test_folder_errors_are_one_clear_line(vocaset_layout, flame_masks, capsys, arguments, message):
     data, preds = vocaset_layout
@@ -125,9 +126,10 @@ def test_empty_folders_raise_metric_errors(vocaset_layout, tmp_path):
     with pytest.raises(MetricError, match="empty_preds: no predictions; expected <clip>.npy"):
         find_predictions(tmp_path / "empty_preds", open_dataset(data))
     (tmp_path / "empty_data" / "vertices_npy").mkdir(parents=True)
-    with pytest.raises(MetricError, match="empty_data: no ground-truth clips; expected vertices_npy/<clip>.npy"):
+    with pytest.raises(BackendError, match=r"empty_data[/\\]wav: folder not found; a converted dataset needs "
+                                           "vertices_npy/, wav/ and templates.pkl"):
         open_dataset(tmp_path / "empty_data")
-    with pytest.raises(MetricError, match="no vertices_npy/ folder"):
+    with pytest.raises(BackendError, match="empty_preds: no known dataset layout found"):
         open_dataset(tmp_path / "empty_preds")
 
 
@@ -155,16 +157,16 @@ def test_corpus_manifest_gives_fps_subjects_and_splits(flame, flame_masks, tmp_p
     for subject in ("spk0", "spk1"):
         np.savez(data / "templates" / f"{subject}.npz", vertices=template)
     (data / "manifest.json").write_text(json.dumps({"fps": 30, "synthetic": True, "clips": clips}))
-    dataset = open_dataset(data, split="test")
-    assert dataset.fps == 30 and dataset.synthetic and len(dataset.clips) == 6
+    dataset = open_dataset(data, split="test", fps=None)
+    assert dataset.fps == 30 and dataset.synthetic and len(dataset.clip_ids()) == 6
     code = main(["score", "--pred-dir", str(preds), "--data-dir", str(data), "--masks", str(flame_masks),
                  "--split", "test", "--json", str(tmp_path / "s.json")])
     summary = {e["name"]: e for e in json.loads((tmp_path / "s.json").read_text())["summary"]}
     assert code == 0 and summary["MTM"]["value"] == 0.0 and summary["MTM"]["skipped"] == 2  # 2 train clips
     assert summary["LVE"]["value"] == 0.0 and summary["ΔSLCC"]["value"] == pytest.approx(0.0)
     assert "SYNTHETIC" in summary["dataset"]["note"]
-    with pytest.raises(MetricError, match="says the ground truth is at 30 fps but 60 fps was given"):
-        open_dataset(data, gt_fps=60)
+    with pytest.raises(BackendError, match="says the clips are at 30 fps but 60 fps was given"):
+        open_dataset(data, native_fps=60)
 
 
 def test_score_one_clip_with_ground_truth_and_template(no_shipped_encoders, flame, flame_ply, flame_masks, tmp_path,
@@ -206,3 +208,38 @@ def test_score_uses_the_shipped_speech_mesh_models_by_default(flame, flame_masks
     rows = {row["name"]: row for row in csv.DictReader(open(tmp_path / "one.csv"))}
     assert code == 0
     assert -1.0 <= float(rows["PLRS"]["value"]) <= 1.0
+
+
+def test_single_clip_scoring_refuses_a_prediction_longer_or_shorter_than_the_audio(no_shipped_encoders, flame,
+                                                                                   flame_masks, tmp_path, capsys):
+    """Issue 16 item 3: frozen frames appended (or cut) beyond one frame are an error giving both lengths."""
+    template, regions = flame
+    audio, frames = clip_frames(template, regions.lips, 2)   # 200 frames of audio at 30 fps
+    soundfile.write(tmp_path / "a.wav", audio, RATE, subtype="PCM_16")
+    base = ["score", "--audio", str(tmp_path / "a.wav"), "--masks", str(flame_masks)]
+    longer = np.concatenate([frames, np.repeat(frames[-1:], 40, axis=0)])   # 1.2x the audio
+    for name, sequence in (("longer", longer), ("shorter", frames[:180])):
+        np.save(tmp_path / f"{name}.npy", sequence)
+        assert main(base + ["--pred", str(tmp_path / f"{name}.npy")]) == 2
+        error = capsys.readouterr().err
+        assert f"the animation has {len(sequence)} frames" in error and "the audio spans 200 frames" in error
+    np.save(tmp_path / "exact.npy", frames)
+    np.save(tmp_path / "one_more.npy", np.concatenate([frames, frames[-1:]]))
+    outputs = []
+    for name in ("exact", "one_more"):
+        assert main(base + ["--pred", str(tmp_path / f"{name}.npy"), "--json", str(tmp_path / f"{name}.json")]) == 0
+        outputs.append(json.loads((tmp_path / f"{name}.json").read_text()))
+    assert outputs[0] == outputs[1]   # the extra frame is outside the audio's span, so it is not scored
+
+
+def test_a_vocaset_folder_without_manifest_has_the_published_splits(no_shipped_encoders, vocaset_layout, flame_masks,
+                                                                    tmp_path, capsys):
+    data, preds = vocaset_layout   # both subjects are VOCASET test subjects (sentences 21-23)
+    code = main(["score", "--pred-dir", str(preds), "--data-dir", str(data), "--masks", str(flame_masks),
+                 "--split", "test", "--json", str(tmp_path / "s.json")])
+    capsys.readouterr()
+    summary = {e["name"]: e for e in json.loads((tmp_path / "s.json").read_text())["summary"]}
+    assert code == 0 and summary["LVE"]["scored"] == 7
+    assert main(["score", "--pred-dir", str(preds), "--data-dir", str(data), "--masks", str(flame_masks),
+                 "--split", "train"]) == 2
+    assert "no ground-truth clips in split 'train'" in capsys.readouterr().err

@@ -1,17 +1,21 @@
 """`python -m backend animate --audio A --template T --model M --out seq.npy [--style S]`: run a generator.
 
-Writes the (T, 5023, 3) float32 vertex sequence at 30 fps (T = backend.generators.frame_count of the audio).
+Writes the (T, 5023, 3) float32 vertex sequence at 30 fps (T = backend.generators.frame_count of the audio), in
+the template's own units and orientation (recovered from the mesh: backend.flame_frame.FlameFrame.recover).
 --model is a generator folder or the name of one under --models-dir (default: the shipped generators);
 --template is a FLAME mesh (.ply/.obj; default $FLAME_TEMPLATE). `--list` prints the available generators.
 """
 
 import argparse
+import sys
 from pathlib import Path
 
 from backend.atomic import check_writable
 from backend.audio import load_audio
 from backend.flame import find_template_path
-from backend.generators import FPS, list_generators, load_generator
+from backend.flame_frame import FlameFrame
+from backend.frame_rate import MESH_FPS
+from backend.generators import list_generators, load_generator
 from backend.mesh import load_flame_mesh, save_vertex_sequence
 
 
@@ -41,9 +45,12 @@ def run(args) -> int:
     check_writable(args.out)   # refuse a bad target before the work, not after
     generator = load_generator(args.model, args.models_dir, threads=args.threads)
     template = load_flame_mesh(find_template_path(args.template)).vertices
+    frame = FlameFrame.recover(template)   # a head in cm, rotated or mirrored moves like one in FLAME metres
+    for note in frame.notes:
+        print(f"warning: {args.template or 'the template'}: {note}", file=sys.stderr)
     samples, rate = load_audio(args.audio)
-    vertices = generator.animate(samples, rate, template, style=args.style)
+    vertices = frame.to_local(generator.animate(samples, rate, frame.to_flame(template), style=args.style))
     save_vertex_sequence(args.out, vertices)
-    print(f"{args.out}: {len(vertices)} frames at {FPS} fps ({len(vertices) / FPS:.2f} s) "
+    print(f"{args.out}: {len(vertices)} frames at {MESH_FPS} fps ({len(vertices) / MESH_FPS:.2f} s) "
           f"from generator '{generator.info.name}', style '{args.style or generator.info.default_style}'")
     return 0

@@ -9,10 +9,10 @@ from backend.audio import SUPPORTED_EXTENSIONS as AUDIO_SUFFIXES
 from backend.audio import audio_info
 from backend.errors import BackendError, MeshError
 from backend.flame import check_flame_topology
+from backend.frame_rate import MESH_FPS
 from backend.mesh import MESH_SUFFIXES, check_flame_mesh, load_vertex_sequence, read_mesh
 
 SEQUENCE_SUFFIXES = (".npy",)
-SEQUENCE_FPS = 30
 
 
 def register(subparsers) -> None:
@@ -61,7 +61,7 @@ def describe_sequence(path: Path) -> dict:
     frames = load_vertex_sequence(path, num_vertices=None)
     is_flame, reason = _flame_verdict(check_flame_topology, frames[0])
     return {"kind": "vertex_sequence", "path": str(path), "frames": frames.shape[0], "vertices": frames.shape[1],
-            "fps_assumed": SEQUENCE_FPS, "duration_s": frames.shape[0] / SEQUENCE_FPS,
+            "fps_assumed": MESH_FPS, "duration_s": frames.shape[0] / MESH_FPS,
             "flame_topology": is_flame, "not_flame_because": reason}
 
 

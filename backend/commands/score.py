@@ -1,10 +1,10 @@
 """`python -m backend score`: lip-sync metrics for one animation or a prediction folder.
 
 One clip:  score --pred seq.npy --audio a.wav [--gt gt.npy [--gt-fps 60]] [--template t.ply]
-                 [--reference-curve curve.npy] [--models DIR]
+                 [--reference-curve curve.npy] [--encoders DIR]
 A folder:  score --pred-dir P --data-dir D [--split test] [--gt-fps 60] [--resample]
 Both print a table and can write --csv (per-clip rows for folders, the summary for one clip) and --json.
-PLRS runs only with speech-mesh encoder models (--models DIR with speech_encoder.onnx, mesh_encoder.onnx).
+PLRS runs only with speech-mesh encoder models (--encoders DIR with speech_encoder.onnx, mesh_encoder.onnx).
 """
 
 import argparse
@@ -17,10 +17,10 @@ import numpy as np
 from backend.atomic import atomic_stream, check_writable, write_json
 from backend.audio import load_audio
 from backend.errors import MetricError
+from backend.frame_rate import MESH_FPS
 from backend.flame import FlameRegions, find_masks_path
 from backend.mesh import load_flame_mesh, load_vertex_sequence
-from backend.metrics import dataset as layout
-from backend.metrics.evaluation import Regions, ScoreReport, score_clip, score_folder
+from backend.metrics.evaluation import Regions, ScoreReport, convert_fps, score_clip, score_folder
 from backend.metrics.plrs import OnnxSpeechMeshEncoders, find_encoder_directory
 
 
@@ -41,10 +41,12 @@ def register(subparsers) -> None:
     folder.add_argument("--split", help="only clips of this split (needs the dataset's manifest.json)")
     folder.add_argument("--resample", action="store_true",
                         help="interpolate ground truth whose fps is not an integer multiple of --fps")
-    parser.add_argument("--fps", type=float, default=30.0, help="prediction frame rate (default 30)")
+    parser.add_argument("--fps", type=float, default=float(MESH_FPS),
+                        help=f"prediction frame rate (default {MESH_FPS})")
     parser.add_argument("--gt-fps", type=float,
                         help="ground-truth frame rate (default: manifest fps, else 60 for folders, --fps for --gt)")
-    parser.add_argument("--models", type=Path, help="folder with speech_encoder.onnx and mesh_encoder.onnx (PLRS)")
+    parser.add_argument("--encoders", type=Path,
+                        help="folder with speech_encoder.onnx and mesh_encoder.onnx (PLRS; default: the shipped ones)")
     parser.add_argument("--masks", type=Path, help="FLAME_masks.npz (default: $FLAME_MASKS or next to $FLAME_TEMPLATE)")
     parser.add_argument("--csv", type=Path, help="write the results as CSV")
     parser.add_argument("--json", type=Path, help="write the results as JSON")
@@ -63,7 +65,7 @@ def run(args) -> int:
             check_writable(output)   # refuse a bad target before the work, not after
     masks = FlameRegions.load(find_masks_path(args.masks))
     regions = Regions(lips=masks.lips, upper_face=masks.upper_face)
-    model_dir = find_encoder_directory(args.models)
+    model_dir = find_encoder_directory(args.encoders)
     encoders = None if model_dir is None else OnnxSpeechMeshEncoders.from_directory(model_dir)
     if folder_mode:
         report = score_folder(args.pred_dir, args.data_dir, regions, encoders, args.fps, args.gt_fps, args.split,
@@ -83,8 +85,8 @@ def _score_one(args, regions: Regions, encoders) -> ScoreReport:
     samples, rate = load_audio(args.audio)
     gt = template = curve = None
     if args.gt is not None:
-        gt = layout.convert_fps(load_vertex_sequence(args.gt, num_vertices=None), args.gt_fps or args.fps, args.fps,
-                                resample=False, source=str(args.gt))
+        gt = convert_fps(load_vertex_sequence(args.gt, num_vertices=None), args.gt_fps or args.fps, args.fps,
+                         resample=False, source=str(args.gt))
     if args.template is not None:
         template = load_flame_mesh(args.template).vertices
     if args.reference_curve is not None:

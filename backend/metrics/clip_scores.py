@@ -28,6 +28,7 @@ from backend import features
 from backend.audio import to_int16
 from backend.errors import MetricError
 from backend.flame import LOWER_LIP_CENTRE, UPPER_LIP_CENTRE
+from backend.frame_rate import MESH_FPS
 from backend.metrics import inputs
 from backend.metrics.mtm import ClipMTM, UnscorableClipError, lip_distance_curve, mtm_from_curves
 from backend.metrics.plrs import (DEFAULT_BATCH_SIZE, SpeechMeshEncoders, cosine_similarities,
@@ -128,8 +129,8 @@ def estimate_av_offset(samples, rate: int, vertices, fps: float = 30.0,
         similarities = _envelope_velocity_xcorr(samples, rate, lip_distance_curve(sequence, upper, lower), fps,
                                                 offsets)
     else:
-        if fps != features.MESH_FPS:
-            raise MetricError(f"offset search with encoders needs a {features.MESH_FPS} fps mesh; got {fps:g} fps")
+        if fps != MESH_FPS:
+            raise MetricError(f"offset search with encoders needs a {MESH_FPS} fps mesh; got {fps:g} fps")
         method = PLRS_SIMILARITY
         inputs.finite(sequence, "vertices")
         similarities = _plrs_offset_similarities(encoders, samples, rate, sequence, offsets, batch_size)

@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Optional, Protocol
 
 import numpy as np
-import onnxruntime
 
 from backend import features
 from backend.audio import resample
 from backend.errors import MetricError, ModelError
 from backend.metrics import inputs
-from backend.models import default_models_dir
+from backend.onnx_session import open_session
+from backend.models import SPEECH_MESH, default_models_dir
 
 SPEECH_ENCODER_FILE = "speech_encoder.onnx"
 MESH_ENCODER_FILE = "mesh_encoder.onnx"
@@ -76,14 +76,7 @@ def _open_session(path: Path, input_name: str, trailing_shape: tuple, threads: i
     """An onnxruntime session whose single input is `input_name` of shape (B, *trailing_shape)."""
     if not path.is_file():
         raise ModelError(f"{path}: encoder model not found; PLRS needs {SPEECH_ENCODER_FILE} and {MESH_ENCODER_FILE}")
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    try:
-        session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    except Exception as error:  # onnxruntime raises its own untyped errors for unreadable models
-        raise ModelError(f"{path}: not a loadable ONNX model ({str(error).splitlines()[0]})") from None
+    session = open_session(path, threads)
     model_inputs = session.get_inputs()
     names = [item.name for item in model_inputs]
     if names != [input_name]:
@@ -109,6 +102,15 @@ def _run(session, input_name: str, batch: np.ndarray) -> np.ndarray:
         raise ModelError(f"encoder failed on input '{input_name}' of shape {batch.shape}: "
                          f"{str(error).splitlines()[0]}") from None
     return embedding
+
+
+def load_model_set_encoders(models_dir, threads: int = 1) -> Optional["OnnxSpeechMeshEncoders"]:
+    """The encoders of the speech-mesh set under a models folder (`<models_dir>/speech_mesh/`, the layout the
+    add-on ships), or None when that set is not there."""
+    folder = Path(models_dir) / SPEECH_MESH
+    if not all((folder / name).is_file() for name in (SPEECH_ENCODER_FILE, MESH_ENCODER_FILE)):
+        return None
+    return OnnxSpeechMeshEncoders.from_directory(folder, threads)
 
 
 def find_encoder_directory(explicit=None) -> Optional[Path]:

@@ -3,20 +3,16 @@
 Per clip: speech intensity SI = RMS of the raw int16 samples; lip intensity LI = RMS over frames of the
 per-frame mean (over lip vertices) of ||v[t] - v[t-1]|| (frames 1..T-1). SI and LI are z-normalised
 within each speaker identity (population std), then SLCC = Pearson r over all clips. With intensity
-levels (MEAD-3D naming `<id>_<emotion>_level_<n>_<clip>`), the per-level SLCC uses the same
+levels (MEAD-3D; backend.datasets reads each clip's level), the per-level SLCC uses the same
 identity-wise z-scores (computed over all of the identity's clips) restricted to that level's clips.
 ΔSLCC = |SLCC(model) - SLCC(data)|.
 """
 
-import re
-from typing import Optional
 
 import numpy as np
 
 from backend.errors import MetricError
 from backend.metrics import inputs
-
-MEAD_NAME = re.compile(r"^(?P<identity>[^_]+)_(?P<emotion>[^_]+)_level_(?P<level>\d+)_(?P<clip>.+)$")
 
 MIN_CLIPS = 3  # fewest clips a Pearson r is reported for
 
@@ -44,12 +40,6 @@ def lip_motion_per_frame(vertices, lip_indices) -> np.ndarray:
 def lip_intensity(vertices, lip_indices) -> float:
     """LI: RMS over frames of the per-frame mean lip-vertex displacement."""
     return float(np.sqrt(np.mean(lip_motion_per_frame(vertices, lip_indices) ** 2)))
-
-
-def mead_level(clip_name: str) -> Optional[int]:
-    """Intensity level from a MEAD-3D style name, or None for other names."""
-    found = MEAD_NAME.match(clip_name)
-    return int(found["level"]) if found else None
 
 
 def _z_scores_within(values: np.ndarray, identities: np.ndarray, name: str) -> np.ndarray:

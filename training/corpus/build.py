@@ -12,7 +12,6 @@ is written atomically; the manifest is written last (an interrupted build leaves
 seed gives identical bytes.
 """
 
-import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -22,24 +21,23 @@ import soundfile
 from backend.atomic import atomic_path, write_json, write_npy, write_npz
 from backend.audio import load_audio, resample, to_int16
 from backend.errors import AudioError
-from backend.flame import FlameRegions, find_masks_path, find_template_path
+from backend.flame import FlameRegions
+from backend.frame_rate import MESH_FPS
 from backend.heldout import is_dev_folder, is_heldout
 from backend.mesh import load_flame_mesh
 from backend.progress import progress
 from training.corpus.coarticulation import control_curves
 from training.corpus.espeak import EspeakSynth
 from training.corpus.intensity import ARTICULATION_GAIN, LEVELS, espeak_settings, recorded_effort
+from training.corpus.paths import SPEECH_ENV, default_paths
 from training.corpus.rig import FlameRig
 from training.corpus.speakers import Speaker, identity_template, make_speakers
 from training.corpus.stats import clip_measures, summarise
 from training.corpus.timeline import read_lab
 
 BUILDER_VERSION = "1.0"
-FPS = 30
 SAMPLE_RATE = 16000
 SPLITS = ("train", "val", "test")
-SPEECH_ENV = "SPEECH_DIR"
-_DEFAULT_SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 
 
 @dataclass(frozen=True)
@@ -56,16 +54,6 @@ PRESETS = {
     "ci": Preset("ci", {"train": 3, "val": 1, "test": 1}, {"train": 4, "val": 2, "test": 2}, 3.0),
     "full": Preset("full", {"train": 8, "val": 2, "test": 2}, {"train": 20, "val": 8, "test": 8}, 6.0),
 }
-
-
-def default_paths(template=None, masks=None, speech=None) -> tuple[Path, Path, Path]:
-    """Template, masks and recorded-speech folder: explicit, else environment, else ../shared."""
-    if template is None and not os.environ.get("FLAME_TEMPLATE"):
-        template = _DEFAULT_SHARED / "flame" / "FLAME_sample.ply"
-    if masks is None and not os.environ.get("FLAME_MASKS"):
-        masks = Path(template).parent / "FLAME_masks.npz" if template is not None else None
-    speech = Path(speech or os.environ.get(SPEECH_ENV) or _DEFAULT_SHARED / "speech" / "kathleen")
-    return find_template_path(template), find_masks_path(masks), speech
 
 
 def list_utterances(speech_dir: Path, max_seconds: float) -> list[tuple[str, str]]:
@@ -132,7 +120,7 @@ def clip_speech(clip: dict, speaker: Speaker, speech_dir: Path, synth: EspeakSyn
 
 def frame_energy(audio: np.ndarray, n_frames: int) -> np.ndarray:
     """(n_frames,) RMS of the audio around each frame time (one frame long window)."""
-    hop = SAMPLE_RATE // FPS
+    hop = SAMPLE_RATE // MESH_FPS
     padded = np.pad(audio.astype(np.float64), (hop // 2, hop * (n_frames + 1)))
     windows = padded[: hop * n_frames].reshape(n_frames, hop)
     return np.sqrt(np.mean(windows ** 2, axis=1))
@@ -171,21 +159,21 @@ def _build_clips(out: Path, preset_name: str, seed: int, mesh, regions, speakers
             write_npz(out / "templates" / f"{speaker.name}.npz", vertices=subject_template.astype(np.float32))
         rig = rigs[speaker.name]
         audio, timeline = clip_speech(clip, speaker, speech_dir, synth)
-        n_frames = int(round(len(audio) / SAMPLE_RATE * FPS))
+        n_frames = int(round(len(audio) / SAMPLE_RATE * MESH_FPS))
         style = replace(speaker.style, gain=speaker.style.gain * ARTICULATION_GAIN[clip["level"]])
         clip_rng = np.random.default_rng([seed, index])
-        controls = control_curves(timeline, n_frames, FPS, rig, style, frame_energy(audio, n_frames), clip_rng)
+        controls = control_curves(timeline, n_frames, MESH_FPS, rig, style, frame_energy(audio, n_frames), clip_rng)
         vertices = rig.animate(controls).astype(np.float32)
         samples = to_int16(audio)
         with atomic_path(out / "wav" / f"{clip['id']}.wav") as temporary:
             soundfile.write(temporary, samples, SAMPLE_RATE, subtype="PCM_16", format="WAV")
         write_npy(out / "vertices_npy" / f"{clip['id']}.npy", vertices.reshape(n_frames, -1))
-        measures.append(clip_measures(vertices, samples, timeline, rig, regions.lips, FPS))
+        measures.append(clip_measures(vertices, samples, timeline, rig, regions.lips, MESH_FPS))
         clip.update(duration_s=round(len(audio) / SAMPLE_RATE, 4), frames=n_frames,
                     timeline=[[start, end, label] for start, end, label in timeline])
         del clip["text"]
     manifest = {"synthetic": True, "description": "SYNTHETIC animation: an articulatory FLAME rig driven by "
-                "phoneme timings (not captured motion)", "fps": FPS, "sample_rate": SAMPLE_RATE,
+                "phoneme timings (not captured motion)", "fps": MESH_FPS, "sample_rate": SAMPLE_RATE,
                 "preset": preset_name, "seed": seed, "builder_version": BUILDER_VERSION, "clips": clips,
                 "subjects": {speaker.name: speaker.as_dict() for speaker in speakers if speaker.name in rigs},
                 "stats": summarise(measures, clips)}

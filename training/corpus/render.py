@@ -9,6 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from backend.atomic import atomic_path
+from backend.datasets import open_dataset
+from backend.errors import BackendError
+from backend.mesh import load_flame_mesh
+from training.corpus.paths import default_paths
 
 _LIGHT = np.array([0.3, 0.4, 1.0]) / np.linalg.norm([0.3, 0.4, 1.0])
 _SKIN = np.array([0.87, 0.72, 0.62])
@@ -105,7 +109,7 @@ def render_frame(path, vertices: np.ndarray, faces: np.ndarray, audio: np.ndarra
     matplotlib.use("Agg")
     from matplotlib import pyplot
 
-    from backend.flame import LOWER_LIP_CENTRE, UPPER_LIP_CENTRE
+    from backend.flame import LOWER_LIP_CENTRE, MM_PER_M, UPPER_LIP_CENTRE
     mesh = vertices[frame]
     lips = 0.5 * (mesh[UPPER_LIP_CENTRE] + mesh[LOWER_LIP_CENTRE])
     head_centre = 0.5 * (mesh.min(0) + mesh.max(0))
@@ -117,7 +121,7 @@ def render_frame(path, vertices: np.ndarray, faces: np.ndarray, audio: np.ndarra
         axis.imshow(rasterise(mesh, faces, centre, half, size))
         axis.set_title(label)
         axis.axis("off")
-    gap_mm = np.linalg.norm(mesh[UPPER_LIP_CENTRE] - mesh[LOWER_LIP_CENTRE]) * 1000
+    gap_mm = np.linalg.norm(mesh[UPPER_LIP_CENTRE] - mesh[LOWER_LIP_CENTRE]) * MM_PER_M
     wave = figure.add_subplot(grid[1, :])
     times = np.arange(len(audio)) / sample_rate
     wave.plot(times, audio, linewidth=0.4, color="0.3")
@@ -140,29 +144,12 @@ def render_frame(path, vertices: np.ndarray, faces: np.ndarray, audio: np.ndarra
 
 def render_clip(corpus_dir, clip_id: str, out_dir, frames=None, template=None) -> list[Path]:
     """Render frames of a corpus clip to `<out_dir>/<clip>_frame<NNNN>.png`; returns the paths."""
-    import json
-
-    import soundfile
-
-    from backend.errors import BackendError
-    from backend.mesh import load_flame_mesh, load_vertex_sequence
-    from training.corpus.build import default_paths
-    root = Path(corpus_dir)
-    manifest_path = root / "manifest.json"
-    if not manifest_path.is_file():
-        raise BackendError(f"{root}: no manifest.json; expected a corpus built by `python -m training.corpus build`")
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    clips = {clip["id"]: clip for clip in manifest["clips"]}
-    if clip_id not in clips:
-        raise BackendError(f"{root}: no clip {clip_id!r}; it has {len(clips)} clips, e.g. "
-                           f"{', '.join(list(clips)[:3])}")
-    clip = clips[clip_id]
-    vertices = load_vertex_sequence(root / "vertices_npy" / f"{clip_id}.npy")
-    audio, sample_rate = soundfile.read(root / "wav" / f"{clip_id}.wav", dtype="float32")
+    dataset = open_dataset(corpus_dir, kind="corpus", fps=None)
+    clip = dataset.load(clip_id)
+    vertices = clip.vertices
     faces = load_flame_mesh(default_paths(template)[0]).faces
-    timeline = [tuple(entry) for entry in clip["timeline"]]
-    fps = manifest["fps"]
-    frames = list(frames) if frames else interesting_frames(timeline, len(vertices), fps)
+    timeline = clip.timeline or []
+    frames = list(frames) if frames else interesting_frames(timeline, len(vertices), clip.fps)
     bad = [frame for frame in frames if not 0 <= frame < len(vertices)]
     if bad:
         raise BackendError(f"clip {clip_id} has frames 0..{len(vertices) - 1}; asked for {bad}")
@@ -171,7 +158,7 @@ def render_clip(corpus_dir, clip_id: str, out_dir, frames=None, template=None) -
     paths = []
     for frame in frames:
         path = out / f"{clip_id}_frame{frame:04d}.png"
-        render_frame(path, vertices, faces, audio, sample_rate, timeline, frame, fps,
-                     f"{clip_id} (level {clip['level']}, {clip['source']})")
+        render_frame(path, vertices, faces, clip.audio, clip.sample_rate, timeline, frame, clip.fps,
+                     f"{clip_id} (level {clip.level}, {dataset.manifest_entry(clip_id).get('source')})")
         paths.append(path)
     return paths

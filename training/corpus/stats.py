@@ -5,16 +5,16 @@ and the data's own MTM against a copy shifted by one frame (a sanity check: it s
 SLCC and MTM come from `backend.metrics` (the project's one implementation of REFERENCE §2).
 """
 
-import json
-from pathlib import Path
-
 import numpy as np
-import soundfile
 
-from backend.errors import BackendError, MetricError
-from backend.flame import LOWER_LIP_CENTRE, UPPER_LIP_CENTRE, FlameRegions
-from backend.mesh import load_flame_mesh, load_vertex_sequence
+from backend.audio import to_int16
+from backend.datasets import open_dataset
+from backend.errors import MetricError
+from backend.flame import LOWER_LIP_CENTRE, MM_PER_M, UPPER_LIP_CENTRE, FlameRegions
+from backend.frame_rate import MESH_FPS
+from backend.mesh import load_flame_mesh
 from backend.metrics import clip_mtm, dataset_slcc, lip_intensity, speech_intensity
+from training.corpus.paths import default_paths
 from training.corpus.rig import FlameRig
 from training.corpus.timeline import BILABIALS, LABIODENTALS, VOWEL_OPENNESS, segment_frames
 
@@ -26,9 +26,9 @@ def clip_measures(vertices: np.ndarray, samples_int16: np.ndarray, timeline, rig
                   fps: float) -> dict:
     """Per-clip numbers. vertices: (T, 5023, 3); samples_int16: (n,) the clip's int16 audio."""
     frame_times = np.arange(len(vertices)) / fps
-    gap_mm = np.linalg.norm(vertices[:, UPPER_LIP_CENTRE] - vertices[:, LOWER_LIP_CENTRE], axis=1) * 1000
-    teeth_mm = np.linalg.norm(vertices[:, LOWER_LIP_CENTRE] - rig.teeth_point, axis=1) * 1000
-    chin_drop = np.linalg.norm(vertices[:, rig.chin_vertex] - rig.template[rig.chin_vertex], axis=1) * 1000
+    gap_mm = np.linalg.norm(vertices[:, UPPER_LIP_CENTRE] - vertices[:, LOWER_LIP_CENTRE], axis=1) * MM_PER_M
+    teeth_mm = np.linalg.norm(vertices[:, LOWER_LIP_CENTRE] - rig.teeth_point, axis=1) * MM_PER_M
+    chin_drop = np.linalg.norm(vertices[:, rig.chin_vertex] - rig.template[rig.chin_vertex], axis=1) * MM_PER_M
     closures, contacts, openness, drops = [], [], [], []
     for start, end, label in timeline:
         frames = segment_frames(start, end, frame_times)
@@ -79,7 +79,7 @@ def summarise(measures: list[dict], clips: list[dict]) -> dict:
                "labiodental_contact_rate": round(float(np.mean(contacts < CONTACT_MM)), 4) if contacts.size else None,
                "labiodental_segments": int(contacts.size),
                "jaw_openness_r": round(jaw_openness_correlation(measures), 4),
-               "mtm_one_frame_shift_ms": round(float(np.mean(shifts)) * 1000 / 30, 2) if shifts else None}
+               "mtm_one_frame_shift_ms": round(float(np.mean(shifts)) * 1000 / MESH_FPS, 2) if shifts else None}
     try:
         correlation = dataset_slcc([clip["speech_intensity"] for clip in measures],
                                 [clip["lip_intensity"] for clip in measures],
@@ -92,22 +92,16 @@ def summarise(measures: list[dict], clips: list[dict]) -> dict:
 
 def corpus_stats(corpus_dir, template=None, masks=None) -> dict:
     """Recompute the statistics of a built corpus from its files (manifest, wav, vertices, templates)."""
-    from training.corpus.build import default_paths  # build imports this module
-    root = Path(corpus_dir)
-    manifest_path = root / "manifest.json"
-    if not manifest_path.is_file():
-        raise BackendError(f"{root}: no manifest.json; expected a corpus built by `python -m training.corpus build`")
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    dataset = open_dataset(corpus_dir, kind="corpus", fps=None)
     template_path, masks_path, _ = default_paths(template, masks)
     faces = load_flame_mesh(template_path).faces
     regions = FlameRegions.load(masks_path)
-    rigs, measures = {}, []
-    for clip in manifest["clips"]:
-        if clip["subject"] not in rigs:
-            with np.load(root / "templates" / f"{clip['subject']}.npz") as archive:
-                rigs[clip["subject"]] = FlameRig(archive["vertices"], faces, regions.masks)
-        vertices = load_vertex_sequence(root / "vertices_npy" / f"{clip['id']}.npy")
-        samples, _ = soundfile.read(root / "wav" / f"{clip['id']}.wav", dtype="int16")
-        measures.append(clip_measures(vertices, samples, [tuple(entry) for entry in clip["timeline"]],
-                                      rigs[clip["subject"]], regions.lips, manifest["fps"]))
-    return summarise(measures, manifest["clips"])
+    rigs, measures, entries = {}, [], []
+    for clip_id in dataset.clip_ids():
+        clip = dataset.load(clip_id)
+        if clip.subject not in rigs:
+            rigs[clip.subject] = FlameRig(clip.template, faces, regions.masks)
+        measures.append(clip_measures(clip.vertices, to_int16(clip.audio), clip.timeline or [], rigs[clip.subject],
+                                      regions.lips, clip.fps))
+        entries.append({"subject": clip.subject, "level": clip.level})
+    return summarise(measures, entries)

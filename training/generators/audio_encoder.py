@@ -12,20 +12,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from backend.flame import NUM_VERTICES
-from backend.generators import FPS, SAMPLE_RATE
+from backend.flame import NUM_VERTICES, VERTEX_VALUES
+from backend.frame_rate import MESH_FPS
+from backend.generators import SAMPLE_RATE
 
 WINDOW = 400        # 25 ms analysis window at 16 kHz
 HOP = 160           # 10 ms hop: 100 spectral frames per second
 FFT_BINS = WINDOW // 2 + 1
 LOG_FLOOR = 1e-6
-VERTEX_VALUES = 3 * NUM_VERTICES
 
 
 def frames_of(audio: torch.Tensor):
     """T = round-half-up(N * 30 / 16000) from the shape of audio (B, N): backend.generators.frame_count,
     written with shape arithmetic so that tracing keeps it dynamic."""
-    return (audio.shape[1] * (2 * FPS) + SAMPLE_RATE) // (2 * SAMPLE_RATE)
+    return (audio.shape[1] * (2 * MESH_FPS) + SAMPLE_RATE) // (2 * SAMPLE_RATE)
 
 
 def mel_filterbank(mel_bins: int, low_hz: float = 20.0, high_hz: float = SAMPLE_RATE / 2) -> np.ndarray:

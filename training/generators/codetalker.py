@@ -27,12 +27,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from backend.errors import ModelError
-from training.generators.audio_encoder import VERTEX_VALUES, EncoderBlock, SpeechEncoder, VertexHead
+from backend.flame import MM_PER_M, VERTEX_VALUES
+from training.generators.audio_encoder import EncoderBlock, SpeechEncoder, VertexHead
 from training.generators.config import GeneratorConfig
 from training.generators.faceformer import FaceFormerDecoder
 from training.generators.protocol import Family, GeneratorOutput, LossTerm, TrainingClip, load_generator_checkpoint
 
-MM_PER_M = 1000.0
 INIT_FRAMES = 4096      # encoder outputs sampled to initialise the codebook
 MATCHING_FIELDS = ("width", "heads", "encoder_blocks", "decoder_blocks", "period", "attention_block")
 MATCHING_SECTION_FIELDS = ("codebook_size", "code_groups")

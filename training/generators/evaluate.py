@@ -25,7 +25,7 @@ from backend.mesh import save_vertex_sequence
 from backend.metrics.evaluation import Regions, score_folder
 from backend.metrics.plrs import OnnxSpeechMeshEncoders, find_encoder_directory
 from backend.progress import progress
-from training.data import open_dataset
+from backend.datasets import open_dataset
 from training.generators.families import load_trained
 
 GROUND_TRUTH = "ground truth"

@@ -23,12 +23,13 @@ from torch import nn
 
 from backend.atomic import write_json, write_text
 from backend.errors import BackendError, ModelError
-from backend.generators import (FPS, INPUT_AUDIO, INPUT_STYLE, INPUT_TEMPLATE, MODEL_FILE, ONE_SHOT_FILE,
+from backend.generators import (INPUT_AUDIO, INPUT_STYLE, INPUT_TEMPLATE, MODEL_FILE, ONE_SHOT_FILE,
                                 OUTPUT_VERTICES, SAMPLE_RATE, read_generator_info)
 from backend.flame import NUM_VERTICES
+from backend.onnx_session import OPSET
+from backend.frame_rate import MESH_FPS
 from training.generators.families import load_trained
 
-OPSET = 17
 IR_VERSION = 10
 PARITY_TOLERANCE = 1e-4
 PARITY_SECONDS = (1.3, 3.7)
@@ -182,7 +183,7 @@ def export_generator(checkpoint, out_dir, name: str | None = None, description: 
                              f"{PARITY_TOLERANCE:g}")
         name = name or out_dir.name
         values = {"name": name, "family": config.family, "description": description or f"{config.family}-style "
-                  f"generator ({config.name} preset)", "fps": FPS, "sample_rate": SAMPLE_RATE, "styles": styles,
+                  f"generator ({config.name} preset)", "fps": MESH_FPS, "sample_rate": SAMPLE_RATE, "styles": styles,
                   "default_style": styles[0], "kind": "one_shot", "synthetic_training_data": data["synthetic"],
                   "training_data": {key: value for key, value in data.items() if key != "path"},
                   "preset": config.name, "config": shareable_config(config), "training_steps": int(state["step"]),

@@ -23,7 +23,7 @@ from torch import nn
 from torch.func import functional_call
 
 from backend.errors import BackendError
-from backend.flame import LOWER_LIP_CENTRE, NUM_VERTICES, UPPER_LIP_CENTRE
+from backend.flame import LOWER_LIP_CENTRE, MM_PER_M, NUM_VERTICES, UPPER_LIP_CENTRE
 from training.generators.audio_encoder import EncoderBlock, SpeechEncoder, VertexHead
 from training.generators.config import GeneratorConfig
 from training.generators.kmtalk import TransformerBackbone
@@ -35,7 +35,6 @@ PHONEMES = ("AA", "AE", "AH", "AO", "AW", "AY", "B", "CH", "D", "DH", "EH", "ER"
 SILENCES = ("SIL", "SP", "SPN", "")
 VOCABULARY = len(PHONEMES) + 1  # + the CTC blank (index 0)
 LIP_VERTICES = 128
-MM_PER_M = 1000.0
 
 
 def phoneme_labels(timeline) -> torch.Tensor:

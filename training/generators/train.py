@@ -21,7 +21,7 @@ from backend.audio import resample
 from backend.errors import BackendError
 from backend.generators import SAMPLE_RATE, frame_count
 from training import loop
-from training.data import open_dataset
+from backend.datasets import open_dataset
 from training.generators.config import GeneratorConfig
 from training.generators.families import FAMILY_CLASSES, build_generator
 from training.generators.protocol import MM2_PER_M2, TrainingClip

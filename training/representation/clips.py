@@ -12,7 +12,8 @@ import torch
 from backend import features
 from backend.audio import resample
 from backend.errors import BackendError
-from training.data import open_dataset
+from backend.frame_rate import MESH_FPS
+from backend.datasets import open_dataset
 
 
 @dataclass
@@ -50,7 +51,7 @@ def speech_rate(fps: float) -> int:
 
 def load_corpus_clips(corpus_dir, split: str, limit: Optional[int] = None) -> list[PairedClip]:
     """Clips of one split of a corpus built by `training.corpus`, vertices flattened to (T, 15069)."""
-    dataset = open_dataset(corpus_dir, kind="corpus", split=split, fps=features.MESH_FPS)
+    dataset = open_dataset(corpus_dir, kind="corpus", split=split, fps=MESH_FPS)
     clips = []
     for clip_id in dataset.clip_ids()[:limit]:
         clip = dataset.load(clip_id)

@@ -16,12 +16,12 @@ from torch import nn
 from backend import features
 from backend.atomic import atomic_path, write_json
 from backend.errors import ModelError
+from backend.flame import VERTEX_VALUES
+from backend.onnx_session import OPSET
 from backend.metrics.plrs import (EMBEDDING_OUTPUT, MESH_ENCODER_FILE, MESH_INPUT, SPEECH_ENCODER_FILE,
                                   SPEECH_INPUT)
-from training.representation.model import VERTEX_VALUES
 from training.representation.train import load_representation
 
-OPSET = 17
 PARITY_TOLERANCE = 1e-4
 META_FILE = "representation.json"
 

@@ -12,12 +12,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from backend.features import FBANK_BINS, FBANK_FRAMES, WINDOW_FRAMES
-from backend.flame import NUM_VERTICES
+from backend.flame import VERTEX_VALUES
 from training.representation.config import ModelConfig
 
 SPEECH_PATCH = 16                                           # fbank bins per speech token
 SPEECH_TOKENS = FBANK_FRAMES * (FBANK_BINS // SPEECH_PATCH)  # 160
-VERTEX_VALUES = NUM_VERTICES * 3                            # 15069
 
 
 class Attention(nn.Module):

@@ -48,7 +48,7 @@ def render_mouth_videos(clips: list[PairedClip], size: int, cache_dir, template_
                         log: Callable[[str], None] = print) -> list[PairedClip]:
     """Stage-1 clips: each mesh clip's speech with its rendered mouth video, cached as
     `<cache_dir>/<clip>_<size>.npy` so later runs reuse it."""
-    from training.corpus.build import default_paths
+    from training.corpus.paths import default_paths
     faces = load_flame_mesh(default_paths(template_path)[0]).faces
     cache = Path(cache_dir)
     cache.mkdir(parents=True, exist_ok=True)

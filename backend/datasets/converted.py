@@ -17,8 +17,9 @@ import numpy as np
 from backend import safe_pickle
 from backend.audio import load_audio
 from backend.errors import BackendError, MeshError
-from training.data.clip import Clip, SpeechMeshDataset, as_frames, sentence_number
-from training.data.splits import VOCASET_SPLITS, SplitTable, split_of
+from backend.frame_rate import MESH_FPS
+from backend.datasets.clip import Clip, ClipEntry, SpeechMeshDataset, as_frames, sentence_number
+from backend.datasets.splits import VOCASET_SPLITS, SplitTable, split_of
 
 VERTICES_DIR = "vertices_npy"
 WAV_DIR = "wav"
@@ -65,8 +66,9 @@ class ConvertedDataset(SpeechMeshDataset):
     split_table: SplitTable = VOCASET_SPLITS
     naming = "<subject>_<sentence>"
 
-    def __init__(self, root, fps: Optional[float] = 30.0, split: Optional[str] = None):
-        super().__init__(root, fps, split)
+    def __init__(self, root, fps: Optional[float] = MESH_FPS, split: Optional[str] = None,
+                 native_fps: Optional[float] = None):
+        super().__init__(root, fps, split, native_fps)
         self.unpaired: List[Path] = []
 
     @staticmethod
@@ -108,6 +110,17 @@ class ConvertedDataset(SpeechMeshDataset):
     def templates(self) -> Dict[object, object]:
         """The subject templates, read on first use."""
         return read_templates(self.root / TEMPLATES_FILE)
+
+    def subject_templates(self) -> Dict[str, np.ndarray]:
+        path = self.root / TEMPLATES_FILE
+        if not path.is_file():
+            return {}
+        return {str(subject): pick_template(self.templates, subject, path) for subject in self.templates}
+
+    def _entry(self, clip_id: str) -> ClipEntry:
+        subject, sentence, level = self.parse_name(clip_id)
+        return ClipEntry(clip_id, subject, sentence, level, self._split_of(clip_id),
+                         self.root / VERTICES_DIR / f"{clip_id}.npy", self.root / WAV_DIR / f"{clip_id}.wav")
 
     def _read(self, clip_id: str) -> Clip:
         subject, sentence, level = self.parse_name(clip_id)

@@ -17,9 +17,9 @@ import numpy as np
 from backend import safe_pickle
 from backend.audio import from_int16
 from backend.errors import AudioError, BackendError, MeshError
-from training.data.clip import Clip, SpeechMeshDataset, as_frames, sentence_number
-from training.data.converted import TEMPLATES_FILE, pick_template, read_templates
-from training.data.splits import VOCASET_SPLITS, split_of
+from backend.datasets.clip import Clip, ClipEntry, SpeechMeshDataset, as_frames, sentence_number
+from backend.datasets.converted import TEMPLATES_FILE, pick_template, read_templates
+from backend.datasets.splits import VOCASET_SPLITS, split_of
 
 VERTICES_FILE = "data_verts.npy"
 AUDIO_FILE = "raw_audio_fixed.pkl"
@@ -111,6 +111,14 @@ class VocasetRawDataset(SpeechMeshDataset):
             raise AudioError(f"{path}: no entry {{'audio', 'sample_rate'}} for clip '{subject}_{sentence}'")
         samples = np.asarray(entry["audio"])
         return (from_int16(samples) if samples.dtype == np.int16 else samples), int(entry["sample_rate"])
+
+    def subject_templates(self) -> Dict[str, np.ndarray]:
+        path = self.root / TEMPLATES_FILE
+        return {str(subject): pick_template(self._templates, subject, path) for subject in self._templates}
+
+    def _entry(self, clip_id: str) -> ClipEntry:
+        subject, sentence = self._names[clip_id]
+        return ClipEntry(clip_id, subject, sentence, None, self._split_of(clip_id), None, None)
 
     def _read(self, clip_id: str) -> Clip:
         subject, sentence = self._names[clip_id]

@@ -11,9 +11,10 @@ There is no published split, so `split=` is refused.
 import re
 from typing import Optional, Tuple
 
-from training.data.converted import ConvertedDataset
+from backend.datasets.converted import ConvertedDataset
 
-MEAD_NAME = re.compile(r"^(?P<subject>[^_]+)_(?P<emotion>[A-Za-z]+)_level_(?P<level>\d+)_(?P<clip>[^_]+)$")
+# The one MEAD-3D name pattern (readers and scoring alike); the clip part may itself hold underscores.
+MEAD_NAME = re.compile(r"^(?P<subject>[^_]+)_(?P<emotion>[^_]+)_level_(?P<level>\d+)_(?P<clip>.+)$")
 
 
 class MeadDataset(ConvertedDataset):

@@ -7,8 +7,8 @@ here assumes a vertex count) and the BIWI splits (train / val / test-a / test-b)
 import re
 from typing import Optional, Tuple
 
-from training.data.converted import ConvertedDataset
-from training.data.splits import BIWI_SPLITS
+from backend.datasets.converted import ConvertedDataset
+from backend.datasets.splits import BIWI_SPLITS
 
 BIWI_NAME = re.compile(r"^(?P<subject>[FM]\d+)_(?P<sentence>e\d+)$")
 

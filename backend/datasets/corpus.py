@@ -19,8 +19,9 @@ import numpy as np
 
 from backend.audio import load_audio
 from backend.errors import BackendError, MeshError
-from training.data.clip import Clip, SpeechMeshDataset, Timeline
-from training.data.converted import VERTICES_DIR, WAV_DIR, read_vertex_file
+from backend.frame_rate import MESH_FPS
+from backend.datasets.clip import Clip, ClipEntry, SpeechMeshDataset, Timeline
+from backend.datasets.converted import VERTICES_DIR, WAV_DIR, read_vertex_file
 
 MANIFEST_FILE = "manifest.json"
 TEMPLATES_DIR = "templates"
@@ -31,9 +32,18 @@ class CorpusDataset(SpeechMeshDataset):
     """A corpus described by `manifest.json`; its native fps is the manifest's `fps`."""
     kind = "corpus"
 
+    def __init__(self, root, fps: Optional[float] = MESH_FPS, split: Optional[str] = None,
+                 native_fps: Optional[float] = None):
+        super().__init__(root, fps, split)
+        self._stated_fps = native_fps
+
     @property
     def native_fps(self) -> float:
         return float(self._manifest["fps"])
+
+    @property
+    def synthetic(self) -> bool:
+        return bool(self._manifest.get("synthetic", False))
 
     @cached_property
     def _manifest(self) -> dict:
@@ -68,6 +78,9 @@ class CorpusDataset(SpeechMeshDataset):
         return self._entries[clip_id].get("split")
 
     def _discover(self) -> List[str]:
+        if self._stated_fps is not None and float(self._stated_fps) != self.native_fps:
+            raise BackendError(f"{self.root / MANIFEST_FILE} says the clips are at {self.native_fps:g} fps but "
+                               f"{float(self._stated_fps):g} fps was given; drop the fps option or fix the manifest")
         if not self._entries:
             raise BackendError(f"{self.root / MANIFEST_FILE}: lists no clips")
         return sorted(self._entries)
@@ -87,6 +100,23 @@ class CorpusDataset(SpeechMeshDataset):
         if template.ndim != 2 or template.shape[1] != 3:
             raise MeshError(f"{path}: 'vertices' has shape {template.shape}; expected (V, 3)")
         return template.astype(np.float32)
+
+    def manifest_entry(self, clip_id: str) -> dict:
+        """Everything the manifest says about one clip, including keys this reader does not use (e.g. source)."""
+        self._check_known(clip_id)
+        return dict(self._entries[clip_id])
+
+    def subject_templates(self) -> Dict[str, np.ndarray]:
+        subjects = sorted({str(entry["subject"]) for entry in self._entries.values()})
+        return {subject: self._template(subject) for subject in subjects
+                if (self.root / TEMPLATES_DIR / f"{subject}.npz").is_file()}
+
+    def _entry(self, clip_id: str) -> ClipEntry:
+        entry = self._entries[clip_id]
+        level = entry.get("level")
+        return ClipEntry(clip_id, str(entry["subject"]), str(entry["sentence"]), None if level is None else int(level),
+                         entry.get("split"), self.root / VERTICES_DIR / f"{clip_id}.npy",
+                         self.root / WAV_DIR / f"{clip_id}.wav")
 
     def _timeline(self, clip_id: str) -> Optional[Timeline]:
         raw = self._entries[clip_id].get("timeline")

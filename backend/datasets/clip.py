@@ -1,7 +1,8 @@
 """The one interface every dataset reader implements: a lazy list of `Clip`s at a chosen fps.
 
-Readers only say which clips exist (`_discover`), which split a clip belongs to (`_split_of`) and
-how to read one clip at its native frame rate (`_read`). This base class does the rest the same way
+Readers only say which clips exist (`_discover`), what the index says about a clip (`_entry`: subject,
+sentence, level, split, its files), which templates exist (`subject_templates`) and how to read one clip
+at its native frame rate (`_read`). This base class does the rest the same way
 for every layout: split filtering, validation (shapes, NaN, audio/mesh duration) and frame-rate
 conversion, so a model sees identical `Clip`s whatever the source.
 """
@@ -9,12 +10,13 @@ conversion, so a model sees identical `Clip`s whatever the source.
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from backend.audio import check_samples
 from backend.errors import AudioError, BackendError, MeshError
+from backend.frame_rate import MESH_FPS, resample_frames
 
 Timeline = List[Tuple[float, float, str]]
 
@@ -45,24 +47,20 @@ class Clip:
     timeline: Optional[Timeline] = None
 
 
-def resample_frames(vertices: np.ndarray, fps_in: float, fps_out: float) -> np.ndarray:
-    """Convert a (T, V, 3) sequence from `fps_in` to `fps_out`.
+@dataclass(frozen=True)
+class ClipEntry:
+    """What a dataset's index says about one clip, without reading it (scoring matches predictions to these).
 
-    An integer ratio keeps every k-th frame (60 -> 30 takes frames 0, 2, 4, ...: what FaceFormer
-    and its successors train on); any other ratio interpolates linearly between the two nearest
-    frames at times k / fps_out, up to the last input frame.
+    vertices_path / wav_path: the clip's own files, or None where the layout keeps clips in shared files
+    (raw VOCASET).
     """
-    if fps_in <= 0 or fps_out <= 0:
-        raise BackendError(f"frame rates must be positive, got {fps_in} -> {fps_out}")
-    ratio = fps_in / fps_out
-    if abs(ratio - round(ratio)) < 1e-9:
-        return np.ascontiguousarray(vertices[::int(round(ratio))])
-    count = int(np.floor((len(vertices) - 1) / ratio + 1e-9)) + 1
-    positions = np.arange(count) * ratio
-    lower = np.minimum(np.floor(positions).astype(int), len(vertices) - 1)
-    upper = np.minimum(lower + 1, len(vertices) - 1)
-    weight = (positions - lower).astype(np.float32)[:, None, None]
-    return ((1 - weight) * vertices[lower] + weight * vertices[upper]).astype(np.float32)
+    id: str
+    subject: str
+    sentence: str
+    level: Optional[int]
+    split: Optional[str]
+    vertices_path: Optional[Path]
+    wav_path: Optional[Path]
 
 
 def as_frames(array: np.ndarray, vertex_count: int, source: object) -> np.ndarray:
@@ -85,15 +83,22 @@ def sentence_number(sentence: str) -> Optional[int]:
 class SpeechMeshDataset:
     """A lazy collection of clips: listing reads only an index, `load` reads one clip.
 
-    Subclasses set `kind` and `native_fps` and implement `_discover`, `_read` and, where the
-    layout has published splits, `_split_of`. `fps=None` keeps the native frame rate.
+    Subclasses set `kind` and `native_fps` and implement `_discover`, `_entry`, `_read` and, where the
+    layout has published splits, `_split_of`. `fps=None` keeps the native frame rate; `native_fps`
+    states the recorded rate of a layout that does not store it (VOCASET-style folders at another rate).
     """
     kind = "dataset"
-    native_fps: float = 30.0
+    native_fps: float = float(MESH_FPS)
+    synthetic = False   # True only where the dataset says so (our corpus's manifest)
 
-    def __init__(self, root, fps: Optional[float] = 30.0, split: Optional[str] = None):
+    def __init__(self, root, fps: Optional[float] = MESH_FPS, split: Optional[str] = None,
+                 native_fps: Optional[float] = None):
         if fps is not None and not fps > 0:
             raise BackendError(f"target fps must be positive, got {fps}")
+        if native_fps is not None:
+            if not native_fps > 0:
+                raise BackendError(f"dataset fps must be positive, got {native_fps}")
+            self.native_fps = float(native_fps)
         self.root = Path(root)
         self.split = split
         self._requested_fps = None if fps is None else float(fps)
@@ -112,6 +117,14 @@ class SpeechMeshDataset:
     def _read(self, clip_id: str) -> Clip:
         """One clip at the native frame rate, vertices already shaped (T, V, 3)."""
         raise NotImplementedError
+
+    def _entry(self, clip_id: str) -> ClipEntry:
+        """The index's description of one clip (no clip data is read)."""
+        raise NotImplementedError
+
+    def subject_templates(self) -> Dict[str, np.ndarray]:
+        """{subject: (V, 3) float32} for every template the layout holds; {} if it holds none."""
+        return {}
 
     def split_names(self) -> Sequence[str]:
         """The split names `split=` accepts for this layout (empty: no published split)."""
@@ -139,11 +152,19 @@ class SpeechMeshDataset:
     def _id_set(self) -> frozenset:
         return frozenset(self.clip_ids())
 
-    def load(self, clip_id: str) -> Clip:
-        """Read, validate and convert one clip to `self.fps`."""
+    def _check_known(self, clip_id: str) -> None:
         if clip_id not in self._id_set:
             where = f" in split '{self.split}'" if self.split else ""
             raise BackendError(f"{self.root}: no clip '{clip_id}'{where} in this {self.kind} dataset")
+
+    def entry(self, clip_id: str) -> ClipEntry:
+        """What the index says about one clip (subject, level, split, files), without reading it."""
+        self._check_known(clip_id)
+        return self._entry(clip_id)
+
+    def load(self, clip_id: str) -> Clip:
+        """Read, validate and convert one clip to `self.fps`."""
+        self._check_known(clip_id)
         clip = self._read(clip_id)
         audio = _validated_audio(clip, f"{self.root} [{clip_id}]")
         vertices = resample_frames(clip.vertices, clip.fps, self.fps)

@@ -4,12 +4,13 @@ from pathlib import Path
 from typing import Dict, Optional, Type
 
 from backend.errors import BackendError
-from training.data.biwi import BiwiDataset
-from training.data.clip import SpeechMeshDataset
-from training.data.converted import TEMPLATES_FILE, VERTICES_DIR, WAV_DIR, ConvertedDataset
-from training.data.corpus import MANIFEST_FILE, TEMPLATES_DIR, CorpusDataset
-from training.data.mead import MeadDataset
-from training.data.vocaset import REQUIRED_FILES as VOCASET_FILES, VERTICES_FILE, VocasetRawDataset
+from backend.frame_rate import MESH_FPS
+from backend.datasets.biwi import BiwiDataset
+from backend.datasets.clip import SpeechMeshDataset
+from backend.datasets.converted import TEMPLATES_FILE, VERTICES_DIR, WAV_DIR, ConvertedDataset
+from backend.datasets.corpus import MANIFEST_FILE, TEMPLATES_DIR, CorpusDataset
+from backend.datasets.mead import MeadDataset
+from backend.datasets.vocaset import REQUIRED_FILES as VOCASET_FILES, VERTICES_FILE, VocasetRawDataset
 
 READERS: Dict[str, Type[SpeechMeshDataset]] = {
     reader.kind: reader
@@ -44,9 +45,11 @@ def detect_kind(root: Path) -> str:
 
 
 def open_dataset(path, kind: Optional[str] = None, split: Optional[str] = None,
-                 fps: Optional[float] = 30.0) -> SpeechMeshDataset:
+                 fps: Optional[float] = MESH_FPS, native_fps: Optional[float] = None) -> SpeechMeshDataset:
     """A dataset over `path`; `kind` is detected when None; `fps=None` keeps the native rate.
 
+    `native_fps` says at which rate the files were recorded, for layouts that do not store it (default: the
+    layout's published rate); a corpus manifest's own fps must agree with it.
     Opening lists the clips (file names or the index); clip data is read only by `load`.
     """
     root = Path(path)
@@ -54,6 +57,6 @@ def open_dataset(path, kind: Optional[str] = None, split: Optional[str] = None,
         kind = detect_kind(root)
     if kind not in READERS:
         raise BackendError(f"unknown dataset kind '{kind}'; expected one of: {', '.join(READERS)}")
-    dataset = READERS[kind](root, fps=fps, split=split)
+    dataset = READERS[kind](root, fps=fps, split=split, native_fps=native_fps)
     dataset.clip_ids()  # list the clips now, so a wrong folder or split fails here, not mid-training
     return dataset
