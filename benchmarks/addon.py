@@ -10,7 +10,7 @@ the GIL), and playback cost per frame.
 For the bake-representation choice it also measures the alternative: a .pc2 file + Mesh Cache modifier
 (write time and playback per frame). Goals (issue 8): 60 s animated and baked in < 3 s; no stall > 100 ms.
 Audio: the bundled synthetic espeak sentence repeated. Generator: the first shipped one, else the TEST-ONLY
-RMS graph from tests/test_addon.py (then inference time says nothing about a real model).
+RMS graph from tests/onnx_test_models.py (then inference time says nothing about a real model).
 """
 
 import argparse
@@ -30,6 +30,7 @@ import bpy  # noqa: E402
 import addon_utils  # noqa: E402  (bpy's module, importable once bpy is)
 
 from backend.atomic import atomic_path  # noqa: E402
+from backend.frame_rate import MESH_FPS  # noqa: E402
 from backend.generators import default_models_dir, list_generators  # noqa: E402
 from blender_addon import bake, operators, pipeline, scoring  # noqa: E402
 
@@ -48,7 +49,7 @@ def setup_scene(template: Path, models: Path):
     addon_utils.enable("blender_addon", default_set=True)
     bpy.context.preferences.addons["blender_addon"].preferences.models_dir = str(models)
     bpy.ops.talking_head.import_flame(filepath=str(template))
-    bpy.context.scene.render.fps = 30
+    bpy.context.scene.render.fps = MESH_FPS
     return bpy.context.active_object
 
 
@@ -168,7 +169,7 @@ def main() -> int:
     if shipped:
         models, label = default_models_dir().parent, f"shipped generator '{shipped[0].name}'"
     else:
-        from test_addon import write_rms_generator
+        from onnx_test_models import write_rms_generator
         models = folder / "models"
         write_rms_generator(models / "generators" / "rms_jaw")
         label = "TEST-ONLY RMS generator (no shipped generator yet: inference time is not a real model's)"

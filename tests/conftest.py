@@ -32,8 +32,33 @@ def flame_masks() -> Path:
 
 
 @pytest.fixture(scope="session")
+def flame_mesh(flame_ply):
+    """The FLAME template as read_mesh reads it (a Mesh: float64 vertices, int64 faces)."""
+    from backend.mesh import read_mesh
+    return read_mesh(flame_ply)
+
+
+@pytest.fixture(scope="session")
+def flame_and_regions(flame_ply, flame_masks):
+    """(template (5023, 3) float64, FlameRegions): what the metric tests animate and score."""
+    import numpy as np
+    from backend.flame import FlameRegions
+    from backend.mesh import load_flame_mesh
+    return load_flame_mesh(flame_ply).vertices.astype(np.float64), FlameRegions.load(flame_masks)
+
+
+@pytest.fixture(scope="session")
 def speech_dir() -> Path:
     return _shared_path("speech", "kathleen")
+
+
+@pytest.fixture
+def models_dir(tmp_path) -> Path:
+    """A generators folder holding the hand-built ONNX "offset" generator (tests/onnx_test_models.py)."""
+    from onnx_test_models import write_generator
+    root = tmp_path / "generators"
+    write_generator(root / "offset")
+    return root
 
 
 @pytest.fixture(scope="session")

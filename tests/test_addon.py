@@ -1,8 +1,8 @@
 """The Blender add-on with pip bpy 4.5: register, poll messages, animate, bake vs backend output after
 save/reload, scores, cancel, failures leave the scene unchanged, remove only what the add-on made.
 
-The generator is a tiny hand-built ONNX graph following the generator contract (built here, never
-shipped): the lower-lip centre moves down in proportion to the RMS of each 533-sample audio frame."""
+The generator is the tiny hand-built "rms_jaw" ONNX graph of tests/onnx_test_models.py (never shipped): the
+lower-lip centre moves down in proportion to the RMS of each 533-sample audio frame."""
 
 import json
 import math
@@ -10,109 +10,25 @@ import os
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper
 
+pytestmark = pytest.mark.blender
 bpy = pytest.importorskip("bpy")
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_WAV = REPO / "samples" / "sample_sentence.wav"
-LOWER_LIP = 3504
-HOP = 533
-STYLE_GAINS = (0.05, 0.1)
-
-
-def _constant(name, values, dtype=TensorProto.INT64):
-    array = np.asarray(values)
-    return helper.make_node("Constant", [], [name], value=helper.make_tensor(name, dtype, array.shape, array.ravel()))
-
-
-def rms_generator_model() -> onnx.ModelProto:
-    """T = (60 N + 16000) // 32000 frames; frame t = template + gain(style) * RMS(audio[533 t : 533 (t+1)]) * D,
-    where D moves only the lower-lip centre (down, -y)."""
-    direction = np.zeros((1, 1, 5023, 3), np.float32)
-    direction[0, 0, LOWER_LIP, 1] = -1.0
-    nodes = [
-        helper.make_node("Shape", ["audio"], ["audio_shape"]),
-        _constant("one", [1]),
-        helper.make_node("Gather", ["audio_shape", "one"], ["samples"], axis=0),
-        _constant("sixty", [60]), _constant("half", [16000]), _constant("divisor", [32000]),
-        helper.make_node("Mul", ["samples", "sixty"], ["scaled"]),
-        helper.make_node("Add", ["scaled", "half"], ["rounded"]),
-        helper.make_node("Div", ["rounded", "divisor"], ["frames"]),
-        _constant("hop", [HOP]),
-        helper.make_node("Mul", ["frames", "hop"], ["used"]),
-        _constant("padding", [0, 0, 0, HOP]),
-        helper.make_node("Pad", ["audio", "padding"], ["padded"]),
-        _constant("zero", [0]),
-        helper.make_node("Slice", ["padded", "zero", "used", "one"], ["framed_flat"]),
-        _constant("minus_one", [-1]),
-        helper.make_node("Concat", ["minus_one", "hop"], ["frame_shape"], axis=0),
-        helper.make_node("Reshape", ["framed_flat", "frame_shape"], ["framed"]),
-        helper.make_node("Mul", ["framed", "framed"], ["squared"]),
-        helper.make_node("ReduceMean", ["squared"], ["mean_square"], axes=[1], keepdims=0),
-        helper.make_node("Sqrt", ["mean_square"], ["rms"]),
-        _constant("gains", np.array(STYLE_GAINS, np.float32).reshape(-1, 1), TensorProto.FLOAT),
-        helper.make_node("MatMul", ["style", "gains"], ["gain"]),
-        helper.make_node("Reshape", ["gain", "one"], ["gain_scalar"]),
-        helper.make_node("Mul", ["rms", "gain_scalar"], ["opening"]),
-        _constant("opening_shape", [1, -1, 1, 1]),
-        helper.make_node("Reshape", ["opening", "opening_shape"], ["opening_4d"]),
-        _constant("direction", direction, TensorProto.FLOAT),
-        helper.make_node("Mul", ["opening_4d", "direction"], ["motion"]),
-        helper.make_node("Unsqueeze", ["template", "one"], ["template_4d"]),
-        helper.make_node("Add", ["template_4d", "motion"], ["vertices"]),
-    ]
-    graph = helper.make_graph(
-        nodes, "rms_jaw_generator",
-        [helper.make_tensor_value_info("audio", TensorProto.FLOAT, [1, "N"]),
-         helper.make_tensor_value_info("template", TensorProto.FLOAT, [1, 5023, 3]),
-         helper.make_tensor_value_info("style", TensorProto.FLOAT, [1, len(STYLE_GAINS)])],
-        [helper.make_tensor_value_info("vertices", TensorProto.FLOAT, [1, "T", 5023, 3])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=10)
-    onnx.checker.check_model(model)
-    return model
-
-
-def write_rms_generator(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    onnx.save(rms_generator_model(), str(folder / "generator.onnx"))
-    (folder / "model.json").write_text(json.dumps({
-        "name": folder.name, "family": "test", "description": "TEST ONLY: lower lip follows audio RMS",
-        "fps": 30, "sample_rate": 16000, "styles": ["calm", "lively"], "default_style": "calm",
-        "kind": "one_shot", "synthetic_training_data": True}))
-    return folder
-
-
-def write_test_encoders(folder: Path) -> Path:
-    """TEST ONLY PLRS encoder pair: speech = mean fbank over time (B, 128); mesh = mean frame @ fixed weights."""
-    folder.mkdir(parents=True, exist_ok=True)
-    speech = helper.make_graph(
-        [helper.make_node("ReduceMean", ["fbank"], ["embedding"], axes=[1], keepdims=0)], "speech",
-        [helper.make_tensor_value_info("fbank", TensorProto.FLOAT, ["B", 20, 128])],
-        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["B", 128])])
-    weights = np.random.default_rng(0).normal(size=(15069, 128)).astype(np.float32)
-    mesh = helper.make_graph(
-        [helper.make_node("ReduceMean", ["vertices"], ["mean_frame"], axes=[1], keepdims=0),
-         _constant("weights", weights, TensorProto.FLOAT),
-         helper.make_node("MatMul", ["mean_frame", "weights"], ["embedding"])], "mesh",
-        [helper.make_tensor_value_info("vertices", TensorProto.FLOAT, ["B", 5, 15069])],
-        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["B", 128])])
-    for graph, name in ((speech, "speech_encoder.onnx"), (mesh, "mesh_encoder.onnx")):
-        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=10),
-                  str(folder / name))
-    return folder
 
 
 # ------------------------------------------------------------------------------------------- fixtures
 
 import addon_utils  # noqa: E402  (bpy's module, importable once bpy is)
 
+from backend.flame import LOWER_LIP_CENTRE  # noqa: E402
 from backend.frame_rate import resample_frames  # noqa: E402
 from backend.generators import load_generator  # noqa: E402
 from backend.mesh import load_flame_mesh  # noqa: E402
 from blender_addon import bake, operators, pipeline  # noqa: E402
+from onnx_test_models import write_rms_generator, write_test_encoders  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -313,7 +229,7 @@ def test_score_operator_scores_a_hand_made_animation(blender, flame_ply):
     obj.shape_key_add(name="Basis")
     opened = obj.shape_key_add(name="open")
     coordinates = bake.mesh_vertices(obj.data)
-    coordinates[LOWER_LIP, 1] -= 0.01
+    coordinates[LOWER_LIP_CENTRE, 1] -= 0.01
     opened.data.foreach_set("co", coordinates.ravel())
     samples, rate = soundfile.read(SAMPLE_WAV, dtype="float32")
     envelope = speech_envelope(samples.astype(np.float64), rate, 30.0)

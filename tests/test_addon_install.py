@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from test_addon import write_rms_generator
+from onnx_test_models import write_rms_generator
 
+pytestmark = pytest.mark.blender
 REPO = Path(__file__).resolve().parents[1]
 BPY_PYTHONS = {"bpy 4.5": REPO / ".venv" / "bin" / "python", "bpy 5.2": REPO / ".venv313" / "bin" / "python"}
 # CI sets this so a missing .venv313 fails instead of skipping (.ci/run creates it with scripts/setup_bpy52.sh).
@@ -98,16 +99,16 @@ def test_debian_blender_installs_the_zip_and_animates(linux_zip, flame_ply, tmp_
 @pytest.mark.skipif(shutil.which("blender") is None or shutil.which("xvfb-run") is None,
                     reason="needs Debian blender and xvfb-run (apt-get install blender xvfb) for a real window")
 def test_in_a_blender_window_undo_redo_and_esc_restore_the_scene_and_the_panel_draws(linux_zip, flame_ply, tmp_path):
-    """demo_blender.py --window under Xvfb: the modal operator in a real window, Edit > Undo / Redo, Esc."""
+    """blender_window_harness.py under Xvfb: the modal operator in a real window, Edit > Undo / Redo, Esc."""
     write_rms_generator(tmp_path / "models" / "generators" / "rms_jaw")
     result_json, shots = tmp_path / "window.json", tmp_path / "shots"
     environment = dict(os.environ, BLENDER_USER_SCRIPTS=str(tmp_path / "scripts"),
                        BLENDER_USER_CONFIG=str(tmp_path / "config"))
     run = subprocess.run(
         ["xvfb-run", "-a", "-s", "-screen 0 1400x1200x24", "blender", "--factory-startup", "--enable-event-simulate",
-         "-P", str(REPO / "demo_blender.py"), "--", "--zip", str(linux_zip), "--template", str(flame_ply),
-         "--audio", str(REPO / "samples" / "sample_sentence.wav"), "--out-blend", str(tmp_path / "unused.blend"),
-         "--models", str(tmp_path / "models"), "--window", "--screenshot-dir", str(shots),
+         "-P", str(REPO / "tests" / "blender_window_harness.py"), "--", "--zip", str(linux_zip),
+         "--template", str(flame_ply), "--audio", str(REPO / "samples" / "sample_sentence.wav"),
+         "--models", str(tmp_path / "models"), "--screenshot-dir", str(shots),
          "--result-json", str(result_json)], env=environment, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0 and result_json.is_file(), run.stdout[-3000:] + run.stderr[-3000:]
     result = json.loads(result_json.read_text())

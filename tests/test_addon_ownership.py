@@ -8,13 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.blender
 bpy = pytest.importorskip("bpy")
 
 from test_addon import (SAMPLE_WAV, add_flame_object, blender, head, models, run_animate,  # noqa: F401,E402
-                        scene_snapshot, write_rms_generator)
+                        scene_snapshot)
 
 from backend.generators import DEFAULT_GENERATOR  # noqa: E402
 from blender_addon import bake, operators, properties  # noqa: E402
+from onnx_test_models import write_rms_generator  # noqa: E402
 
 
 def _activate(obj) -> None:

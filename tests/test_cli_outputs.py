@@ -14,17 +14,17 @@ import soundfile
 
 from backend import atomic
 from backend.cli import main
-from test_generators import models_dir, tone  # noqa: F401
-from test_metrics_fixtures import envelope_audio, flame, speech_like_envelope, talking_sequence  # noqa: F401
+from onnx_test_models import tone
+from synthetic_talking import envelope_audio, speech_like_envelope, talking_sequence
 
 RATE = 16000
 
 
 @pytest.fixture
-def one_clip(flame, flame_masks, tmp_path, monkeypatch):
+def one_clip(flame_and_regions, flame_masks, tmp_path, monkeypatch):
     """Score arguments for one SYNTHETIC 100-frame clip (no encoder models, so no PLRS)."""
     monkeypatch.setattr("backend.metrics.plrs.default_models_dir", lambda: tmp_path / "no-models")
-    template, regions = flame
+    template, regions = flame_and_regions
     envelope = speech_like_envelope(100, seed=1)
     soundfile.write(tmp_path / "a.wav", envelope_audio(envelope, RATE, seed=1), RATE, subtype="PCM_16")
     np.save(tmp_path / "pred.npy", talking_sequence(template, regions.lips, envelope).astype(np.float32))
@@ -88,7 +88,7 @@ def test_score_on_a_full_disk_keeps_the_previous_results(one_clip, tmp_path, cap
 
 
 @pytest.fixture
-def animate_args(models_dir, flame_ply, tmp_path):  # noqa: F811
+def animate_args(models_dir, flame_ply, tmp_path):
     audio = tmp_path / "speech.wav"
     soundfile.write(audio, tone(1.0, 16000), 16000, subtype="PCM_16")
     return ["animate", "--audio", str(audio), "--template", str(flame_ply), "--model", "offset",

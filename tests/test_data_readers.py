@@ -1,4 +1,4 @@
-"""Dataset readers on tiny synthetic fixtures written in each real layout (see dataset_fixtures.py)."""
+"""Dataset readers on tiny synthetic fixtures written in each real layout (see tiny_datasets.py)."""
 
 import json
 import os
@@ -11,8 +11,8 @@ from backend import safe_pickle
 from backend.audio import AudioError
 from backend.errors import BackendError, MeshError
 from backend.safe_pickle import UnsafePickleError
-from dataset_fixtures import (python2_pickle, random_frames, write_converted, write_corpus,
-                              write_vocaset_raw)
+from tiny_datasets import (python2_pickle, random_frames, write_converted, write_corpus,
+                           write_vocaset_raw)
 from backend.datasets import Clip, detect_kind, open_dataset
 from backend.frame_rate import resample_frames
 from backend.datasets.splits import BIWI_SPLITS, VOCASET_SPLITS, split_of

@@ -10,11 +10,6 @@ from backend.flame import (FLAME_FACES_DIGEST, LOWER_LIP_CENTRE, NUM_FACES, NUM_
 from backend.mesh import read_mesh
 
 
-@pytest.fixture(scope="module")
-def flame(flame_ply):
-    return read_mesh(flame_ply)
-
-
 def test_digest_matches_both_flame_files(flame_ply, flame_obj):
     assert canonical_faces_digest(read_mesh(flame_ply).faces) == FLAME_FACES_DIGEST
     assert canonical_faces_digest(read_mesh(flame_obj).faces) == FLAME_FACES_DIGEST
@@ -33,16 +28,16 @@ def test_digest_rejects_non_triangles():
         canonical_faces_digest(np.zeros((2, 4), dtype=int))
 
 
-def test_flame_mesh_passes_and_shuffled_faces_still_flame(flame):
-    check_flame_topology(flame.vertices, flame.faces)
+def test_flame_mesh_passes_and_shuffled_faces_still_flame(flame_mesh):
+    check_flame_topology(flame_mesh.vertices, flame_mesh.faces)
     rng = np.random.default_rng(0)
-    shuffled = np.roll(flame.faces[rng.permutation(NUM_FACES)], 1, axis=1)
-    check_flame_topology(flame.vertices, shuffled)
+    shuffled = np.roll(flame_mesh.faces[rng.permutation(NUM_FACES)], 1, axis=1)
+    check_flame_topology(flame_mesh.vertices, shuffled)
 
 
-def test_flipped_orientation_is_not_flame(flame):
+def test_flipped_orientation_is_not_flame(flame_mesh):
     with pytest.raises(MeshError, match="connected differently from FLAME.*flipped orientation"):
-        check_flame_topology(flame.vertices, flame.faces[:, ::-1], source="flipped.ply")
+        check_flame_topology(flame_mesh.vertices, flame_mesh.faces[:, ::-1], source="flipped.ply")
 
 
 def test_non_flame_counts_in_message():
@@ -67,8 +62,8 @@ def test_bad_vertex_shape():
         check_flame_topology(np.zeros((NUM_VERTICES, 2)))
 
 
-def test_lip_centre_gap_at_rest(flame):
-    gap_mm = 1000 * np.linalg.norm(flame.vertices[UPPER_LIP_CENTRE] - flame.vertices[LOWER_LIP_CENTRE])
+def test_lip_centre_gap_at_rest(flame_mesh):
+    gap_mm = 1000 * np.linalg.norm(flame_mesh.vertices[UPPER_LIP_CENTRE] - flame_mesh.vertices[LOWER_LIP_CENTRE])
     assert gap_mm == pytest.approx(2.37, abs=0.01)
 
 

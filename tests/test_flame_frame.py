@@ -10,7 +10,7 @@ import soundfile
 from backend.cli import main
 from backend.flame_frame import FlameFrame
 from backend.mesh import Mesh, load_flame_mesh, read_mesh, write_mesh
-from test_generators import models_dir, tone  # noqa: F401
+from onnx_test_models import tone
 
 Z_UP = np.array([[1, 0, 0], [0, 0, -1], [0, 1, 0]], np.float64)        # FLAME y (up) becomes z
 TURNED = np.array([[0, 0, 1], [0, 1, 0], [-1, 0, 0]], np.float64)      # 90 degrees about y
@@ -77,7 +77,7 @@ def test_fitting_onto_a_template_keeps_a_mirror_image_mirrored(original):
 
 
 @pytest.mark.parametrize("name", ["centimetres", "z-up", "mirrored z-up cm"])
-def test_animate_moves_a_transformed_template_like_the_original(models_dir, flame_ply, original, tmp_path,  # noqa: F811
+def test_animate_moves_a_transformed_template_like_the_original(models_dir, flame_ply, original, tmp_path,
                                                                 name, capsys):
     scale, linear, said = COPIES[name]
     mesh = read_mesh(flame_ply)

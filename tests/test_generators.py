@@ -4,87 +4,19 @@ hand-built ONNX one-shot generator: vertices = template + style offset, one fram
 import json
 
 import numpy as np
-import onnx
 import pytest
 import soundfile
-from onnx import TensorProto, helper
 
 from backend import generators
 from backend.cli import main
 from backend.errors import AudioError, MeshError, ModelError
 from backend.generators import Cancelled, frame_count, list_generators, load_generator
-
-STYLES = ("subject_a", "subject_b", "subject_c")
-STYLE_OFFSETS = np.array([[0.0, 0.0, 0.0], [0.001, 0.0, 0.0], [0.0, 0.0, 0.002]], dtype=np.float32)
-
-
-def constant(name, values, dtype=TensorProto.INT64):
-    array = np.asarray(values)
-    return helper.make_node("Constant", [], [name], value=helper.make_tensor(name, dtype, array.shape, array.ravel()))
-
-
-def offset_model(style_width: int = len(STYLES), output_name: str = "vertices") -> onnx.ModelProto:
-    """T = (60 N + 16000) // 32000 frames of template + style @ STYLE_OFFSETS (the contract's rounding rule)."""
-    nodes = [
-        helper.make_node("Shape", ["audio"], ["audio_shape"]),
-        constant("one", [1]),
-        helper.make_node("Gather", ["audio_shape", "one"], ["samples"], axis=0),
-        constant("sixty", [60]), constant("half", [16000]), constant("divisor", [32000]),
-        helper.make_node("Mul", ["samples", "sixty"], ["scaled"]),
-        helper.make_node("Add", ["scaled", "half"], ["rounded"]),
-        helper.make_node("Div", ["rounded", "divisor"], ["frames"]),
-        constant("before", [1]), constant("after", [5023, 3]),
-        helper.make_node("Concat", ["before", "frames", "after"], ["out_shape"], axis=0),
-        constant("frame_axis", [1]),
-        helper.make_node("Unsqueeze", ["template", "frame_axis"], ["template_4d"]),
-        helper.make_node("Expand", ["template_4d", "out_shape"], ["repeated"]),
-        constant("offsets", STYLE_OFFSETS[:style_width], TensorProto.FLOAT),
-        helper.make_node("MatMul", ["style", "offsets"], ["offset"]),
-        constant("offset_shape", [1, 1, 1, 3]),
-        helper.make_node("Reshape", ["offset", "offset_shape"], ["offset_4d"]),
-        helper.make_node("Add", ["repeated", "offset_4d"], [output_name]),
-    ]
-    graph = helper.make_graph(
-        nodes, "offset_generator",
-        [helper.make_tensor_value_info("audio", TensorProto.FLOAT, [1, "N"]),
-         helper.make_tensor_value_info("template", TensorProto.FLOAT, [1, 5023, 3]),
-         helper.make_tensor_value_info("style", TensorProto.FLOAT, [1, style_width])],
-        [helper.make_tensor_value_info(output_name, TensorProto.FLOAT, [1, "T", 5023, 3])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=10)
-    onnx.checker.check_model(model)
-    return model
-
-
-def model_json(**overrides) -> dict:
-    values = {"name": "offset", "family": "test", "description": "hand-built test generator", "fps": 30,
-              "sample_rate": 16000, "styles": list(STYLES), "default_style": "subject_b", "kind": "one_shot",
-              "synthetic_training_data": True, "preset": "none"}
-    values.update(overrides)
-    return values
-
-
-def write_generator(folder, model=None, **overrides):
-    folder.mkdir(parents=True, exist_ok=True)
-    onnx.save(model or offset_model(), str(folder / "generator.onnx"))
-    (folder / "model.json").write_text(json.dumps(model_json(**overrides)))
-    return folder
-
-
-@pytest.fixture
-def models_dir(tmp_path):
-    root = tmp_path / "generators"
-    write_generator(root / "offset")
-    return root
+from onnx_test_models import STYLE_OFFSETS, STYLES, model_json, offset_model, tone, write_generator
 
 
 @pytest.fixture
 def template():
     return np.random.default_rng(0).normal(scale=0.05, size=(5023, 3)).astype(np.float32)
-
-
-def tone(seconds: float, rate: int) -> np.ndarray:
-    times = np.arange(int(round(seconds * rate))) / rate
-    return (0.3 * np.sin(2 * np.pi * 220 * times)).astype(np.float32)
 
 
 @pytest.mark.parametrize("samples, rate, frames", [(16000, 16000, 30), (8000, 16000, 15), (800, 16000, 2),

@@ -19,6 +19,9 @@ from training.generators.kmtalk import timeline_key_mask, uniform_key_mask
 
 
 
+pytestmark = pytest.mark.training
+
+
 def masked_full_attention(attention, tokens, block, period, causal):
     """Reference: full attention with the ALiBi-like bias, restricted to neighbouring blocks."""
     batch, frames, width = tokens.shape

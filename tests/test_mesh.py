@@ -10,11 +10,6 @@ from backend.mesh import (Mesh, load_flame_mesh, load_vertex_sequence, read_mesh
                           write_mesh)
 
 
-@pytest.fixture(scope="module")
-def flame(flame_ply):
-    return read_mesh(flame_ply)
-
-
 # A tiny synthetic mesh: a square of two triangles plus an apex, used where FLAME is not needed.
 SQUARE = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0], [0.5, 0.5, 1]], dtype=np.float64)
 SQUARE_FACES = np.array([[0, 1, 2], [0, 2, 3], [0, 1, 4]])
@@ -30,19 +25,19 @@ def ply_header(file_format, vertex_props, face_count_type="uchar", face_index_ty
 
 # ------------------------------------------------------------------------------------------ reading
 
-def test_read_flame_ply(flame):
-    assert flame.vertices.shape == (NUM_VERTICES, 3) and flame.vertices.dtype == np.float64
-    assert flame.faces.shape == (NUM_FACES, 3) and flame.faces.dtype == np.int64
-    assert flame.uvs is None and flame.face_sizes is None
+def test_read_flame_ply(flame_mesh):
+    assert flame_mesh.vertices.shape == (NUM_VERTICES, 3) and flame_mesh.vertices.dtype == np.float64
+    assert flame_mesh.faces.shape == (NUM_FACES, 3) and flame_mesh.faces.dtype == np.int64
+    assert flame_mesh.uvs is None and flame_mesh.face_sizes is None
 
 
-def test_read_flame_obj_keeps_uvs(flame_obj, flame):
+def test_read_flame_obj_keeps_uvs(flame_obj, flame_mesh):
     mesh = read_mesh(flame_obj)
     assert mesh.vertices.shape == (NUM_VERTICES, 3)
-    assert np.array_equal(mesh.faces, flame.faces)
+    assert np.array_equal(mesh.faces, flame_mesh.faces)
     assert mesh.uvs.shape == (5118, 2) and mesh.uv_faces.shape == (NUM_FACES, 3)
     assert mesh.uv_faces.max() == 5117
-    assert np.mean(mesh.vertices[:, 1]) - np.mean(flame.vertices[:, 1]) == pytest.approx(1.46, abs=0.05)
+    assert np.mean(mesh.vertices[:, 1]) - np.mean(flame_mesh.vertices[:, 1]) == pytest.approx(1.46, abs=0.05)
 
 
 def test_load_flame_mesh_accepts_both_files(flame_ply, flame_obj):
@@ -132,24 +127,24 @@ def test_obj_quads(tmp_path):
 
 # ------------------------------------------------------------------------------------ round trips
 
-def test_binary_ply_round_trip_is_bit_exact(tmp_path, flame):
+def test_binary_ply_round_trip_is_bit_exact(tmp_path, flame_mesh):
     path = tmp_path / "out.ply"
-    jittered = Mesh(vertices=flame.vertices + np.random.default_rng(1).normal(0, 1e-3, flame.vertices.shape),
-                    faces=flame.faces)
+    jittered = Mesh(vertices=flame_mesh.vertices + np.random.default_rng(1).normal(0, 1e-3, flame_mesh.vertices.shape),
+                    faces=flame_mesh.faces)
     write_mesh(path, jittered)
     back = read_mesh(path)
     assert back.vertices.tobytes() == jittered.vertices.tobytes()
-    assert np.array_equal(back.faces, flame.faces)
+    assert np.array_equal(back.faces, flame_mesh.faces)
     assert [p.name for p in tmp_path.iterdir()] == ["out.ply"]   # no temp file left behind
 
 
-def test_ascii_ply_round_trip(tmp_path, flame):
+def test_ascii_ply_round_trip(tmp_path, flame_mesh):
     path = tmp_path / "out.ply"
-    write_mesh(path, flame, binary=False)
+    write_mesh(path, flame_mesh, binary=False)
     assert path.read_bytes().startswith(b"ply\nformat ascii 1.0\n")
     back = read_mesh(path)
-    assert np.max(np.abs(back.vertices - flame.vertices)) < 1e-6
-    assert np.array_equal(back.faces, flame.faces)
+    assert np.max(np.abs(back.vertices - flame_mesh.vertices)) < 1e-6
+    assert np.array_equal(back.faces, flame_mesh.faces)
 
 
 def test_obj_round_trip_with_uvs(tmp_path, flame_obj):
@@ -188,17 +183,17 @@ def test_non_flame_mesh_names_its_counts(tmp_path):
         load_flame_mesh(path)
 
 
-def test_flipped_flame_file_is_not_flame(tmp_path, flame):
+def test_flipped_flame_file_is_not_flame(tmp_path, flame_mesh):
     path = tmp_path / "flipped.ply"
-    write_mesh(path, Mesh(vertices=flame.vertices, faces=flame.faces[:, ::-1]))
+    write_mesh(path, Mesh(vertices=flame_mesh.vertices, faces=flame_mesh.faces[:, ::-1]))
     with pytest.raises(MeshError, match=r"flipped\.ply: .*connected differently from FLAME"):
         load_flame_mesh(path)
 
 
-def test_shuffled_flame_file_is_still_flame(tmp_path, flame):
+def test_shuffled_flame_file_is_still_flame(tmp_path, flame_mesh):
     path = tmp_path / "shuffled.obj"
     order = np.random.default_rng(2).permutation(NUM_FACES)
-    write_mesh(path, Mesh(vertices=flame.vertices, faces=np.roll(flame.faces[order], 2, axis=1)))
+    write_mesh(path, Mesh(vertices=flame_mesh.vertices, faces=np.roll(flame_mesh.faces[order], 2, axis=1)))
     load_flame_mesh(path)
 
 
@@ -273,8 +268,8 @@ def test_missing_and_unknown_files(tmp_path):
 
 # -------------------------------------------------------------------------------- vertex sequences
 
-def test_sequence_round_trip_and_flattened_input(tmp_path, flame):
-    clip = np.repeat(flame.vertices[None], 4, axis=0)
+def test_sequence_round_trip_and_flattened_input(tmp_path, flame_mesh):
+    clip = np.repeat(flame_mesh.vertices[None], 4, axis=0)
     clip[:, :, 1] += np.arange(4)[:, None] * 1e-3
     path = tmp_path / "clip.npy"
     save_vertex_sequence(path, clip)
@@ -349,9 +344,9 @@ def test_save_sequence_bad_shape(tmp_path):
         save_vertex_sequence(tmp_path / "out.npy", np.zeros((NUM_VERTICES, 3)))
 
 
-def test_point_cloud_is_not_flame(tmp_path, flame):
+def test_point_cloud_is_not_flame(tmp_path, flame_mesh):
     path = tmp_path / "points.ply"
-    write_mesh(path, Mesh(vertices=flame.vertices))
+    write_mesh(path, Mesh(vertices=flame_mesh.vertices))
     mesh = read_mesh(path)
     assert mesh.faces is None and mesh.num_faces == 0
     with pytest.raises(MeshError, match=r"points\.ply: has 5023 vertices and 0 faces; FLAME topology needs"):

@@ -7,8 +7,7 @@ from backend.errors import MetricError
 from backend.metrics.clip_scores import (ENVELOPE_VELOCITY_XCORR, PLRS_SIMILARITY, clip_slcc, estimate_av_offset,
                                          mtm_against_reference)
 from backend.metrics.mtm import UnscorableClipError, lip_distance_curve
-from test_metrics_fixtures import envelope_audio, flame, speech_like_envelope, talking_sequence  # noqa: F401
-from test_metrics_plrs import LoudnessLipEncoders
+from synthetic_talking import LoudnessLipEncoders, envelope_audio, speech_like_envelope, talking_sequence
 
 RATE = 16000
 
@@ -21,16 +20,16 @@ def lagging_clip(template, lips, lag, frames=450, seed=11):
     return audio, mesh
 
 
-def test_mtm_against_a_reference_curve_measures_the_lag(flame):
-    template, regions = flame
+def test_mtm_against_a_reference_curve_measures_the_lag(flame_and_regions):
+    template, regions = flame_and_regions
     _, on_time = lagging_clip(template, regions.lips, 0)
     _, late = lagging_clip(template, regions.lips, 5)
     assert mtm_against_reference(late, lip_distance_curve(on_time)).frames == 5
 
 
 @pytest.mark.parametrize("lag", [-6, 0, 3, 8])
-def test_offset_fallback_finds_the_lag_from_envelope_and_lip_velocity(flame, lag):
-    template, regions = flame
+def test_offset_fallback_finds_the_lag_from_envelope_and_lip_velocity(flame_and_regions, lag):
+    template, regions = flame_and_regions
     audio, mesh = lagging_clip(template, regions.lips, lag)
     estimate = estimate_av_offset(audio, RATE, mesh, fps=30)
     assert estimate.method == ENVELOPE_VELOCITY_XCORR
@@ -39,22 +38,22 @@ def test_offset_fallback_finds_the_lag_from_envelope_and_lip_velocity(flame, lag
 
 
 @pytest.mark.parametrize("lag", [-4, 2])
-def test_offset_with_encoders_finds_the_lag_from_window_similarity(flame, lag):
-    template, regions = flame
+def test_offset_with_encoders_finds_the_lag_from_window_similarity(flame_and_regions, lag):
+    template, regions = flame_and_regions
     audio, mesh = lagging_clip(template, regions.lips, lag)
     estimate = estimate_av_offset(audio, RATE, mesh, fps=30, encoders=LoudnessLipEncoders())
     assert estimate.method == PLRS_SIMILARITY and estimate.frames == lag
 
 
-def test_offset_with_encoders_needs_30_fps(flame):
-    template, regions = flame
+def test_offset_with_encoders_needs_30_fps(flame_and_regions):
+    template, regions = flame_and_regions
     audio, mesh = lagging_clip(template, regions.lips, 0)
     with pytest.raises(MetricError, match="needs a 30 fps mesh; got 25 fps"):
         estimate_av_offset(audio, RATE, mesh, fps=25, encoders=LoudnessLipEncoders())
 
 
-def test_clip_slcc_correlates_loudness_and_lip_motion_across_one_second_windows(flame):
-    template, regions = flame
+def test_clip_slcc_correlates_loudness_and_lip_motion_across_one_second_windows(flame_and_regions):
+    template, regions = flame_and_regions
     rng = np.random.default_rng(2)
     loudness = np.repeat(rng.uniform(0.2, 1.0, 12), 30)  # 12 one-second stretches of different loudness
     envelope = loudness * speech_like_envelope(360, seed=4)
@@ -69,15 +68,15 @@ def test_clip_slcc_correlates_loudness_and_lip_motion_across_one_second_windows(
         clip_slcc(audio, RATE, silent_mouth, regions.lips)
 
 
-def test_clip_slcc_needs_three_windows(flame):
-    template, regions = flame
+def test_clip_slcc_needs_three_windows(flame_and_regions):
+    template, regions = flame_and_regions
     audio, mesh = lagging_clip(template, regions.lips, 0, frames=80)
     with pytest.raises(UnscorableClipError, match="at least 3 whole 1-s windows; the clip has 2"):
         clip_slcc(audio, RATE, mesh, regions.lips)
 
 
-def test_single_clip_scores_reject_bad_audio(flame):
-    template, regions = flame
+def test_single_clip_scores_reject_bad_audio(flame_and_regions):
+    template, regions = flame_and_regions
     _, mesh = lagging_clip(template, regions.lips, 0)
     with pytest.raises(MetricError, match=r"expected non-empty mono audio of shape \(n,\); got shape \(2, 100\)"):
         estimate_av_offset(np.zeros((2, 100)), RATE, mesh)

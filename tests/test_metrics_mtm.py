@@ -5,9 +5,10 @@ import pytest
 from scipy.ndimage import gaussian_filter1d
 
 from backend.errors import MetricError
+from backend.flame import LOWER_LIP_CENTRE, UPPER_LIP_CENTRE
 from backend.metrics.mtm import (ClipMTM, UnscorableClipError, clip_mtm, dataset_mtm, derivative_dtw_path,
                                  lip_distance_curve, mtm_from_curves)
-from test_metrics_fixtures import flame, speech_like_envelope, talking_sequence  # noqa: F401 (fixture)
+from synthetic_talking import SILENT_FRAMES, speech_like_envelope, talking_sequence
 
 
 def plain_derivative_dtw(x, y):
@@ -79,8 +80,8 @@ def shifted_pair(template, lips, shift, frames=600, seed=3):
 
 
 @pytest.mark.parametrize("shift", range(11))
-def test_a_k_frame_shift_gives_mtm_of_k_frames(flame, shift):
-    template, regions = flame
+def test_a_k_frame_shift_gives_mtm_of_k_frames(flame_and_regions, shift):
+    template, regions = flame_and_regions
     gt, pred = shifted_pair(template, regions.lips, shift)
     result = clip_mtm(gt, pred, fps=30)
     assert result.matches >= 5
@@ -89,13 +90,13 @@ def test_a_k_frame_shift_gives_mtm_of_k_frames(flame, shift):
 
 
 @pytest.mark.parametrize("shift", [-7, -3])
-def test_a_prediction_that_leads_gives_the_same_positive_misalignment(flame, shift):
-    template, regions = flame
+def test_a_prediction_that_leads_gives_the_same_positive_misalignment(flame_and_regions, shift):
+    template, regions = flame_and_regions
     assert clip_mtm(*shifted_pair(template, regions.lips, shift)).frames == -shift
 
 
-def test_identical_clips_have_zero_mtm_with_every_extremum_matched(flame):
-    template, regions = flame
+def test_identical_clips_have_zero_mtm_with_every_extremum_matched(flame_and_regions):
+    template, regions = flame_and_regions
     gt, _ = shifted_pair(template, regions.lips, 0)
     result = clip_mtm(gt, gt.copy())
     smooth = gaussian_filter1d(lip_distance_curve(gt), 2)
@@ -104,8 +105,8 @@ def test_identical_clips_have_zero_mtm_with_every_extremum_matched(flame):
     assert result.matches == len(find_peaks(smooth)[0]) + len(find_peaks(-smooth)[0])
 
 
-def test_units_follow_the_frame_rate_and_flattened_layout_gives_the_same_result(flame):
-    template, regions = flame
+def test_units_follow_the_frame_rate_and_flattened_layout_gives_the_same_result(flame_and_regions):
+    template, regions = flame_and_regions
     gt, pred = shifted_pair(template, regions.lips, 4)
     at_30 = clip_mtm(gt, pred, fps=30)
     at_60 = clip_mtm(gt.reshape(len(gt), -1), pred.reshape(len(pred), -1), fps=60)
@@ -115,8 +116,8 @@ def test_units_follow_the_frame_rate_and_flattened_layout_gives_the_same_result(
     assert clip_mtm(gt * 1000, pred * 1000).frames == 4
 
 
-def test_clips_of_different_length_are_cut_to_the_shorter(flame):
-    template, regions = flame
+def test_clips_of_different_length_are_cut_to_the_shorter(flame_and_regions):
+    template, regions = flame_and_regions
     gt, pred = shifted_pair(template, regions.lips, 2)
     assert np.array_equal(clip_mtm(gt, pred[:500]).matched_pairs, clip_mtm(gt[:500], pred[:500]).matched_pairs)
 
@@ -179,3 +180,14 @@ def test_bad_vertex_input_raises_metric_errors():
         lip_distance_curve(nan_frames)
     with pytest.raises(MetricError, match="fps must be a positive number"):
         mtm_from_curves(np.ones(5), np.ones(5), fps=0)
+
+
+def test_synthetic_sequence_opens_the_mouth_with_the_envelope(flame_and_regions):
+    """The fixture the MTM tests rely on: lip distance follows the envelope, at rest while silent."""
+    template, regions = flame_and_regions
+    envelope = speech_like_envelope(300)
+    sequence = talking_sequence(template, regions.lips, envelope)
+    distance = np.linalg.norm(sequence[:, UPPER_LIP_CENTRE] - sequence[:, LOWER_LIP_CENTRE], axis=1)
+    rest = np.linalg.norm(template[UPPER_LIP_CENTRE] - template[LOWER_LIP_CENTRE])
+    assert np.allclose(distance[:SILENT_FRAMES], rest)
+    assert np.corrcoef(distance, envelope)[0, 1] > 0.99

@@ -6,41 +6,22 @@ projections) built with onnx.helper. SYNTHETIC data throughout.
 """
 
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
 
 from backend import features
 from backend.audio import resample
 from backend.errors import MetricError, ModelError
-from backend.flame import LOWER_LIP_CENTRE, UPPER_LIP_CENTRE
 from backend.metrics.plrs import (ClipPLRS, OnnxSpeechMeshEncoders, clip_plrs, cosine_similarities, dataset_plrs,
                                   find_encoder_directory, window_similarities)
-from test_metrics_fixtures import envelope_audio, flame, speech_like_envelope, talking_sequence  # noqa: F401
+from onnx_test_models import linear_model
+from synthetic_talking import LoudnessLipEncoders, envelope_audio, speech_like_envelope, talking_sequence
 
 RATE = 16000
 
 
-class LoudnessLipEncoders:
-    """Speech -> centred per-frame loudness over the window; mesh -> centred per-frame lip opening."""
-
-    def __init__(self):
-        self.speech_batches, self.mesh_batches = [], []
-
-    def embed_speech(self, fbank):
-        self.speech_batches.append(fbank)
-        loudness = fbank.mean(axis=2).reshape(len(fbank), features.WINDOW_FRAMES, -1).mean(axis=2)
-        return loudness - loudness.mean(axis=1, keepdims=True)
-
-    def embed_mesh(self, vertices):
-        self.mesh_batches.append(vertices)
-        opening = np.linalg.norm(vertices[:, :, UPPER_LIP_CENTRE] - vertices[:, :, LOWER_LIP_CENTRE], axis=2)
-        return opening - opening.mean(axis=1, keepdims=True)
-
-
 @pytest.fixture(scope="module")
-def talking_clip(flame):
-    template, regions = flame
+def talking_clip(flame_and_regions):
+    template, regions = flame_and_regions
     envelope = speech_like_envelope(303, seed=5)
     return envelope_audio(envelope, RATE), talking_sequence(template, regions.lips, envelope)
 
@@ -93,22 +74,6 @@ def test_too_short_clips_and_bad_batch_sizes_are_refused(talking_clip):
         clip_plrs(LoudnessLipEncoders(), samples, RATE, vertices[:4])
     with pytest.raises(MetricError, match="batch_size must be a positive integer; got 0"):
         clip_plrs(LoudnessLipEncoders(), samples, RATE, vertices, batch_size=0)
-
-
-def linear_model(path, input_name, input_shape, weights, output_name="embedding"):
-    """An ONNX graph: input (B, *input_shape) -> flatten -> @ weights -> output (B, D)."""
-    flat = int(np.prod(input_shape))
-    graph = helper.make_graph(
-        [helper.make_node("Reshape", [input_name, "flat_shape"], ["flat"]),
-         helper.make_node("MatMul", ["flat", "weights"], [output_name])],
-        "linear_encoder",
-        [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, ["B", *input_shape])],
-        [helper.make_tensor_value_info(output_name, TensorProto.FLOAT, ["B", weights.shape[1]])],
-        initializer=[numpy_helper.from_array(np.array([-1, flat], dtype=np.int64), "flat_shape"),
-                     numpy_helper.from_array(weights.astype(np.float32), "weights")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
-    onnx.save(model, str(path))
-    return path
 
 
 class NumpyLinearEncoders:

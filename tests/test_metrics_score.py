@@ -12,8 +12,8 @@ from backend.cli import main
 from backend.datasets import open_dataset
 from backend.errors import BackendError, MetricError
 from backend.metrics.evaluation import find_predictions
-from test_metrics_fixtures import envelope_audio, flame, speech_like_envelope, talking_sequence  # noqa: F401
-from test_metrics_plrs import linear_model
+from onnx_test_models import linear_model
+from synthetic_talking import envelope_audio, speech_like_envelope, talking_sequence
 
 RATE = 16000
 SUBJECTS = ("FaceTalk_170809_00138_TA", "FaceTalk_170731_00024_TA")
@@ -34,9 +34,9 @@ def no_shipped_encoders(monkeypatch, tmp_path):
 
 
 @pytest.fixture
-def vocaset_layout(flame, tmp_path):
+def vocaset_layout(flame_and_regions, tmp_path):
     """dataset/ at 60 fps (each 30 fps frame doubled) with templates.pkl; preds/ lag GT by LAG frames."""
-    template, regions = flame
+    template, regions = flame_and_regions
     data, preds = tmp_path / "dataset", tmp_path / "preds"
     for folder in (data / "vertices_npy", data / "wav", preds):
         folder.mkdir(parents=True)
@@ -140,8 +140,8 @@ def test_a_prediction_at_the_wrong_frame_rate_is_reported(vocaset_layout, flame_
     assert code == 2 and "the frame rates probably do not match" in capsys.readouterr().err
 
 
-def test_corpus_manifest_gives_fps_subjects_and_splits(flame, flame_masks, tmp_path, capsys):
-    template, regions = flame
+def test_corpus_manifest_gives_fps_subjects_and_splits(flame_and_regions, flame_masks, tmp_path, capsys):
+    template, regions = flame_and_regions
     data, preds = tmp_path / "corpus", tmp_path / "preds"
     for folder in (data / "vertices_npy", data / "wav", data / "templates", preds):
         folder.mkdir(parents=True)
@@ -169,9 +169,9 @@ def test_corpus_manifest_gives_fps_subjects_and_splits(flame, flame_masks, tmp_p
         open_dataset(data, native_fps=60)
 
 
-def test_score_one_clip_with_ground_truth_and_template(no_shipped_encoders, flame, flame_ply, flame_masks, tmp_path,
+def test_score_one_clip_with_ground_truth_and_template(no_shipped_encoders, flame_and_regions, flame_ply, flame_masks, tmp_path,
                                                        capsys):
-    template, regions = flame
+    template, regions = flame_and_regions
     audio, frames = clip_frames(template, regions.lips, 3)
     soundfile.write(tmp_path / "a.wav", audio, RATE, subtype="PCM_16")
     np.save(tmp_path / "gt.npy", np.repeat(frames, 2, axis=0))
@@ -193,12 +193,12 @@ def test_score_needs_exactly_one_mode(flame_masks, tmp_path, capsys):
     assert code == 2 and "either --pred and --audio (one clip) or --pred-dir and --data-dir" in capsys.readouterr().err
 
 
-def test_score_uses_the_shipped_speech_mesh_models_by_default(flame, flame_masks, tmp_path, capsys):
+def test_score_uses_the_shipped_speech_mesh_models_by_default(flame_and_regions, flame_masks, tmp_path, capsys):
     from backend.metrics.plrs import find_encoder_directory
     shipped = find_encoder_directory()
     if shipped is None:
         pytest.skip("no speech-mesh models are shipped in models/speech_mesh")
-    template, regions = flame
+    template, regions = flame_and_regions
     audio, frames = clip_frames(template, regions.lips, 2)
     soundfile.write(tmp_path / "a.wav", audio, RATE, subtype="PCM_16")
     np.save(tmp_path / "pred.npy", frames)
@@ -210,10 +210,10 @@ def test_score_uses_the_shipped_speech_mesh_models_by_default(flame, flame_masks
     assert -1.0 <= float(rows["PLRS"]["value"]) <= 1.0
 
 
-def test_single_clip_scoring_refuses_a_prediction_longer_or_shorter_than_the_audio(no_shipped_encoders, flame,
+def test_single_clip_scoring_refuses_a_prediction_longer_or_shorter_than_the_audio(no_shipped_encoders, flame_and_regions,
                                                                                    flame_masks, tmp_path, capsys):
     """Issue 16 item 3: frozen frames appended (or cut) beyond one frame are an error giving both lengths."""
-    template, regions = flame
+    template, regions = flame_and_regions
     audio, frames = clip_frames(template, regions.lips, 2)   # 200 frames of audio at 30 fps
     soundfile.write(tmp_path / "a.wav", audio, RATE, subtype="PCM_16")
     base = ["score", "--audio", str(tmp_path / "a.wav"), "--masks", str(flame_masks)]

@@ -15,6 +15,7 @@ from training.representation.model import (AudioVisualPretrainer, MeshEncoder, S
                                            SyncNetSpeechEncoder, VideoEncoder, random_keep)
 from training.representation.train import fit
 
+pytestmark = pytest.mark.training
 TINY = preset("tiny").model
 
 

@@ -17,6 +17,9 @@ from training.representation.video import read_video_clips, render_mouth_video
 
 
 
+pytestmark = pytest.mark.training
+
+
 def video_clip(frames=40, size=8, clip_id="c"):
     rng = np.random.default_rng(len(clip_id))
     speech = rng.normal(scale=0.1, size=frames * 640).astype(np.float32)

@@ -20,6 +20,9 @@ from training.representation.model import build_encoders
 
 
 
+pytestmark = pytest.mark.training
+
+
 def random_checkpoint(path: Path, variant: str) -> Path:
     """A checkpoint in `represent`'s format with random weights and a plausible standardiser."""
     config = preset("tiny")

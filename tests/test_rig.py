@@ -10,14 +10,14 @@ from backend.rig.flame_rig import CONTROLS, FlameRig
 
 
 @pytest.fixture(scope="module")
-def flame(flame_ply, flame_masks):
+def rig_inputs(flame_ply, flame_masks):
     mesh = load_flame_mesh(flame_ply)
     return mesh.vertices, mesh.faces, FlameRegions.load(flame_masks).masks
 
 
 @pytest.fixture(scope="module")
-def rig(flame):
-    return FlameRig(*flame)
+def rig(rig_inputs):
+    return FlameRig(*rig_inputs)
 
 
 def _pose(**values):
@@ -31,20 +31,20 @@ def _gap(positions):
     return float(np.linalg.norm(positions[0, UPPER_LIP_CENTRE] - positions[0, LOWER_LIP_CENTRE]))
 
 
-def test_rest_pose_is_the_template(rig, flame):
-    assert np.allclose(rig.animate(_pose())[0], flame[0])
+def test_rest_pose_is_the_template(rig, rig_inputs):
+    assert np.allclose(rig.animate(_pose())[0], rig_inputs[0])
     assert _gap(rig.animate(_pose())) == pytest.approx(0.00237, abs=1e-5)
 
 
-def test_jaw_opens_the_lower_face_only(rig, flame):
+def test_jaw_opens_the_lower_face_only(rig, rig_inputs):
     opened = rig.animate(_pose(jaw=0.6))[0]
-    moved = np.linalg.norm(opened - flame[0], axis=1)
-    masks = flame[2]
+    moved = np.linalg.norm(opened - rig_inputs[0], axis=1)
+    masks = rig_inputs[2]
     assert _gap(opened[None]) > 0.012
     assert moved[UPPER_LIP_CENTRE] < 1e-4
     for region in ("forehead", "left_eyeball", "right_eyeball", "nose"):
         assert moved[masks[region]].max() < 1e-4, region
-    skull = masks["scalp"][flame[0][masks["scalp"], 1] > flame[0][masks["left_ear"], 1].max()]
+    skull = masks["scalp"][rig_inputs[0][masks["scalp"], 1] > rig_inputs[0][masks["left_ear"], 1].max()]
     assert moved[skull].max() < 1e-4
     assert moved[rig.chin_vertex] > 0.01
 
@@ -55,8 +55,8 @@ def test_close_shuts_the_lips_and_labiodental_reaches_the_teeth(rig):
     assert np.linalg.norm(lower - rig.teeth_point) < 0.0005
 
 
-def test_rounding_narrows_and_spreading_widens_the_mouth(rig, flame):
-    lips = np.unique(flame[2]["lips"])
+def test_rounding_narrows_and_spreading_widens_the_mouth(rig, rig_inputs):
+    lips = np.unique(rig_inputs[2]["lips"])
 
     def width(positions):
         return np.ptp(positions[0, lips, 0])
@@ -65,14 +65,14 @@ def test_rounding_narrows_and_spreading_widens_the_mouth(rig, flame):
     assert width(rig.animate(_pose(spread=1.0))) > 1.05 * rest
 
 
-def test_blink_closes_the_eyes_and_brow_raises(rig, flame):
-    blink = rig.animate(_pose(blink=1.0))[0] - flame[0]
+def test_blink_closes_the_eyes_and_brow_raises(rig, rig_inputs):
+    blink = rig.animate(_pose(blink=1.0))[0] - rig_inputs[0]
     assert blink[:, 1].min() < -0.004
-    assert rig.animate(_pose(brow=1.0))[0][flame[2]["forehead"], 1].mean() > flame[0][flame[2]["forehead"], 1].mean()
+    assert rig.animate(_pose(brow=1.0))[0][rig_inputs[2]["forehead"], 1].mean() > rig_inputs[0][rig_inputs[2]["forehead"], 1].mean()
 
 
-def test_offsets_scale_with_the_head(flame):
-    template, faces, masks = flame
+def test_offsets_scale_with_the_head(rig_inputs):
+    template, faces, masks = rig_inputs
     small = FlameRig(template * 0.8, faces, masks)
     big = FlameRig(template, faces, masks)
     controls = np.array([[0.5, 0.3, 0.4, 0.2, 0.1, 0.5, 0.6]])
@@ -85,8 +85,8 @@ def test_subset_of_vertices_matches_full_animation(rig):
     assert np.allclose(rig.animate(controls, subset), rig.animate(controls)[:, subset])
 
 
-def test_bad_templates_are_refused(flame):
-    template, faces, masks = flame
+def test_bad_templates_are_refused(rig_inputs):
+    template, faces, masks = rig_inputs
     with pytest.raises(MeshError, match=r"has shape \(100, 3\); expected a FLAME template of shape \(5023, 3\)"):
         FlameRig(template[:100], faces, masks)
     with pytest.raises(MeshError, match="ear centroids are 150.204 m apart; expected a head in metres"):

@@ -20,7 +20,9 @@ from training.generators.config import generator_preset
 from training.generators.evaluate import parse_model_arguments
 from training.generators.families import load_generator_checkpoint
 from training.generators.train import train
+from run_logs import logged_rows
 
+pytestmark = pytest.mark.training
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--preset", "tiny", "--set", "steps=6", "--set", "log_every=1", "--set", "checkpoint_every=3"]
 
@@ -38,11 +40,6 @@ def trained(tmp_path_factory, ci_corpus):
         assert training_main(["train", *TINY, "--family", family, "--corpus", str(ci_corpus), "--out", str(out)]) == 0
         runs[family] = out
     return runs
-
-
-def logged_rows(out: Path) -> list:
-    with open(out / "loss.csv", newline="") as stream:
-        return list(csv.DictReader(stream))
 
 
 def training_command(*args) -> list:
@@ -111,6 +108,7 @@ def test_torchrun_two_gloo_processes(ci_corpus, tmp_path):
 
 
 # ~18 s on a lightly loaded 2-core machine (two Blender starts + torch import); Debian's blender installs in ~1 min
+@pytest.mark.blender
 @pytest.mark.skipif(shutil.which("blender") is None, reason="Debian blender not installed (.ci/apt-packages.txt)")
 def test_headless_blender_runs_the_same_command(ci_corpus, tmp_path):
     out = tmp_path / "blender"

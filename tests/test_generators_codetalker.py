@@ -1,0 +1,124 @@
+"""The CodeTalker-style family (VQ motion prior + code predictor): quantiser, code usage, both tiny stages
+end to end on a SYNTHETIC ci corpus, export and the errors."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from backend.errors import BackendError, ModelError
+from backend.generators import load_generator
+from backend.mesh import load_flame_mesh
+from training.__main__ import main as training_main
+from training.generators.codetalker import VectorQuantiser
+from training.generators.compare import code_usage
+from training.generators.config import generator_preset
+from training.generators.export import export_generator, speech_like_audio
+from training.generators.families import build_generator, load_generator_checkpoint
+from training.generators.train import load_clips, training_styles
+from run_logs import logged_rows
+
+pytestmark = pytest.mark.training
+TINY = ["--preset", "tiny", "--set", "steps=4", "--set", "log_every=1", "--set", "checkpoint_every=2"]
+
+
+@pytest.fixture(scope="session")
+def codetalker_runs(tmp_path_factory, ci_corpus):
+    """Tiny stage 1 (VQ autoencoder) and stage 2 (code predictor on the frozen prior) runs."""
+    root = tmp_path_factory.mktemp("codetalker")
+    torch.set_num_threads(1)
+    assert training_main(["train", *TINY, "--family", "codetalker-vq", "--corpus", str(ci_corpus),
+                          "--out", str(root / "vq")]) == 0
+    assert training_main(["train", *TINY, "--family", "codetalker", "--set",
+                          f"codetalker.motion_prior={root / 'vq' / 'checkpoint.pt'}", "--corpus", str(ci_corpus),
+                          "--out", str(root / "stage2")]) == 0
+    return root
+
+
+
+def test_quantiser_picks_the_nearest_code_and_passes_gradients_straight_through():
+    quantiser = VectorQuantiser(width=4, groups=2, size=3)
+    with torch.no_grad():
+        quantiser.codebook.copy_(torch.tensor([[0.0, 0.0], [1.0, 1.0], [-2.0, 0.0]]))
+    latent = torch.tensor([[[0.9, 1.2, -1.5, 0.2]]], requires_grad=True)
+    straight, indices, quantised = quantiser(latent)
+    assert indices.tolist() == [[[1, 2]]]
+    assert torch.equal(quantised, torch.tensor([[[1.0, 1.0, -2.0, 0.0]]]))
+    assert torch.equal(straight, quantised)
+    (straight * torch.tensor([1.0, 2.0, 3.0, 4.0])).sum().backward()
+    assert latent.grad.tolist() == [[[1.0, 2.0, 3.0, 4.0]]]
+
+
+def test_code_usage_perplexity_and_dead_codes():
+    assert code_usage(torch.tensor([0, 0, 1, 1]), 4) == {"perplexity": pytest.approx(2.0), "used": 2, "dead": 2,
+                                                         "codebook_size": 4, "codes": 4}
+    assert code_usage(torch.tensor([[3, 3], [3, 3]]), 5)["perplexity"] == pytest.approx(1.0)
+
+
+def test_tiny_codetalker_trains_both_stages_with_a_frozen_prior(codetalker_runs):
+    vq, stage2 = load_generator_checkpoint(codetalker_runs / "vq" / "checkpoint.pt"), \
+        load_generator_checkpoint(codetalker_runs / "stage2" / "checkpoint.pt")
+    assert json.loads(vq["config"])["family"] == "codetalker-vq" and stage2["step"] == 4
+    for out, term, weight in (("vq", "vq", 1.0), ("stage2", "code", 0.1)):  # code_weight 0.1 (codetalker section)
+        rows = logged_rows(codetalker_runs / out)
+        assert len(rows) == 4 and all(float(row[term]) > 0 for row in rows)
+        assert all(float(row["loss"]) == pytest.approx(float(row["mse"]) + weight * float(row[term]), rel=1e-4)
+                   for row in rows)
+    prior = {name[len("prior."):]: value for name, value in stage2["model"].items() if name.startswith("prior.")}
+    assert prior.keys() == vq["model"].keys()
+    assert all(torch.equal(value, vq["model"][name]) for name, value in prior.items())
+
+
+def test_codebook_starts_from_encoder_outputs(ci_corpus):
+    config = generator_preset("tiny", family="codetalker-vq")
+    styles = training_styles(ci_corpus)
+    clips = load_clips(ci_corpus, "train", styles, config)
+    torch.manual_seed(0)
+    model = build_generator(config, len(styles))
+    model.prepare_training(clips)
+    with torch.no_grad():
+        latent = model.encode(clips[0].vertices[None], clips[0].template[None])
+        usage = code_usage(model.quantiser.indices(latent), config.codetalker.codebook_size)
+    assert usage["used"] > 8  # a uniform +-1/K initialisation maps every frame to one or two codes
+
+
+def test_codetalker_export_meets_the_contract(codetalker_runs, flame_ply, tmp_path):
+    folder, error = export_generator(codetalker_runs / "stage2" / "checkpoint.pt", tmp_path / "codetalker_tiny")
+    assert error <= 1e-4
+    generator = load_generator(folder)
+    assert generator.info.family == "codetalker"
+    template = load_flame_mesh(flame_ply).vertices
+    vertices = generator.animate(speech_like_audio(1.0, 3)[0], 16000, template)
+    assert vertices.shape == (30, 5023, 3) and np.isfinite(vertices).all()
+
+
+def test_codetalker_needs_a_matching_stage_one_prior(codetalker_runs, ci_corpus, tmp_path):
+    styles = training_styles(ci_corpus)
+    clips = load_clips(ci_corpus, "train", styles, generator_preset("tiny"))[:2]
+    missing = build_generator(generator_preset("tiny", family="codetalker"), 3)
+    with pytest.raises(ModelError, match="needs its stage-1 motion prior: train family 'codetalker-vq' first"):
+        missing.prepare_training(clips)
+    wrong_family = build_generator(generator_preset("tiny", family="codetalker", codetalker={
+        "motion_prior": str(codetalker_runs / "stage2" / "checkpoint.pt")}), 3)
+    with pytest.raises(ModelError, match="motion_prior is a 'codetalker' checkpoint; expected a 'codetalker-vq'"):
+        wrong_family.prepare_training(clips)
+    other_size = build_generator(generator_preset("tiny", family="codetalker", codetalker={
+        "codebook_size": 32, "motion_prior": str(codetalker_runs / "vq" / "checkpoint.pt")}), 3)
+    with pytest.raises(ModelError, match=r"other sizes \(codebook_size 256 vs 32\)"):
+        other_size.prepare_training(clips)
+    absent = build_generator(generator_preset("tiny", family="codetalker",
+                                              codetalker={"motion_prior": str(tmp_path / "x.pt")}), 3)
+    with pytest.raises(ModelError, match="checkpoint not found"):
+        absent.prepare_training(clips)
+
+
+def test_the_motion_autoencoder_cannot_animate_audio():
+    model = build_generator(generator_preset("tiny", family="codetalker-vq"), 2)
+    with pytest.raises(ModelError, match="stage-1 motion autoencoder: it needs ground-truth motion"):
+        model(torch.zeros(1, 16000), torch.zeros(1, 5023, 3), torch.eye(2)[:1])
+
+
+def test_code_groups_must_divide_the_width():
+    with pytest.raises(BackendError, match="width 16 is not a multiple of codetalker.code_groups 3"):
+        generator_preset("tiny", family="codetalker-vq", codetalker={"code_groups": 3})
