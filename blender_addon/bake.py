@@ -69,6 +69,66 @@ def rest_mesh(obj):
     return obj.talking_head.original_mesh or obj.data
 
 
+def carry_artist_work_back(obj) -> None:
+    """Copy what the artist added or changed on the add-on's mesh copy (materials, face material indices, UV maps,
+    vertex-group weights, Basis vertex positions) onto the artist's own mesh `obj.talking_head.original_mesh`.
+    A no-op unless `obj` shows the add-on's copy."""
+    props = obj.talking_head
+    copy, original = props.baked_mesh, props.original_mesh
+    if copy is None or original is None or obj.data != copy or len(copy.vertices) != len(original.vertices):
+        return
+    original.materials.clear()
+    for material in copy.materials:
+        original.materials.append(material)
+    indices = np.empty(len(copy.polygons), dtype=np.int32)
+    copy.polygons.foreach_get("material_index", indices)
+    original.polygons.foreach_set("material_index", indices)
+    for layer in [layer for layer in original.uv_layers if layer.name not in copy.uv_layers]:
+        original.uv_layers.remove(layer)
+    corners = np.empty(len(copy.loops) * 2, dtype=np.float32)
+    for layer in copy.uv_layers:
+        target = original.uv_layers.get(layer.name) or original.uv_layers.new(name=layer.name)
+        layer.data.foreach_get("uv", corners)
+        target.data.foreach_set("uv", corners)
+    _carry_vertex_weights(obj, copy, original)
+    basis = mesh_vertices(copy) if copy.shape_keys is None else _block_vertices(copy.shape_keys.reference_key)
+    delta = basis - mesh_vertices(original)
+    if np.any(delta):
+        original.vertices.foreach_set("co", basis.ravel())
+        if original.shape_keys is not None:   # move every relative key with the Basis: the artist's keys keep
+            for block in original.shape_keys.key_blocks:   # their offsets
+                _key_points(block).foreach_set("co", (_block_vertices(block) + delta).ravel())
+        original.update()
+
+
+def _block_vertices(block) -> np.ndarray:
+    values = np.empty(len(block.data) * 3, dtype=np.float32)
+    _key_points(block).foreach_get("co", values)
+    return values.reshape(-1, 3)
+
+
+def _carry_vertex_weights(obj, copy, original) -> None:
+    """Vertex groups (names and weights) belong to the mesh and are written through the object's groups, so the
+    object points at `original` for the writes and back at `copy` afterwards."""
+    names = [group.name for group in obj.vertex_groups]
+    weights = {name: {} for name in names}
+    for vertex in copy.vertices:
+        for element in vertex.groups:
+            weights[names[element.group]][vertex.index] = element.weight
+    everything = list(range(len(original.vertices)))
+    obj.data = original
+    try:
+        for group in [group for group in obj.vertex_groups if group.name not in weights]:
+            obj.vertex_groups.remove(group)
+        for name in names:
+            group = obj.vertex_groups.get(name) or obj.vertex_groups.new(name=name)
+            group.remove(everything)
+            for index, weight in weights[name].items():
+                group.add([index], weight, "REPLACE")
+    finally:
+        obj.data = copy
+
+
 def scene_fps(scene) -> float:
     return scene.render.fps / scene.render.fps_base
 
@@ -237,6 +297,7 @@ def remove_animation(scene, obj) -> None:
     """Remove what `attach_animation` made for `obj` (mesh copy, shape keys, action, strip, sound, plot image:
     only the items it owns, see `_owned_by`), put the artist's mesh back, and restore the frame end only if it
     is still the one Animate set (the user did not change it since) and no other animated head needs more."""
+    carry_artist_work_back(obj)
     props = obj.talking_head
     baked, original = props.baked_mesh, props.original_mesh
     for strip in owned_strips(scene, obj):

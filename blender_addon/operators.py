@@ -206,7 +206,7 @@ class TALKINGHEAD_OT_remove(bpy.types.Operator):
 
 
 class TALKINGHEAD_OT_import_flame(bpy.types.Operator):
-    """Import a FLAME-topology mesh (.ply/.obj) keeping its vertex order, as a new object"""
+    """Import a FLAME-topology mesh (.ply/.obj) keeping its vertex order and UV map, as a new object"""
 
     bl_idname = "talking_head.import_flame"
     bl_label = "Import FLAME Mesh"
@@ -230,6 +230,10 @@ class TALKINGHEAD_OT_import_flame(bpy.types.Operator):
         mesh = bpy.data.meshes.new(name)
         mesh.from_pydata(np.asarray(flame.vertices, dtype=np.float64).tolist(), [],
                          np.asarray(flame.faces).tolist())
+        if flame.uvs is not None and flame.uv_faces is not None:   # e.g. head_template.obj: keep its texture map
+            layer = mesh.uv_layers.new(name="UVMap")
+            corners = np.asarray(flame.uvs, dtype=np.float32)[np.asarray(flame.uv_faces).reshape(-1)]
+            layer.data.foreach_set("uv", corners.ravel())   # from_pydata keeps the face corner order
         mesh.update()
         obj = bpy.data.objects.new(name, mesh)
         context.collection.objects.link(obj)

@@ -73,6 +73,7 @@ def gather_request(context) -> AnimationRequest:
     settings = context.scene.talking_head
     models_dir, template_path, threads = preferences.settings(context)
     obj = context.active_object
+    bake.carry_artist_work_back(obj)   # the artist's work on the animated copy: onto their mesh, into this bake
     info = properties.selected_generator(context)
     return AnimationRequest(
         object_name=obj.name, audio_path=bpy.path.abspath(settings.audio_path),

@@ -114,4 +114,4 @@ def test_scoring_against_audio_alone_does_not_mention_a_ground_truth():
     regions = Regions(lips=np.arange(10), upper_face=np.arange(10, 20))
     with pytest.raises(MetricError) as error:
         score_clip(np.zeros((300, 5023, 3), np.float32), _speech(1.0), 16000, regions)
-    assert "ground" not in str(error.value) and "the audio has 30" in str(error.value)
+    assert "ground" not in str(error.value) and "the audio spans 30 frames" in str(error.value)

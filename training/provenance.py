@@ -10,7 +10,7 @@ from backend.errors import BackendError
 MANIFEST_FILE = "manifest.json"
 
 
-def data_provenance(folder, train_clips: int) -> dict:
+def data_provenance(folder, train_clips: int | None = None) -> dict:
     """{"folder", "manifest" (bool), "synthetic" (bool), "preset", "seed", "train_clips"} of a data folder."""
     path = Path(folder) / MANIFEST_FILE
     manifest = {}

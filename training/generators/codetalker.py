@@ -27,8 +27,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from backend.errors import ModelError
-from backend.flame import MM_PER_M
-from training.generators.audio_encoder import VERTEX_VALUES, EncoderBlock, SpeechEncoder, VertexHead
+from backend.flame import MM_PER_M, VERTEX_VALUES
+from training.generators.audio_encoder import EncoderBlock, SpeechEncoder, VertexHead
 from training.generators.config import GeneratorConfig
 from training.generators.faceformer import FaceFormerDecoder
 from training.generators.protocol import Family, GeneratorOutput, LossTerm, TrainingClip, load_generator_checkpoint

@@ -40,6 +40,7 @@ from training.generators.evaluate import evaluate
 from training.generators.families import FAMILY_CLASSES, load_generator_checkpoint, load_trained
 from training.generators.protocol import TrainingClip
 from training.generators.train import (clip_losses, clip_order, loop_settings, prepared_model, train)
+from training.provenance import data_provenance
 from training.representation.config import Config, preset
 from training.representation.train import load_representation_meta, represent
 
@@ -344,10 +345,10 @@ def compare(corpus, runs_dir, representation_dir, out_dir, encoders_dir=None, ma
         config = run_config(run, preset_name, settings, runs_dir)
         provenance[run.name] = ensure_run(run, config, runs_dir, corpus,
                                           representations.get(run.variant) if run.variant else None, log)
-    manifest = json.loads((corpus / "manifest.json").read_text(encoding="utf-8"))
-    synthetic = "SYNTHETIC" if manifest.get("synthetic") else "not marked synthetic"
+    data = data_provenance(corpus)
+    synthetic = "SYNTHETIC" if data["synthetic"] else "not marked synthetic"
     sections = [f"# Generator comparison ({synthetic} corpus)\n",
-                f"Corpus `{corpus}` (preset {manifest.get('preset')}, seed {manifest.get('seed')}, {synthetic}); "
+                f"Corpus `{corpus}` (preset {data['preset']}, seed {data['seed']}, {synthetic}); "
                 f"split `{split}`; generator preset `{preset_name}`, seed {seed}; perceptual weight "
                 f"{PERCEPTUAL_WEIGHT:g} for every family; representations in `{representation_dir}`. These numbers say "
                 "how well models fit a synthetic rig, not real speech.\n",

@@ -23,11 +23,11 @@ from torch import nn
 
 from backend.atomic import write_json, write_text
 from backend.errors import BackendError, ModelError
-from backend.frame_rate import MESH_FPS
-from backend.onnx_session import OPSET
 from backend.generators import (INPUT_AUDIO, INPUT_STYLE, INPUT_TEMPLATE, MODEL_FILE, ONE_SHOT_FILE,
                                 OUTPUT_VERTICES, SAMPLE_RATE, read_generator_info)
 from backend.flame import NUM_VERTICES
+from backend.onnx_session import OPSET
+from backend.frame_rate import MESH_FPS
 from training.generators.families import load_trained
 
 IR_VERSION = 10

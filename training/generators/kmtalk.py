@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training.generators.audio_encoder import (VERTEX_VALUES, EncoderBlock, SpeechEncoder, VertexHead,
-                                               periodic_positional_encoding)
+from backend.flame import VERTEX_VALUES
+from training.generators.audio_encoder import EncoderBlock, SpeechEncoder, VertexHead, periodic_positional_encoding
 from training.generators.config import GeneratorConfig
 from training.generators.faceformer import FaceFormerDecoder
 from training.generators.protocol import MM2_PER_M2, Family, GeneratorOutput, LossTerm, TrainingClip

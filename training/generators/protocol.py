@@ -20,11 +20,12 @@ from typing import ClassVar, Optional
 import torch
 from torch import nn
 
+from backend.flame import MM_PER_M
 from training.checkpoints import load_checkpoint
 from training.generators.config import GeneratorConfig
 
 CHECKPOINT_KEYS = ("model", "config", "styles", "step")
-MM2_PER_M2 = 1e6   # generator losses are in mm^2: vertex errors in m^2 x 1e6
+MM2_PER_M2 = MM_PER_M ** 2   # generator losses are in mm^2: vertex errors in m^2 x 1e6
 
 
 @dataclass

@@ -12,8 +12,8 @@ import torch
 from backend import features
 from backend.audio import resample
 from backend.errors import BackendError
-from backend.datasets import open_dataset
 from backend.frame_rate import MESH_FPS
+from backend.datasets import open_dataset
 
 
 @dataclass

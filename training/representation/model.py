@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from backend.features import FBANK_BINS, FBANK_FRAMES, WINDOW_FRAMES
-from backend.flame import NUM_VERTICES, VERTEX_VALUES
+from backend.flame import VERTEX_VALUES
 from training.representation.config import ModelConfig
 
 SPEECH_PATCH = 16                                           # fbank bins per speech token

@@ -24,6 +24,7 @@ from backend import features
 from backend.errors import BackendError
 from training import loop
 from training.checkpoints import load_checkpoint, save_checkpoint
+from training.provenance import data_provenance
 from training.representation.clips import PairedClip, gather_batch, load_corpus_clips, mix_identities, sample_windows
 from training.representation.config import Config, StageConfig
 from training.representation.losses import info_nce, sync_loss
@@ -201,10 +202,10 @@ def represent(config: Config, corpus_dir, out_dir, variant: str = "two-stage", v
     path = out / f"{variant}.pt"
     if loop.session().rank != 0:
         return path
-    manifest = json.loads((Path(corpus_dir) / "manifest.json").read_text(encoding="utf-8"))
+    data = data_provenance(corpus_dir, len(mesh_clips))
     meta = {"variant": variant, "config": config.to_dict(), "seconds": seconds, "stage1_video": video_source,
-            "corpus": {"preset": manifest.get("preset"), "seed": manifest.get("seed"),
-                       "synthetic": manifest.get("synthetic"), "train_clips": len(mesh_clips),
+            "corpus": {"preset": data["preset"], "seed": data["seed"], "synthetic": data["synthetic"],
+                       "train_clips": len(mesh_clips),
                        "train_frames": int(sum(len(clip.frames) for clip in mesh_clips)),
                        "train_subjects": sorted({clip.subject for clip in mesh_clips}),
                        "train_sentences": sorted({clip.sentence for clip in mesh_clips})}}
