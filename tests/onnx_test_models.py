@@ -25,9 +25,10 @@ def constant(name, values, dtype=TensorProto.INT64):
     return helper.make_node("Constant", [], [name], value=helper.make_tensor(name, dtype, array.shape, array.ravel()))
 
 
-def offset_model(style_width: int = len(STYLES), output_name: str = "vertices") -> onnx.ModelProto:
-    """T = (60 N + 16000) // 32000 frames of template + style @ STYLE_OFFSETS (the contract's rounding rule)."""
-    nodes = [
+def frame_count_nodes() -> list:
+    """Nodes computing "frames" = (60 N + 16000) // 32000 from the (1, N) "audio" input (the contract's rounding
+    rule); they also define the constant "one" = [1]."""
+    return [
         helper.make_node("Shape", ["audio"], ["audio_shape"]),
         constant("one", [1]),
         helper.make_node("Gather", ["audio_shape", "one"], ["samples"], axis=0),
@@ -35,6 +36,13 @@ def offset_model(style_width: int = len(STYLES), output_name: str = "vertices") 
         helper.make_node("Mul", ["samples", "sixty"], ["scaled"]),
         helper.make_node("Add", ["scaled", "half"], ["rounded"]),
         helper.make_node("Div", ["rounded", "divisor"], ["frames"]),
+    ]
+
+
+def offset_model(style_width: int = len(STYLES), output_name: str = "vertices") -> onnx.ModelProto:
+    """T = (60 N + 16000) // 32000 frames of template + style @ STYLE_OFFSETS (the contract's rounding rule)."""
+    nodes = [
+        *frame_count_nodes(),
         constant("before", [1]), constant("after", [5023, 3]),
         helper.make_node("Concat", ["before", "frames", "after"], ["out_shape"], axis=0),
         constant("frame_axis", [1]),
@@ -84,13 +92,7 @@ def rms_generator_model() -> onnx.ModelProto:
     direction = np.zeros((1, 1, 5023, 3), np.float32)
     direction[0, 0, LOWER_LIP_CENTRE, 1] = -1.0
     nodes = [
-        helper.make_node("Shape", ["audio"], ["audio_shape"]),
-        constant("one", [1]),
-        helper.make_node("Gather", ["audio_shape", "one"], ["samples"], axis=0),
-        constant("sixty", [60]), constant("half", [16000]), constant("divisor", [32000]),
-        helper.make_node("Mul", ["samples", "sixty"], ["scaled"]),
-        helper.make_node("Add", ["scaled", "half"], ["rounded"]),
-        helper.make_node("Div", ["rounded", "divisor"], ["frames"]),
+        *frame_count_nodes(),
         constant("hop", [HOP]),
         helper.make_node("Mul", ["frames", "hop"], ["used"]),
         constant("padding", [0, 0, 0, HOP]),

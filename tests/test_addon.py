@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 pytestmark = pytest.mark.blender
+
 bpy = pytest.importorskip("bpy")
 
 REPO = Path(__file__).resolve().parents[1]

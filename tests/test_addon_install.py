@@ -16,6 +16,7 @@ import pytest
 from onnx_test_models import write_rms_generator
 
 pytestmark = pytest.mark.blender
+
 REPO = Path(__file__).resolve().parents[1]
 BPY_PYTHONS = {"bpy 4.5": REPO / ".venv" / "bin" / "python", "bpy 5.2": REPO / ".venv313" / "bin" / "python"}
 # CI sets this so a missing .venv313 fails instead of skipping (.ci/run creates it with scripts/setup_bpy52.sh).

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 pytestmark = pytest.mark.blender
+
 bpy = pytest.importorskip("bpy")
 
 from test_addon import (SAMPLE_WAV, add_flame_object, blender, head, models, run_animate,  # noqa: F401,E402

@@ -10,17 +10,17 @@ import torch
 from backend.errors import BackendError, ModelError
 from backend.generators import load_generator
 from backend.mesh import load_flame_mesh
+from tiny_runs import TINY
 from training.__main__ import main as training_main
+from training.loop import read_log
 from training.generators.codetalker import VectorQuantiser
 from training.generators.compare import code_usage
 from training.generators.config import generator_preset
 from training.generators.export import export_generator, speech_like_audio
 from training.generators.families import build_generator, load_generator_checkpoint
 from training.generators.train import load_clips, training_styles
-from run_logs import logged_rows
 
 pytestmark = pytest.mark.training
-TINY = ["--preset", "tiny", "--set", "steps=4", "--set", "log_every=1", "--set", "checkpoint_every=2"]
 
 
 @pytest.fixture(scope="session")
@@ -61,7 +61,7 @@ def test_tiny_codetalker_trains_both_stages_with_a_frozen_prior(codetalker_runs)
         load_generator_checkpoint(codetalker_runs / "stage2" / "checkpoint.pt")
     assert json.loads(vq["config"])["family"] == "codetalker-vq" and stage2["step"] == 4
     for out, term, weight in (("vq", "vq", 1.0), ("stage2", "code", 0.1)):  # code_weight 0.1 (codetalker section)
-        rows = logged_rows(codetalker_runs / out)
+        rows = read_log(codetalker_runs / out / "loss.csv")
         assert len(rows) == 4 and all(float(row[term]) > 0 for row in rows)
         assert all(float(row["loss"]) == pytest.approx(float(row["mse"]) + weight * float(row[term]), rel=1e-4)
                    for row in rows)

@@ -7,11 +7,11 @@ import json
 import pytest
 import torch
 
+from tiny_runs import TINY
 from training.__main__ import main as training_main
-from run_logs import logged_rows
+from training.loop import read_log
 
 pytestmark = pytest.mark.training
-TINY = ["--preset", "tiny", "--set", "steps=4", "--set", "log_every=1", "--set", "checkpoint_every=2"]
 
 
 @pytest.fixture(scope="session")
@@ -45,7 +45,7 @@ def test_compare_trains_evaluates_measures_and_then_reuses(ci_corpus, representa
         cost = list(csv.DictReader(stream))
     assert [(row["family"], row["perceptual"]) for row in cost] == [("selftalk", "False"), ("selftalk", "True")]
     assert all(float(row["seconds_per_iteration"]) > 0 and float(row["peak_memory_mb"]) >= 0 for row in cost)
-    perceptual = logged_rows(tmp_path / "runs" / "selftalk_perceptual")
+    perceptual = read_log(tmp_path / "runs" / "selftalk_perceptual" / "loss.csv")
     assert all(float(row["perceptual"]) > 0 for row in perceptual)
     capsys.readouterr()
     assert training_main([*arguments[:-4], "comparison"]) == 0

@@ -11,16 +11,16 @@ from backend.errors import BackendError
 from backend.flame import LOWER_LIP_CENTRE, UPPER_LIP_CENTRE
 from backend.generators import load_generator
 from backend.mesh import load_flame_mesh
+from tiny_runs import TINY
 from training.__main__ import main as training_main
+from training.loop import read_log
 from training.generators.config import generator_preset
 from training.generators.export import export_generator
 from training.generators.families import build_generator, load_generator_checkpoint
 from training.generators.selftalk import LIP_VERTICES, PHONEMES, lip_region, phoneme_labels
 from training.generators.train import load_clips, training_styles
-from run_logs import logged_rows
 
 pytestmark = pytest.mark.training
-TINY = ["--preset", "tiny", "--set", "steps=4", "--set", "log_every=1", "--set", "checkpoint_every=2"]
 
 
 @pytest.fixture(scope="session")
@@ -48,7 +48,7 @@ def test_lip_region_surrounds_the_lip_centres(flame_ply):
 
 
 def test_tiny_selftalk_trains_and_exports(selftalk_run, ci_corpus, flame_ply, tmp_path):
-    rows = logged_rows(selftalk_run)
+    rows = read_log(selftalk_run / "loss.csv")
     assert len(rows) == 4 and all(float(row["phoneme"]) > 0 for row in rows)
     checkpoint = load_generator_checkpoint(selftalk_run / "checkpoint.pt")
     template = load_clips(ci_corpus, "train", training_styles(ci_corpus), generator_preset("tiny"))[0].template

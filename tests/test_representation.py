@@ -16,6 +16,7 @@ from training.representation.model import (AudioVisualPretrainer, MeshEncoder, S
 from training.representation.train import fit
 
 pytestmark = pytest.mark.training
+
 TINY = preset("tiny").model
 
 

@@ -16,13 +16,14 @@ import torch
 
 from backend.errors import BackendError, ModelError
 from training.__main__ import main as training_main
+from training.loop import read_log
 from training.generators.config import generator_preset
 from training.generators.evaluate import parse_model_arguments
 from training.generators.families import load_generator_checkpoint
 from training.generators.train import train
-from run_logs import logged_rows
 
 pytestmark = pytest.mark.training
+
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--preset", "tiny", "--set", "steps=6", "--set", "log_every=1", "--set", "checkpoint_every=3"]
 
@@ -51,7 +52,7 @@ def test_tiny_run_writes_checkpoint_log_and_plot(trained, family):
     out = trained[family]
     checkpoint = load_generator_checkpoint(out / "checkpoint.pt")
     assert checkpoint["step"] == 6 and json.loads(checkpoint["config"])["family"] == family
-    rows = logged_rows(out)
+    rows = read_log(out / "loss.csv")
     assert [int(row["step"]) for row in rows] == [1, 2, 3, 4, 5, 6]
     assert all(float(row["loss"]) > 0 for row in rows)
     if family == "kmtalk":
@@ -70,7 +71,7 @@ def test_kill_mid_epoch_then_resume_matches_an_uninterrupted_run(ci_corpus, tmp_
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            rows = logged_rows(out) if (out / "loss.csv").is_file() else []
+            rows = read_log(out / "loss.csv")
             if rows and int(rows[-1]["step"]) >= 12:
                 break
             time.sleep(0.01)
@@ -88,8 +89,8 @@ def test_kill_mid_epoch_then_resume_matches_an_uninterrupted_run(ci_corpus, tmp_
     def without_times(rows):
         return [{key: value for key, value in row.items() if key != "seconds"} for row in rows]
 
-    assert without_times(logged_rows(out)) == without_times(logged_rows(reference.parent))
-    assert [int(row["step"]) for row in logged_rows(out)] == list(range(1, 31))
+    assert without_times(read_log(out / "loss.csv")) == without_times(read_log(reference.parent / "loss.csv"))
+    assert [int(row["step"]) for row in read_log(out / "loss.csv")] == list(range(1, 31))
     assert not list(out.glob(".*.tmp*"))
 
 
@@ -104,7 +105,7 @@ def test_torchrun_two_gloo_processes(ci_corpus, tmp_path):
     checkpoint = load_generator_checkpoint(out / "checkpoint.pt")
     assert checkpoint["step"] == 6 and checkpoint["world_size"] == 2
     assert json.loads((out / "config.json").read_text())["world_size"] == 2
-    assert [int(row["step"]) for row in logged_rows(out)] == [1, 2, 3, 4, 5, 6]
+    assert [int(row["step"]) for row in read_log(out / "loss.csv")] == [1, 2, 3, 4, 5, 6]
 
 
 # ~18 s on a lightly loaded 2-core machine (two Blender starts + torch import); Debian's blender installs in ~1 min
@@ -200,7 +201,7 @@ def test_seed_and_sections_reach_the_config(trained, ci_corpus, tmp_path):
                           "kmtalk.key_frames=uniform", "--corpus", str(ci_corpus), "--out", str(out)]) == 0
     config = json.loads(load_generator_checkpoint(out / "checkpoint.pt")["config"])
     assert config["seed"] == 7 and config["kmtalk"]["key_frames"] == "uniform" and config["steps"] == 2
-    assert "boundary" not in logged_rows(out)[0]  # uniform key frames: no boundary head, no boundary loss
+    assert "boundary" not in read_log(out / "loss.csv")[0]  # uniform key frames: no boundary head, no boundary loss
 
 
 def test_existing_run_needs_resume_and_the_same_config(trained, ci_corpus, capsys):
@@ -247,7 +248,7 @@ def test_tiny_run_with_the_perceptual_loss(ci_corpus, tmp_path):
     out = tmp_path / "perceptual"
     assert training_main(["train", *TINY, "--corpus", str(ci_corpus), "--out", str(out), "--perceptual-weight", "1e-7",
                           "--representation", str(representation)]) == 0
-    rows = logged_rows(out)
+    rows = read_log(out / "loss.csv")
     assert all(float(row["perceptual"]) > 0 for row in rows)
     assert all(float(row["loss"]) == pytest.approx(float(row["mse"]) + float(row["perceptual"]), rel=1e-4)
                for row in rows)
