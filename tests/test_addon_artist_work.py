@@ -5,6 +5,8 @@ UV map. pip bpy; fixtures from test_addon."""
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.blender
+
 bpy = pytest.importorskip("bpy")
 
 from test_addon import blender, head, models, run_animate  # noqa: F401,E402
