@@ -27,10 +27,10 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import onnxruntime
 
 from backend.audio import check_samples, resample
 from backend.models import default_models_dir
+from backend.onnx_session import open_session
 
 SAMPLE_RATE = 16_000
 FRAME_RATE = 50
@@ -143,11 +143,7 @@ class SpeechFrontend:
         if not path.is_file():
             raise FileNotFoundError(f"speech front end model not found: '{path}' (expected {MODEL_FILE} "
                                     "from scripts/convert_hama_asr.py)")
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.session = open_session(path, threads)
 
     # ---- one piece, exactly the network ----
 

@@ -48,6 +48,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from backend.atomic import write_text  # noqa: E402
 from backend import audio_conditions  # noqa: E402
 from backend.audio import load_audio  # noqa: E402
 from backend.errors import BackendError  # noqa: E402
@@ -333,12 +334,6 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.partial")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
-
-
 # --- run -------------------------------------------------------------------------------------------------
 def build_sets(wanted: str, shared: Path) -> tuple[list, dict]:
     """[(set label, clips, audio-driven rows only?)] in order, and notes on anything left out."""
@@ -427,9 +422,9 @@ def run_benchmark(sets: str, models: list, out: Path, shared: Path, show_progres
               "rest_gap_mm": rest_m * 1000, "notes": notes, "meanings": phone_checks.MEANINGS, "rows": results}
     table = markdown_table(results)
     note_text = "".join(f"\n- {note}" for note in notes.values())
-    _write_atomically(out / "real_speech.md", f"# Real-speech sync benchmark\n\nrun time {seconds:.0f} s; rest gap "
+    write_text(out / "real_speech.md", f"# Real-speech sync benchmark\n\nrun time {seconds:.0f} s; rest gap "
                       f"{rest_m * 1000:.2f} mm{note_text}\n\n{table}\n")
-    _write_atomically(out / "real_speech.json", json.dumps(report, indent=1) + "\n")
+    write_text(out / "real_speech.json", json.dumps(report, indent=1) + "\n")
     return report
 
 

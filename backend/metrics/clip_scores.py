@@ -41,7 +41,7 @@ PLRS_SIMILARITY = "plrs_similarity"
 ENVELOPE_VELOCITY_XCORR = "envelope_velocity_xcorr"
 
 
-def mtm_against_reference(pred_vertices, reference_curve, fps: float = 30.0, upper: int = UPPER_LIP_CENTRE,
+def mtm_against_reference(pred_vertices, reference_curve, fps: float = MESH_FPS, upper: int = UPPER_LIP_CENTRE,
                           lower: int = LOWER_LIP_CENTRE) -> ClipMTM:
     """MTM of a (T, V, 3) animation against a raw (T',) reference lip-distance curve at the same fps."""
     return mtm_from_curves(reference_curve, lip_distance_curve(pred_vertices, upper, lower), fps)
@@ -67,7 +67,7 @@ class ClipSLCC:
     window_seconds: float
 
 
-def clip_slcc(samples, rate: int, vertices, lip_indices, fps: float = 30.0,
+def clip_slcc(samples, rate: int, vertices, lip_indices, fps: float = MESH_FPS,
               window_seconds: float = 1.0) -> ClipSLCC:
     """Per-clip windowed SLCC (see module docstring). samples: float mono in [-1, 1] at `rate` Hz;
     vertices (T, V, 3) at `fps`. Only whole windows covered by both audio and mesh count."""
@@ -112,7 +112,7 @@ class OffsetEstimate:
         return self.frames * 1000.0 / self.fps
 
 
-def estimate_av_offset(samples, rate: int, vertices, fps: float = 30.0,
+def estimate_av_offset(samples, rate: int, vertices, fps: float = MESH_FPS,
                        encoders: Optional[SpeechMeshEncoders] = None, max_offset_frames: int = MAX_OFFSET_FRAMES,
                        batch_size: int = DEFAULT_BATCH_SIZE, upper: int = UPPER_LIP_CENTRE,
                        lower: int = LOWER_LIP_CENTRE) -> OffsetEstimate:

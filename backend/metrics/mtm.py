@@ -26,6 +26,7 @@ from scipy.signal import find_peaks
 
 from backend.errors import MetricError
 from backend.flame import LOWER_LIP_CENTRE, UPPER_LIP_CENTRE
+from backend.frame_rate import MESH_FPS
 from backend.metrics import inputs
 
 SMOOTHING_SIGMA_FRAMES = 2.0
@@ -147,7 +148,7 @@ def _extremum_kinds(smoothed: np.ndarray, name: str) -> np.ndarray:
     return kinds
 
 
-def mtm_from_curves(gt_curve, pred_curve, fps: float = 30.0) -> ClipMTM:
+def mtm_from_curves(gt_curve, pred_curve, fps: float = MESH_FPS) -> ClipMTM:
     """MTM of two raw (unsmoothed) lip-distance curves at the same `fps`; cut to the shorter length."""
     fps = inputs.check_fps(fps)
     gt, pred = inputs.truncate_to_shorter(inputs.curve(gt_curve, "ground-truth lip curve", 2),
@@ -170,7 +171,7 @@ def mtm_from_curves(gt_curve, pred_curve, fps: float = 30.0) -> ClipMTM:
     return ClipMTM(matched_pairs=path[matched], fps=fps)
 
 
-def clip_mtm(gt_vertices, pred_vertices, fps: float = 30.0, upper: int = UPPER_LIP_CENTRE,
+def clip_mtm(gt_vertices, pred_vertices, fps: float = MESH_FPS, upper: int = UPPER_LIP_CENTRE,
              lower: int = LOWER_LIP_CENTRE) -> ClipMTM:
     """MTM of two (T, V, 3) vertex sequences (or (T, V*3)) at the same `fps`."""
     return mtm_from_curves(lip_distance_curve(gt_vertices, upper, lower),

@@ -27,6 +27,7 @@ from scipy.stats import spearmanr
 
 from backend.errors import MetricError
 from backend.flame import LOWER_LIP_CENTRE, UPPER_LIP_CENTRE
+from backend.frame_rate import MESH_FPS
 from backend.metrics.mtm import UnscorableClipError, lip_distance_curve, mtm_from_curves
 from backend.rig.coarticulation import ArticulationStyle, control_curves
 from backend.rig.flame_rig import FlameRig
@@ -85,7 +86,7 @@ def rest_gap(template) -> float:
     return float(np.linalg.norm(template[UPPER_LIP_CENTRE] - template[LOWER_LIP_CENTRE]))
 
 
-def rig_from_labels(rig: FlameRig, timeline, n_frames: int, fps: float = 30.0) -> np.ndarray:
+def rig_from_labels(rig: FlameRig, timeline, n_frames: int, fps: float = MESH_FPS) -> np.ndarray:
     """(n_frames, 5023, 3) the rig driven by the labels with the neutral style: the pseudo ground truth.
 
     Blinks and brows are left at rest (no audio level is used), so the result depends on the labels only.
@@ -96,7 +97,7 @@ def rig_from_labels(rig: FlameRig, timeline, n_frames: int, fps: float = 30.0) -
     return rig.animate(controls)
 
 
-def pause_frames(timeline, n_frames: int, fps: float = 30.0) -> np.ndarray:
+def pause_frames(timeline, n_frames: int, fps: float = MESH_FPS) -> np.ndarray:
     """Frames inside runs of SIL lasting >= MIN_PAUSE_S, PAUSE_TRIM_S trimmed at each end (int indices)."""
     runs, start, end = [], None, None
     for phone_start, phone_end, label in list(timeline) + [(np.inf, np.inf, "")]:
@@ -114,7 +115,7 @@ def pause_frames(timeline, n_frames: int, fps: float = 30.0) -> np.ndarray:
     return np.flatnonzero(inside)
 
 
-def detected_pause_frames(audio, rate: int, n_frames: int, fps: float = 30.0) -> np.ndarray:
+def detected_pause_frames(audio, rate: int, n_frames: int, fps: float = MESH_FPS) -> np.ndarray:
     """Pause frames of unlabelled audio: runs >= MIN_PAUSE_S of frames PAUSE_BELOW_LOUD_DB under the loud
     frames' level, trimmed like labelled pauses."""
     audio = np.asarray(audio, dtype=np.float64)
@@ -146,7 +147,7 @@ def best_lag(gap, reference_gap, max_lag: int = MAX_LAG_FRAMES) -> int | None:
     return int(np.argmax(scores)) - max_lag
 
 
-def check_clip(vertices, timeline, rig: FlameRig, fps: float = 30.0, reference_gap=None) -> ClipChecks:
+def check_clip(vertices, timeline, rig: FlameRig, fps: float = MESH_FPS, reference_gap=None) -> ClipChecks:
     """All checks of one clip. vertices (T, 5023, 3) made with `rig.template`; timeline (start, end, PHONE);
     reference_gap (T,) the rig-from-labels lip gap (computed when None)."""
     vertices = np.asarray(vertices, dtype=np.float64)
@@ -198,7 +199,7 @@ def jaw_range_mm(vertices, rig: FlameRig) -> float:
     return float(np.subtract(*np.percentile(drop, [95, 5])) * 1000)
 
 
-def check_unlabelled(vertices, audio, rate: int, rig: FlameRig, fps: float = 30.0) -> dict:
+def check_unlabelled(vertices, audio, rate: int, rig: FlameRig, fps: float = MESH_FPS) -> dict:
     """Rest in pauses found from the audio level, and the jaw range, for speech without phone labels."""
     vertices = np.asarray(vertices, dtype=np.float64)
     gap = lip_distance_curve(vertices)

@@ -10,7 +10,6 @@ utterance cannot be aligned with the default beams it is tried again with wider 
 speech needs them). The audio gets a seeded -80 dBFS dither (see _dither, _ATTEMPTS): results are repeatable.
 """
 
-import os
 import re
 from dataclasses import dataclass
 from difflib import SequenceMatcher
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from backend.atomic import write_text
 from backend.audio import load_audio, to_int16
 from backend.errors import AudioError
 from training.corpus.cmu_phones import cmu_to_arpabet
@@ -202,14 +202,7 @@ def boundary_errors(reference, hypothesis) -> np.ndarray:
 
 def write_lab(path: Path, timeline) -> None:
     """Write `start_s<TAB>end_s<TAB>LABEL` lines (2 decimals, as the shipped labels), atomically."""
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.partial")
-    try:
-        temporary.write_text("".join(f"{start:.2f}\t{end:.2f}\t{label}\n" for start, end, label in timeline),
-                             encoding="utf-8")
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    write_text(path, "".join(f"{start:.2f}\t{end:.2f}\t{label}\n" for start, end, label in timeline))
 
 
 def align_folder(audio_dir, text_dir, out_dir, report=print) -> dict:

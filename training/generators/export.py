@@ -26,7 +26,7 @@ from backend.errors import BackendError, ModelError
 from backend.generators import (INPUT_AUDIO, INPUT_STYLE, INPUT_TEMPLATE, MODEL_FILE, ONE_SHOT_FILE,
                                 OUTPUT_VERTICES, SAMPLE_RATE, read_generator_info)
 from backend.flame import NUM_VERTICES
-from backend.onnx_session import OPSET
+from backend.onnx_session import OPSET, open_session
 from backend.frame_rate import MESH_FPS
 from training.generators.families import load_trained
 
@@ -77,7 +77,7 @@ def speech_like_audio(seconds: float, seed: int) -> np.ndarray:
 
 def parity_error(module: nn.Module, path: Path, template: np.ndarray, num_styles: int) -> float:
     """Largest |torch - onnxruntime| vertex difference (metres) over PARITY_SECONDS audio lengths."""
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = open_session(path)
     worst = 0.0
     for index, seconds in enumerate(PARITY_SECONDS):
         audio = speech_like_audio(seconds, index)

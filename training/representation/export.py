@@ -9,7 +9,6 @@ axis is dynamic. The TorchScript-based exporter (`dynamo=False`) needs no extra 
 from pathlib import Path
 
 import numpy as np
-import onnxruntime
 import torch
 from torch import nn
 
@@ -17,7 +16,7 @@ from backend import features
 from backend.atomic import atomic_path, write_json
 from backend.errors import ModelError
 from backend.flame import VERTEX_VALUES
-from backend.onnx_session import OPSET
+from backend.onnx_session import OPSET, open_session
 from backend.metrics.plrs import (EMBEDDING_OUTPUT, MESH_ENCODER_FILE, MESH_INPUT, SPEECH_ENCODER_FILE,
                                   SPEECH_INPUT)
 from training.representation.train import load_representation
@@ -39,7 +38,7 @@ def export_encoder(module: nn.Module, example: torch.Tensor, input_name: str, pa
 
 def parity_error(module: nn.Module, path, input_name: str, inputs: torch.Tensor) -> float:
     """Largest absolute difference between torch and onnxruntime embeddings of `inputs`."""
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = open_session(path)
     (onnx_out,) = session.run([EMBEDDING_OUTPUT], {input_name: inputs.numpy()})
     with torch.no_grad():
         torch_out = module.eval()(inputs).numpy()
