@@ -28,13 +28,16 @@ Long takes (`CHUNK_SAMPLES`, `OVERLAP_SAMPLES`): longer audio runs in 20 s chunk
 neighbours share 4 s (120 frames) and the graph's memory never grows with the take (a one-shot call on 10 min
 would return 1.08 GB and hold several times that in intermediates). In each shared span the two chunks are
 crossfaded linearly (the later one's weight rising from 0 to 1), which hides the edge frames where a chunk
-lacks context on one side. 20 s is well inside the clip lengths the graphs handle in one call and costs ~25 %
-extra graph time for the shared spans; 4 s is longer than the graphs' audio context around a frame needs to
-settle (the seam error is measured in tests/test_generators_chunked.py). Chunk starts are multiples of 0.1 s
-(1600 samples = 3 frames), so every chunk's frames fall exactly on the take's frames.
+lacks context on one side. 20 s keeps a chunk's output at 36 MB and passes 25 % more audio through the graph
+than one call would; the 4 s crossfade is wider than the shipped graphs' attention blocks (64 frames). The
+graphs are not shift-invariant (periodic positional encoding, attention blocks counted from the clip's start),
+so chunked and one-pass outputs differ slightly everywhere, not only at seams (measured in
+tests/test_generators_chunked.py: mean 0.1 mm on 70 s of speech, no seam step above the one-pass largest step).
+Chunk starts are multiples of 0.1 s (1600 samples = 3 frames), so every chunk's frames fall exactly on the take's
+frames.
 
-Output check (one place, `check_output`, applied by `Generator.animate` to every graph's output, so neither the
-CLI nor the add-on writes or bakes what it refuses): every value finite, and no vertex farther than
+Output check (one place, `check_output`, applied by `Generator.animate_blocks` to every block it yields, so
+neither the CLI nor the add-on writes or bakes what it refuses): every value finite, and no vertex farther than
 `MAX_DISPLACEMENT_M` = 0.10 m from the template. Speech moves the jaw and lips by at most a few centimetres
 (the shipped generators peak at 1.2-2.0 cm on the sample sentence; a wide-open human mouth is ~5 cm); 10 cm is
 half a FLAME head's height, so beyond it the graph is broken (NaN or bit-flipped weights give NaN or 1e34 m),
@@ -43,8 +46,9 @@ not a face speaking. Failing outputs raise ModelError.
 Frame count rule (used everywhere: graphs, training targets, this runner): T = round-half-up(N * 30 / 16000),
 i.e. the number of 30 fps frames whose start lies in the audio, rounded to the nearest frame.
 
-Python API: `scan_generators`, `list_generators`, `load_generator`, `Generator.animate`, `Generator.animate_blocks`, `default_models_dir`, `frame_count`,
-`DEFAULT_GENERATOR` (the name a UI should preselect).
+Python API: `scan_generators`, `list_generators`, `load_generator`, `Generator.animate`,
+`Generator.animate_blocks`, `default_models_dir`, `frame_count`, `chunk_starts`, `DEFAULT_GENERATOR` (the name a
+UI should preselect).
 """
 
 import json
@@ -325,8 +329,8 @@ def check_output(vertices: np.ndarray, template: np.ndarray, source: str, first_
         if not np.isfinite(largest):
             finite = np.isfinite(vertices).all(axis=(1, 2))
             raise ModelError(f"{source} produced NaN or infinite vertices in {int(np.count_nonzero(~finite))} of "
-                             f"{len(vertices)} frames (first: frame {first_frame + int(np.argmin(finite))}); its weights are "
-                             "corrupt: reinstall or re-export the generator")
+                             f"{len(vertices)} frames (first: frame {first_frame + int(np.argmin(finite))}); its "
+                             "weights are corrupt: reinstall or re-export the generator")
         if largest * np.sqrt(3.0) <= MAX_DISPLACEMENT_M:
             continue
         distance = np.sqrt(((chunk - template[None]) ** 2).sum(axis=-1)).max(axis=1)
