@@ -139,6 +139,25 @@ def write_npy(path, array) -> None:
         np.save(stream, np.asarray(array), allow_pickle=False)
 
 
+def write_npy_blocks(path, shape: tuple, dtype, blocks) -> None:
+    """One array of `shape` as .npy, written block by block as `blocks` yields (B, *shape[1:]) arrays in order,
+    so the whole array never exists in memory; ValueError if the blocks do not fill `shape` exactly."""
+    dtype = np.dtype(dtype)
+    with atomic_stream(path) as stream:
+        np.lib.format.write_array_header_1_0(stream, {"descr": np.lib.format.dtype_to_descr(dtype),
+                                                      "fortran_order": False, "shape": tuple(shape)})
+        written = 0
+        for block in blocks:
+            block = np.ascontiguousarray(block, dtype=dtype)
+            if block.shape[1:] != tuple(shape[1:]) or written + len(block) > shape[0]:
+                raise ValueError(f"{path}: block of shape {block.shape} does not fit an array of shape {shape} "
+                                 f"after {written} rows")
+            stream.write(block.data)
+            written += len(block)
+        if written != shape[0]:
+            raise ValueError(f"{path}: blocks gave {written} of the {shape[0]} rows of an array of shape {shape}")
+
+
 def write_npz(path, **arrays) -> None:
     """Arrays as an uncompressed .npz (np.load reads it) with fixed member dates: same arrays, same bytes."""
     with atomic_stream(path) as stream:

@@ -31,6 +31,7 @@ PROPORTION_RANGE = (0.4, 1.1)
 UNITS = (("metres", 1.0), ("centimetres", 0.01), ("millimetres", 0.001), ("inches", 0.0254),
          ("decimetres", 0.1))
 SNAP_DEGREES = 20.0
+POINTS_PER_BLOCK = 1 << 20   # points mapped at a time by FlameFrame.to_local (~200 frames)
 
 
 @dataclass(frozen=True)
@@ -128,8 +129,13 @@ class FlameFrame:
         """(..., 3) FLAME frame -> local coordinates, float32 (the exact inverse of `to_flame`)."""
         if self.is_identity:
             return np.asarray(flame, dtype=np.float32)
-        local = (np.asarray(flame, dtype=np.float64) - self.translation) @ self.rotation / self.scale
-        return local.astype(np.float32)
+        flame = np.asarray(flame)
+        points = flame.reshape(-1, 3)
+        local = np.empty(points.shape, dtype=np.float32)
+        for start in range(0, len(points), POINTS_PER_BLOCK):   # float64 temporaries of a block, not the take
+            block = slice(start, start + POINTS_PER_BLOCK)
+            local[block] = (points[block].astype(np.float64) - self.translation) @ self.rotation / self.scale
+        return local.reshape(flame.shape)
 
 
 def _nearest_axis_aligned(axes: np.ndarray) -> Optional[np.ndarray]:

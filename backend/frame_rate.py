@@ -9,6 +9,7 @@ import numpy as np
 from backend.errors import BackendError
 
 MESH_FPS = 30
+RESAMPLE_BLOCK = 256   # frames interpolated at a time by resample_frames
 
 
 def resample_frames(frames: np.ndarray, fps_in: float, fps_out: float) -> np.ndarray:
@@ -32,4 +33,8 @@ def resample_frames(frames: np.ndarray, fps_in: float, fps_out: float) -> np.nda
     lower = np.minimum(np.floor(positions).astype(np.int64), len(frames) - 2)
     weight = (positions - lower).reshape((-1,) + (1,) * (frames.ndim - 1))
     dtype = frames.dtype if np.issubdtype(frames.dtype, np.floating) else np.float64
-    return ((1.0 - weight) * frames[lower] + weight * frames[lower + 1]).astype(dtype)
+    resampled = np.empty((count,) + frames.shape[1:], dtype=dtype)
+    for start in range(0, count, RESAMPLE_BLOCK):   # float64 temporaries of a block, never of the take
+        block = slice(start, start + RESAMPLE_BLOCK)
+        resampled[block] = (1.0 - weight[block]) * frames[lower[block]] + weight[block] * frames[lower[block] + 1]
+    return resampled

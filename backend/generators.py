@@ -22,10 +22,22 @@ A generator is a folder `<models>/generators/<name>/` holding `model.json` and i
              template  float32 (1, 5023, 3)  the subject's neutral face, metres, FLAME frame
              style     float32 (1, S)        one-hot over `styles`
     output   vertices  float32 (1, T, 5023, 3), T = frame_count(N) (below), absolute positions
-The whole clip runs in one call, so the backend's work is O(T) and no Python loop runs per frame.
+A clip of up to 20 s runs in one call, so the backend's work is O(T) and no Python loop runs per frame.
 
-Output check (one place, `check_output`, applied by `Generator.animate` to every graph's output, so neither the
-CLI nor the add-on writes or bakes what it refuses): every value finite, and no vertex farther than
+Long takes (`CHUNK_SAMPLES`, `OVERLAP_SAMPLES`): longer audio runs in 20 s chunks that start every 16 s, so
+neighbours share 4 s (120 frames) and the graph's memory never grows with the take (a one-shot call on 10 min
+would return 1.08 GB and hold several times that in intermediates). In each shared span the two chunks are
+crossfaded linearly (the later one's weight rising from 0 to 1), which hides the edge frames where a chunk
+lacks context on one side. 20 s keeps a chunk's output at 36 MB and passes 25 % more audio through the graph
+than one call would; the 4 s crossfade is wider than the shipped graphs' attention blocks (64 frames). The
+graphs are not shift-invariant (periodic positional encoding, attention blocks counted from the clip's start),
+so chunked and one-pass outputs differ slightly everywhere, not only at seams (measured in
+tests/test_generators_chunked.py: mean 0.1 mm on 70 s of speech, no seam step above the one-pass largest step).
+Chunk starts are multiples of 0.1 s (1600 samples = 3 frames), so every chunk's frames fall exactly on the take's
+frames.
+
+Output check (one place, `check_output`, applied by `Generator.animate_blocks` to every block it yields, so
+neither the CLI nor the add-on writes or bakes what it refuses): every value finite, and no vertex farther than
 `MAX_DISPLACEMENT_M` = 0.10 m from the template. Speech moves the jaw and lips by at most a few centimetres
 (the shipped generators peak at 1.2-2.0 cm on the sample sentence; a wide-open human mouth is ~5 cm); 10 cm is
 half a FLAME head's height, so beyond it the graph is broken (NaN or bit-flipped weights give NaN or 1e34 m),
@@ -34,14 +46,15 @@ not a face speaking. Failing outputs raise ModelError.
 Frame count rule (used everywhere: graphs, training targets, this runner): T = round-half-up(N * 30 / 16000),
 i.e. the number of 30 fps frames whose start lies in the audio, rounded to the nearest frame.
 
-Python API: `scan_generators`, `list_generators`, `load_generator`, `Generator.animate`, `default_models_dir`, `frame_count`,
-`DEFAULT_GENERATOR` (the name a UI should preselect).
+Python API: `scan_generators`, `list_generators`, `load_generator`, `Generator.animate`,
+`Generator.animate_blocks`, `default_models_dir`, `frame_count`, `chunk_starts`, `DEFAULT_GENERATOR` (the name a
+UI should preselect).
 """
 
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 import numpy as np
 from backend import audio as audio_io
@@ -59,6 +72,7 @@ GENERATORS = "generators"
 # (one-shot ONNX, > 200x real time on one core) and the best on MTM/LVE on the held-out corpus split.
 DEFAULT_GENERATOR = "faceformer_small"
 MAX_DISPLACEMENT_M = 0.10   # see "Output check" above
+CHUNK_SAMPLES, OVERLAP_SAMPLES = 20 * SAMPLE_RATE, 4 * SAMPLE_RATE   # see "Long takes" above
 KINDS = ("one_shot",)
 RESERVED_KINDS = ("stepwise",)
 INPUT_AUDIO, INPUT_TEMPLATE, INPUT_STYLE = "audio", "template", "style"
@@ -226,9 +240,23 @@ class Generator:
                 progress: Optional[Callable[[float], None]] = None,
                 should_cancel: Optional[Callable[[], bool]] = None) -> np.ndarray:
         """audio (N,) float in [-1, 1] at `sample_rate` Hz, template (5023, 3) metres -> (T, 5023, 3) float32,
-        T = frame_count(N at 16 kHz). Resamples to 16 kHz itself. progress(fraction) is called with values in
-        [0, 1]; Cancelled is raised as soon as should_cancel() is true. Bad audio -> AudioError, bad template
-        -> MeshError, unknown style or a graph failure -> ModelError."""
+        T = frame_count(N at 16 kHz): the blocks of `animate_blocks` written into one preallocated array."""
+        blocks = self.animate_blocks(audio, sample_rate, template, style, progress, should_cancel)
+        total = next(blocks)
+        vertices = np.empty((total, NUM_VERTICES, 3), dtype=np.float32)
+        for start, block in blocks:
+            vertices[start:start + len(block)] = block
+        return vertices
+
+    def animate_blocks(self, audio: np.ndarray, sample_rate: int, template: np.ndarray,
+                       style: Optional[str] = None, progress: Optional[Callable[[float], None]] = None,
+                       should_cancel: Optional[Callable[[], bool]] = None) -> Iterator:
+        """The animation as it is made, so a long take never exists whole: first yields T (the frame count),
+        then (first frame, (F, 5023, 3) float32 block) in order, blocks covering frames 0..T-1 once each, every
+        block already through `check_output`. Audio longer than CHUNK_SAMPLES runs in overlapping chunks
+        (see "Long takes" above). progress(fraction) is called with values in [0, 1]; Cancelled is raised as
+        soon as should_cancel() is true. Bad audio -> AudioError, bad template -> MeshError, unknown style or
+        a graph failure -> ModelError."""
         report = progress or (lambda fraction: None)
         stop = should_cancel or (lambda: False)
 
@@ -241,9 +269,28 @@ class Generator:
         samples = audio_io.check_samples(audio, sample_rate)
         template = _checked_template(template)
         style_vector = self.style_vector(style)
-        samples = audio_io.resample(samples, sample_rate, SAMPLE_RATE).astype(np.float32)
-        samples = np.clip(samples, -1.0, 1.0)
+        samples = np.clip(audio_io.resample(samples, sample_rate, SAMPLE_RATE).astype(np.float32), -1.0, 1.0)
         checkpoint(0.1)
+        total = frame_count(samples.size)
+        yield total
+        starts = chunk_starts(samples.size)
+        overlap = OVERLAP_SAMPLES * MESH_FPS // SAMPLE_RATE
+        pending = None   # the previous chunk's last `overlap` frames, to be crossfaded into the next chunk
+        for index, start in enumerate(starts):
+            last = index == len(starts) - 1
+            chunk = self._run(samples[start:] if last else samples[start:start + CHUNK_SAMPLES], template,
+                              style_vector)
+            first = start * MESH_FPS // SAMPLE_RATE
+            if pending is not None:
+                fade = ((np.arange(overlap, dtype=np.float32) + 0.5) / overlap)[:, None, None]
+                chunk[:overlap] = chunk[:overlap] * fade + pending * (1.0 - fade)
+            pending = None if last else chunk[len(chunk) - overlap:].copy()
+            block = chunk if last else chunk[:len(chunk) - overlap]
+            yield first, check_output(block, template, f"generator '{self.info.name}'", first_frame=first)
+            checkpoint(0.1 + 0.9 * (index + 1) / len(starts))
+
+    def _run(self, samples: np.ndarray, template: np.ndarray, style_vector: np.ndarray) -> np.ndarray:
+        """One graph call: (N,) float32 samples -> (frame_count(N), 5023, 3) float32."""
         feeds = {INPUT_AUDIO: samples[None], INPUT_TEMPLATE: template[None], INPUT_STYLE: style_vector}
         try:
             (vertices,) = self.session.run([OUTPUT_VERTICES], feeds)
@@ -254,14 +301,24 @@ class Generator:
         if vertices.shape != expected:
             raise ModelError(f"generator '{self.info.name}' returned vertices of shape {vertices.shape}; "
                              f"the contract requires {expected}")
-        vertices = check_output(vertices[0], template, f"generator '{self.info.name}'")
-        checkpoint(1.0)
-        return np.ascontiguousarray(vertices, dtype=np.float32)
+        return np.ascontiguousarray(vertices[0], dtype=np.float32)
 
 
-def check_output(vertices: np.ndarray, template: np.ndarray, source: str) -> np.ndarray:
+def chunk_starts(num_samples: int) -> list:
+    """First sample of each graph call for `num_samples` of 16 kHz audio: [0] up to CHUNK_SAMPLES, else every
+    CHUNK_SAMPLES - OVERLAP_SAMPLES, the last chunk taking the rest (between OVERLAP_SAMPLES and CHUNK_SAMPLES
+    long, so no chunk is a sliver)."""
+    step = CHUNK_SAMPLES - OVERLAP_SAMPLES
+    starts = [0]
+    while num_samples - starts[-1] > CHUNK_SAMPLES:
+        starts.append(starts[-1] + step)
+    return starts
+
+
+def check_output(vertices: np.ndarray, template: np.ndarray, source: str, first_frame: int = 0) -> np.ndarray:
     """`vertices` (T, 5023, 3) if every value is finite and no vertex moves more than MAX_DISPLACEMENT_M from
-    `template` (5023, 3); else ModelError naming the first bad frame (the graph or its weights are corrupt).
+    `template` (5023, 3); else ModelError naming the first bad frame (the graph or its weights are corrupt;
+    frames are numbered from `first_frame`, the block's place in the take).
 
     Chunks of 256 frames, no temporary of a chunk's size: the per-vertex max and min over a chunk's frames give
     its largest coordinate change (NaN and inf propagate), which bounds the distance (|d| <= sqrt(3) max|d_i|),
@@ -272,13 +329,13 @@ def check_output(vertices: np.ndarray, template: np.ndarray, source: str) -> np.
         if not np.isfinite(largest):
             finite = np.isfinite(vertices).all(axis=(1, 2))
             raise ModelError(f"{source} produced NaN or infinite vertices in {int(np.count_nonzero(~finite))} of "
-                             f"{len(vertices)} frames (first: frame {int(np.argmin(finite))}); its weights are "
-                             "corrupt: reinstall or re-export the generator")
+                             f"{len(vertices)} frames (first: frame {first_frame + int(np.argmin(finite))}); its "
+                             "weights are corrupt: reinstall or re-export the generator")
         if largest * np.sqrt(3.0) <= MAX_DISPLACEMENT_M:
             continue
         distance = np.sqrt(((chunk - template[None]) ** 2).sum(axis=-1)).max(axis=1)
         if distance.max() > MAX_DISPLACEMENT_M:
-            frame = start + int(np.argmax(distance > MAX_DISPLACEMENT_M))
+            frame = first_frame + start + int(np.argmax(distance > MAX_DISPLACEMENT_M))
             raise ModelError(f"{source} moved a vertex {float(distance.max()):.3g} m from the template (frame "
                              f"{frame}); a speaking face moves at most {MAX_DISPLACEMENT_M} m, so its weights are "
                              "corrupt: reinstall or re-export the generator")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from backend.atomic import write_bytes, write_npy
+from backend.atomic import write_bytes, write_npy, write_npy_blocks
 from backend.errors import MeshError
 from backend.flame import NUM_VERTICES, check_flame_topology
 
@@ -499,3 +499,11 @@ def save_vertex_sequence(path, vertices: np.ndarray) -> None:
         raise MeshError(f"{path}: cannot save vertex array of shape {vertices.shape}; expected (frames, V, 3) "
                         "with at least one frame")
     write_npy(path, vertices.astype(np.float32))
+
+
+def save_vertex_blocks(path, frames: int, blocks) -> None:
+    """Write a (frames, 5023, 3) float32 .npy atomically from the (F, 5023, 3) blocks `blocks` yields in order
+    (Generator.animate_blocks), so a long take is never held whole."""
+    if frames <= 0:
+        raise MeshError(f"{path}: cannot save a vertex sequence of {frames} frames; expected at least one")
+    write_npy_blocks(path, (frames, NUM_VERTICES, 3), np.float32, blocks)

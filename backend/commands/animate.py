@@ -17,7 +17,7 @@ from backend.flame import find_template_path
 from backend.flame_frame import FlameFrame
 from backend.frame_rate import MESH_FPS
 from backend.generators import DEFAULT_GENERATOR, load_generator, scan_generators
-from backend.mesh import load_flame_mesh, save_vertex_sequence
+from backend.mesh import load_flame_mesh, save_vertex_blocks
 
 
 def register(subparsers) -> None:
@@ -55,8 +55,9 @@ def run(args) -> int:
     for note in frame.notes:
         print(f"warning: {args.template or 'the template'}: {note}", file=sys.stderr)
     samples, rate = load_audio(args.audio)
-    vertices = frame.to_local(generator.animate(samples, rate, frame.to_flame(template), style=args.style))
-    save_vertex_sequence(args.out, vertices)
-    print(f"{args.out}: {len(vertices)} frames at {MESH_FPS} fps ({len(vertices) / MESH_FPS:.2f} s) "
+    blocks = generator.animate_blocks(samples, rate, frame.to_flame(template), style=args.style)
+    frames = next(blocks)   # streamed to the file block by block: a long take is never held whole
+    save_vertex_blocks(args.out, frames, (frame.to_local(block) for _, block in blocks))
+    print(f"{args.out}: {frames} frames at {MESH_FPS} fps ({frames / MESH_FPS:.2f} s) "
           f"from generator '{generator.info.name}', style '{args.style or generator.info.default_style}'")
     return 0
