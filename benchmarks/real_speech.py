@@ -12,7 +12,8 @@ Sets (`--sets`, default all):
   d  conditions: (a) and (b) through backend.audio_conditions (10 dB SNR noise, RT60 0.5 s reverb, telephone
      band, -20 dB, Opus 16 kbps); only audio-driven rows (generators, loudness jaw): the others ignore audio
   e  long takes: held-out utterances joined with 0.5 s of silence into takes >= 60 s, plus the checks
-     within 0.5 s of each boundary of the generator's local-attention blocks (`attention_block` frames)
+     within 0.5 s of each seam: the boundaries of the generator's local-attention blocks (`attention_block`
+     frames) and the middles of its chunk crossfades (backend.generators.chunk_starts, every 16 s)
   u  unlabelled clips of shared/speech/dev (German, Russian, singing): rest in pauses found from the audio
      level, jaw range, and a rendered strip
 
@@ -54,7 +55,8 @@ from backend.audio import load_audio  # noqa: E402
 from backend.errors import BackendError  # noqa: E402
 from backend.flame import FlameRegions  # noqa: E402
 from backend.frame_rate import MESH_FPS  # noqa: E402
-from backend.generators import DEFAULT_GENERATOR, SAMPLE_RATE, frame_count, list_generators, load_generator  # noqa: E402
+from backend.generators import (DEFAULT_GENERATOR, OVERLAP_SAMPLES, SAMPLE_RATE, chunk_starts,  # noqa: E402
+                                frame_count, list_generators, load_generator)
 from backend.heldout import is_heldout, prompt_id  # noqa: E402
 from backend.mesh import load_flame_mesh  # noqa: E402
 from backend.metrics import phone_checks  # noqa: E402
@@ -215,12 +217,18 @@ class Rows:
             raise BackendError(f"unknown row {name!r}")
         return self.rig.animate(controls)
 
-    def seam_frames(self, name: str) -> int | None:
-        """Block length (frames) of a generator's local attention, the frames where its context changes;
-        for a reference row, the first generator's (so the rig shows what a seamless curve scores there)."""
+    def seam_frames(self, name: str, num_samples: int) -> np.ndarray:
+        """Frames where a generator's context changes: its local-attention block boundaries and the middle of
+        each crossfade between its 20 s chunks; for a reference row, the first generator's (so the rig shows
+        what a seamless curve scores there)."""
         blocks = {key: generator.info.metadata.get("config", {}).get("attention_block")
                   for key, generator in self.generators.items()}
-        return blocks.get(name) or next((block for block in blocks.values() if block), None)
+        block = blocks.get(name) or next((block for block in blocks.values() if block), None)
+        n_frames = frame_count(num_samples)
+        attention = np.arange(block, n_frames, block) if block else np.zeros(0, dtype=int)
+        crossfades = [round((start + OVERLAP_SAMPLES / 2) * MESH_FPS / SAMPLE_RATE)
+                      for start in chunk_starts(num_samples)[1:]]
+        return np.unique(np.concatenate([attention, np.asarray(crossfades, dtype=int)])).astype(int)
 
 
 def loudness(audio: np.ndarray, n_frames: int) -> np.ndarray:
@@ -231,10 +239,10 @@ def loudness(audio: np.ndarray, n_frames: int) -> np.ndarray:
     return np.clip(level / max(np.percentile(level, 95), 1e-9), 0.0, 1.0)
 
 
-def seam_checks(vertices: np.ndarray, timeline, block: int, rig: FlameRig) -> dict:
-    """Closure and rest within SEAM_WINDOW_S of each block boundary, and the lip-gap step there vs elsewhere."""
+def seam_checks(vertices: np.ndarray, timeline, boundaries: np.ndarray, rig: FlameRig) -> dict:
+    """Closure and rest within SEAM_WINDOW_S of each seam frame, and the lip-gap step there vs elsewhere."""
     gap = lip_distance_curve(vertices)
-    boundaries = np.arange(block, len(gap), block)
+    boundaries = boundaries[(boundaries > 0) & (boundaries < len(gap))]
     times = np.arange(len(gap)) / MESH_FPS
     near = np.zeros(len(gap), dtype=bool)
     for boundary in boundaries:
@@ -390,9 +398,9 @@ def run_benchmark(sets: str, models: list, out: Path, shared: Path, show_progres
                     vertices = rows_maker.animate(name, clip, n_frames)
                     if clip.timeline:
                         checks = phone_checks.check_clip(vertices, clip.timeline, rig, MESH_FPS, reference_gap).as_dict()
-                        block = rows_maker.seam_frames(name)
-                        if set_key == "e" and block:
-                            seams[name].append(seam_checks(vertices, clip.timeline, block, rig))
+                        if set_key == "e":
+                            seams[name].append(seam_checks(vertices, clip.timeline,
+                                                           rows_maker.seam_frames(name, len(clip.audio)), rig))
                     else:
                         checks = phone_checks.check_unlabelled(vertices, clip.audio, SAMPLE_RATE, rig, MESH_FPS)
                     per_model[name].append({"clip": clip.name, **checks})
