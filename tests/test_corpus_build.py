@@ -107,7 +107,7 @@ def test_same_seed_gives_identical_bytes(corpus, tmp_path, flame_ply, flame_mask
 
 
 def test_interrupted_build_leaves_no_manifest(tmp_path, monkeypatch, flame_ply, flame_masks, speech_dir):
-    (tmp_path / "manifest.json").write_text("{}")   # a stale manifest from an earlier build goes first
+    (tmp_path / "manifest.json").write_text("{}")   # the manifest of the corpus being replaced goes first
     calls = []
 
     real_save = np.save
@@ -121,7 +121,7 @@ def test_interrupted_build_leaves_no_manifest(tmp_path, monkeypatch, flame_ply, 
     monkeypatch.setattr(np, "save", failing_save)
     with pytest.raises(KeyboardInterrupt):
         build_corpus(tmp_path, "ci", template=flame_ply, masks=flame_masks, speech=speech_dir, limit_clips=3,
-                     show_progress=False)
+                     show_progress=False, force=True)
     assert not (tmp_path / "manifest.json").exists()
     assert len(list((tmp_path / "vertices_npy").glob("*.npy"))) == 1
     assert not list(tmp_path.rglob(".*"))
@@ -201,3 +201,29 @@ def test_heldout_rule_and_dev_folder_are_refused(tmp_path, flame_ply, flame_mask
     dev.mkdir(parents=True)
     with pytest.raises(AudioError, match="unseen-speaker"):
         build_corpus(tmp_path / "out", "ci", template=flame_ply, masks=flame_masks, speech=dev, show_progress=False)
+
+
+def test_building_into_a_finished_corpus_needs_force_and_leaves_no_old_clip(tmp_path, flame_ply, flame_masks,
+                                                                             speech_dir):
+    """Issue 16 item 6: a second build refuses a finished corpus; --force replaces it without old clips left
+    beside the new manifest; a folder of other files is refused and untouched."""
+    out = tmp_path / "corpus"
+    build_corpus(out, "ci", seed=0, template=flame_ply, masks=flame_masks, speech=speech_dir, limit_clips=3,
+                 show_progress=False)
+    stale = out / "vertices_npy" / "stale_clip.npy"
+    stale.write_bytes(b"old")
+    with pytest.raises(AudioError, match="already holds a corpus"):
+        build_corpus(out, "ci", seed=1, template=flame_ply, masks=flame_masks, speech=speech_dir, limit_clips=3,
+                     show_progress=False)
+    assert stale.exists()
+    manifest = build_corpus(out, "ci", seed=1, template=flame_ply, masks=flame_masks, speech=speech_dir,
+                            limit_clips=3, show_progress=False, force=True)
+    assert not stale.exists() and manifest["seed"] == 1
+    assert sorted(path.stem for path in (out / "vertices_npy").iterdir()) == sorted(c["id"] for c in manifest["clips"])
+    other = tmp_path / "photos"
+    other.mkdir()
+    (other / "holiday.jpg").write_bytes(b"jpg")
+    with pytest.raises(AudioError, match="not a corpus's files"):
+        build_corpus(other, "ci", template=flame_ply, masks=flame_masks, speech=speech_dir, show_progress=False,
+                     force=True)
+    assert [path.name for path in other.iterdir()] == ["holiday.jpg"]

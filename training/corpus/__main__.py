@@ -15,7 +15,8 @@ from backend.cli import dispatch
 def _build(args) -> int:
     from training.corpus.build import build_corpus
     started = time.monotonic()
-    manifest = build_corpus(args.out, args.preset, args.seed, args.template, args.masks, args.speech)
+    manifest = build_corpus(args.out, args.preset, args.seed, args.template, args.masks, args.speech,
+                            force=args.force)
     print(json.dumps(manifest["stats"], indent=1))
     print(f"built {len(manifest['clips'])} SYNTHETIC clips into {args.out} in {time.monotonic() - started:.1f} s",
           file=sys.stderr)
@@ -61,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--preset", choices=("ci", "full"), default="ci")
     build.add_argument("--out", required=True, help="output folder")
     build.add_argument("--seed", type=int, default=0)
+    build.add_argument("--force", action="store_true", help="replace a corpus already in --out (its own files only)")
     build.add_argument("--speech", help="recorded speech with .phones.lab (default $SPEECH_DIR or ../shared/speech/kathleen)")
     build.set_defaults(run=_build)
     render = commands.add_parser("render", help="render frames of a clip to PNG (face, lips, waveform + phones)")

@@ -12,6 +12,7 @@ is written atomically; the manifest is written last (an interrupted build leaves
 seed gives identical bytes.
 """
 
+import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -134,9 +135,35 @@ def frame_energy(audio: np.ndarray, n_frames: int) -> np.ndarray:
     return np.sqrt(np.mean(windows ** 2, axis=1))
 
 
+CORPUS_FOLDERS = ("wav", "vertices_npy", "templates")
+
+
+def prepare_output(out: Path, force: bool) -> None:
+    """Make `out` ready for a build. A finished corpus there (manifest.json) is refused unless `force`, which
+    removes that corpus's own files first (never anything else), so no old clip outlives its manifest; a folder
+    holding files that are not a corpus's is refused; an unfinished build of ours is rebuilt."""
+    if out.exists() and not out.is_dir():
+        raise AudioError(f"{out}: exists and is not a folder; pass a folder for the corpus")
+    foreign = sorted(path.name for path in out.iterdir()
+                     if path.name not in CORPUS_FOLDERS + ("manifest.json",)) if out.is_dir() else []
+    if foreign:
+        raise AudioError(f"{out}: holds {', '.join(foreign[:3])}{' …' if len(foreign) > 3 else ''}, which are not "
+                         "a corpus's files; build into an empty or new folder")
+    if (out / "manifest.json").exists():
+        if not force:
+            raise AudioError(f"{out}: already holds a corpus (manifest.json); pass --force to replace it, or "
+                             "build into a new folder")
+        (out / "manifest.json").unlink()   # first, so an interrupted replacement never looks finished
+        for folder in CORPUS_FOLDERS:
+            shutil.rmtree(out / folder, ignore_errors=True)
+    for folder in CORPUS_FOLDERS:
+        (out / folder).mkdir(parents=True, exist_ok=True)
+
+
 def build_corpus(out_dir, preset_name: str = "ci", seed: int = 0, template=None, masks=None, speech=None,
-                 limit_clips: int | None = None, show_progress: bool | None = None) -> dict:
-    """Build the corpus into `out_dir`; returns the manifest. limit_clips keeps the first N planned clips."""
+                 limit_clips: int | None = None, show_progress: bool | None = None, force: bool = False) -> dict:
+    """Build the corpus into `out_dir`; returns the manifest. limit_clips keeps the first N planned clips;
+    force replaces a finished corpus already there (see prepare_output)."""
     if preset_name not in PRESETS:
         raise AudioError(f"unknown preset {preset_name!r}; expected one of {', '.join(PRESETS)}")
     template_path, masks_path, speech_dir = default_paths(template, masks, speech)
@@ -147,9 +174,7 @@ def build_corpus(out_dir, preset_name: str = "ci", seed: int = 0, template=None,
     clips = clips[:limit_clips] if limit_clips is not None else clips
     check_clip_voices(clips)
     out = Path(out_dir)
-    for folder in ("wav", "vertices_npy", "templates"):
-        (out / folder).mkdir(parents=True, exist_ok=True)
-    (out / "manifest.json").unlink(missing_ok=True)
+    prepare_output(out, force)
     return _build_clips(out, preset_name, seed, mesh, regions, speakers, clips, speech_dir, EspeakSynth(), show_progress)
 
 
