@@ -114,7 +114,8 @@ def slaney_mel_filters(bins: int = MEL_BINS) -> np.ndarray:
     """(bins, N_FFT // 2 + 1) Slaney-scale, Slaney-normalised triangular filters from 0 Hz to 8 kHz."""
     def to_mel(hz):
         hz = np.asarray(hz, np.float64)
-        return np.where(hz < 1000.0, 3.0 * hz / 200.0, 15.0 + np.log(np.maximum(hz, 1e-9) / 1000.0) / (np.log(6.4) / 27))
+        log_part = 15.0 + np.log(np.maximum(hz, 1e-9) / 1000.0) / (np.log(6.4) / 27)
+        return np.where(hz < 1000.0, 3.0 * hz / 200.0, log_part)
 
     def to_hz(mel):
         return np.where(mel < 15.0, 200.0 * mel / 3.0, 1000.0 * np.exp((np.log(6.4) / 27) * (mel - 15.0)))
@@ -145,7 +146,7 @@ def log_mel(samples: np.ndarray, pad_to_window: bool = False) -> np.ndarray:
 
 
 def build_encoder(tensors: dict):
-    """The encoder as a torch module with the model.bin weights (float32): forward((1, 80, N)) -> (1, ceil(N/2), 384)."""
+    """The encoder as a torch module with the model.bin weights (float32): (1, 80, N) -> (1, ceil(N / 2), 384)."""
     import torch
     from torch import nn
     from torch.nn import functional as F
