@@ -8,7 +8,10 @@ are NOT held out (every `--train-stride`-th of them) plus `--espeak` espeak-ng u
 the engine's own phoneme times. Scored on the Kathleen held-out takes (backend.heldout: prompts ending in 8) and on
 shared/speech/dev (5 other speakers); neither is ever trained on.
 Rows: `logmel80`, the 80-bin log-mel of the shipped generators (training.generators.audio_encoder.LogMel, two
-10 ms frames per 20 ms frame), and `hama16`, backend.speech_frontend's log-posteriors + hidden layer (447).
+10 ms frames per 20 ms frame), `hama16`, backend.speech_frontend's log-posteriors + hidden layer (447), and
+`whisper_tiny_en`, the Whisper tiny.en encoder states (384) of scripts/convert_whisper_encoder.py's ONNX graph
+(`--whisper`; made by that script, not shipped; the row is left out when that file is absent), run on each clip's
+real length, not padded to 30 s.
 
 Metrics per set: bilabial AUC (frames inside a labelled /p b m/ against all others); closures found (share of
 labelled /p b m/ with a detector probability ≥ 0.5 between 20 ms before their start and 40 ms after their end);
@@ -84,6 +87,25 @@ class LogMel80:
         return mel.reshape(frames, 160)
 
 
+class WhisperTinyEn:
+    """Whisper tiny.en encoder states (T, 384) at 50 Hz on the clip's real length (≤ 30 s), onnxruntime, one thread."""
+
+    def __init__(self, onnx_path: Path):
+        import onnxruntime
+        from scripts.convert_whisper_encoder import WINDOW_FRAMES, log_mel
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = options.inter_op_num_threads = 1
+        self.session = onnxruntime.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+        self.log_mel, self.max_frames = log_mel, WINDOW_FRAMES
+
+    def __call__(self, samples: np.ndarray, frames: int) -> np.ndarray:
+        mel = self.log_mel(samples)
+        if mel.shape[1] > self.max_frames:
+            raise SystemExit(f"a clip of {samples.size / SAMPLE_RATE:.1f} s: the Whisper row takes clips up to 30 s")
+        states = self.session.run(None, {"mel": mel[None]})[0][0]
+        return np.pad(states, ((0, max(0, frames - states.shape[0])), (0, 0)), mode="edge")[:frames]
+
+
 def stacked(features: np.ndarray) -> np.ndarray:
     frames = features.shape[0]
     index = np.clip(np.arange(frames)[:, None] + np.array(CONTEXT)[None], 0, frames - 1)
@@ -107,13 +129,19 @@ def espeak_clips(count: int, train_prompts: list) -> list:
     return out
 
 
-def collect(sources: list, cache: SpeechFeatureCache, logmel: LogMel80, frame_stride: int = 1) -> dict:
-    """{row: stacked features (N, D)}, labels (N,), and per-clip (features, labels, timeline) for scoring."""
+def collect(sources: list, cache: SpeechFeatureCache, logmel: LogMel80, whisper: WhisperTinyEn | None,
+            frame_stride: int = 1) -> dict:
+    """{row: stacked features (N, D)}, labels (N,), and per-clip (features, labels, timeline) for scoring; no
+    Whisper row when `whisper` is None."""
     rows, labels, clips = {"logmel80": [], "hama16": []}, [], []
+    if whisper is not None:
+        rows["whisper_tiny_en"] = []
     for samples, timeline in sources:
         hama = cache.features(samples, SAMPLE_RATE)
         frames = hama.shape[0]
         per_row = {"hama16": stacked(hama), "logmel80": stacked(logmel(samples, frames))}
+        if whisper is not None:
+            per_row["whisper_tiny_en"] = stacked(whisper(samples, frames))
         clip_labels = frame_labels(timeline, frames)
         clips.append((per_row, clip_labels, timeline, hama[:, :POSTERIOR_DIM]))
         keep = np.arange(0, frames, frame_stride)
@@ -228,16 +256,21 @@ def main(argv=None) -> int:
     parser.add_argument("--l2", type=float, default=1e-3)
     parser.add_argument("--delay-only", action="store_true")
     parser.add_argument("--cache", type=Path, default=REPO / ".cache" / "speech_features")
+    parser.add_argument("--whisper", type=Path, default=REPO / ".cache" / "whisper_tiny_en_encoder.onnx",
+                        help="the Whisper tiny.en encoder graph of scripts/convert_whisper_encoder.py")
     args = parser.parse_args(argv)
     began = time.perf_counter()
     kathleen, dev = SHARED / "speech" / "kathleen", SHARED / "speech" / "dev"
     cache = SpeechFeatureCache(args.cache, load_frontend())
     logmel = LogMel80()
+    whisper = WhisperTinyEn(args.whisper) if args.whisper.is_file() else None
+    if whisper is None:
+        print(f"no Whisper row: {args.whisper} not found (make it with scripts/convert_whisper_encoder.py)")
 
     def real(paths):
         return [(load_audio(path, rate=SAMPLE_RATE)[0], read_labels(path.with_suffix(".phones.lab"))) for path in paths]
 
-    heldout = collect(real(clips_of(kathleen, is_heldout)), cache, logmel)
+    heldout = collect(real(clips_of(kathleen, is_heldout)), cache, logmel, whisper)
     measured = delay(heldout["clips"])
     print(f"delay of the /p b m/ posterior peak after the labelled centre (Kathleen held-out, {measured['peaks']} of "
           f"{measured['bilabials']} bilabials peak ≥ 0.5): median {1000 * measured['median_s']:+.1f} ms, mean "
@@ -250,9 +283,9 @@ def main(argv=None) -> int:
     sources = real(train_paths[::args.train_stride])
     if args.espeak:
         sources += espeak_clips(args.espeak, train_paths)
-    train = collect(sources, cache, logmel, args.frame_stride)
+    train = collect(sources, cache, logmel, whisper, args.frame_stride)
     sets = {"Kathleen held-out": heldout["clips"], "dev (5 other speakers)": collect(real(clips_of(dev, bool)), cache,
-                                                                                     logmel)["clips"]}
+                                                                                     logmel, whisper)["clips"]}
     labels = train["labels"]
     known = labels >= 0
     bilabial = np.isin(labels, [PHONES.index(phone) for phone in BILABIALS])

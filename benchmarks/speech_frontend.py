@@ -3,11 +3,13 @@
 60 s of real speech (dev and Kathleen held-out clips from ../shared, concatenated; read only) through
 `backend.speech_frontend` (`features`: level, chunks, crossfade; onnxruntime and numpy on one thread) and through every
 shipped generator (`backend.generators`, onnxruntime, one thread) — best of `--repeats`, wall and process CPU
-time, as multiples of real time, and the front end's time as a share of each generator's. Memory: the peak
+time, as multiples of real time, and the front end's time as a share of each generator's. Also the unshipped
+candidate, Whisper tiny.en's encoder (scripts/convert_whisper_encoder.py's graph, when `--whisper` exists): numpy
+log-mel plus onnxruntime on back-to-back 30 s pieces at their real length (speed only: no overlap). Memory: the peak
 resident memory of a fresh process running `features` on 60 s and on 600 s, minus that of one running it on 1 s,
 minus the output itself (T × 447 float32) — what the length adds beyond the output.
 
-    .venv/bin/python benchmarks/speech_frontend.py [--repeats 3] [--seconds 60]
+    .venv/bin/python benchmarks/speech_frontend.py [--repeats 3] [--seconds 60] [--whisper PATH]
 """
 
 import os
@@ -82,10 +84,26 @@ def memory_beyond_output(seconds: float) -> float:
     return int(result.stdout.split()[-1]) / 1e6
 
 
+def whisper_encoder(onnx_path: Path):
+    """Whisper tiny.en encoder states of 16 kHz audio, 30 s pieces at their real length (one thread)."""
+    import onnxruntime
+    from scripts.convert_whisper_encoder import WINDOW_FRAMES, HOP, log_mel
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    session = onnxruntime.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    piece = WINDOW_FRAMES * HOP
+
+    def encode(audio: np.ndarray) -> list:
+        return [session.run(None, {"mel": log_mel(audio[start:start + piece])[None]})[0]
+                for start in range(0, audio.size, piece)]
+    return encode
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--whisper", type=Path, default=REPO / ".cache" / "whisper_tiny_en_encoder.onnx")
     args = parser.parse_args(argv)
     audio = real_speech(args.seconds)
     seconds = audio.size / SAMPLE_RATE
@@ -96,6 +114,11 @@ def main(argv=None) -> int:
     print("|---|---|---|---|---|---|")
     print(f"| speech front end (hama 1.6, onnxruntime) | {front_wall:.3f} | {seconds / front_wall:.0f} | {front_cpu:.3f} | "
           f"{seconds / front_cpu:.0f} | 1.00 |")
+    if args.whisper.is_file():
+        encode = whisper_encoder(args.whisper)
+        wall, cpu = timed(lambda: encode(audio), args.repeats)
+        print(f"| Whisper tiny.en encoder (candidate, not shipped) | {wall:.3f} | {seconds / wall:.0f} | {cpu:.3f} | "
+              f"{seconds / cpu:.0f} | {front_cpu / cpu:.2f} |")
     template = np.random.default_rng(0).normal(scale=0.05, size=(5023, 3)).astype(np.float32)
     for info in list_generators():
         generator = load_generator(info.path, threads=1)
