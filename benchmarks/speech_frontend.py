@@ -6,7 +6,7 @@ shipped generator (`backend.generators`, onnxruntime, one thread) — best of `-
 time, as multiples of real time, and the front end's time as a share of each generator's. Also the unshipped
 candidate, Whisper tiny.en's encoder (scripts/convert_whisper_encoder.py's graph, when `--whisper` exists): numpy
 log-mel plus onnxruntime on back-to-back 30 s pieces at their real length (speed only: no overlap). Memory: the peak
-resident memory of a fresh process running `features` on 60 s and on 600 s, minus that of one running it on 1 s,
+resident memory a fresh process adds running `features` on 60 s and on 600 s, after a 25 s warm-up run,
 minus the output itself (T × 447 float32) — what the length adds beyond the output.
 
     .venv/bin/python benchmarks/speech_frontend.py [--repeats 3] [--seconds 60] [--whisper PATH]
