@@ -17,7 +17,7 @@ a given `seed`.
     codec_round_trip(audio, rate, kbps, codec)     Ogg Opus or MP3 encode/decode through libsndfile, in memory
     change_tempo(audio, rate, tempo)               faster / slower speech at the same pitch (WSOLA)
     shift_pitch(audio, rate, semitones, warp)      F0 moved, duration and formants kept (or warped by `warp`)
-    warp_formants(audio, rate, factor)             spectral envelope stretched on the frequency axis (vocal tract length)
+    warp_formants(audio, rate, factor)             spectral envelope stretched in frequency (vocal tract length)
 """
 
 import io
@@ -256,14 +256,14 @@ def warp_formants(audio, rate: int, factor: float) -> np.ndarray:
 def shift_pitch(audio, rate: int, semitones: float, formant_warp: float = 1.0) -> np.ndarray:
     """F0 x 2^(semitones / 12) (-12 to 12), duration kept; formants kept, or moved by `formant_warp`.
 
-    Resampling by the pitch ratio (a rational approximation, denominator <= 100) raises pitch and formants and
+    Resampling by the pitch ratio (a rational approximation, denominator <= 1000) raises pitch and formants and
     shortens the clip; WSOLA restores the duration and an envelope warp by formant_warp / ratio puts the
     formants where asked, in one pass.
     """
     audio = _mono(audio)
     if not -12.0 <= semitones <= 12.0:
         raise AudioError(f"pitch shift {semitones} semitones is out of range; expected -12 to 12")
-    ratio = Fraction(2 ** (semitones / 12)).limit_denominator(100)
+    ratio = Fraction(2 ** (semitones / 12)).limit_denominator(1000)
     if ratio == 1:
         return warp_formants(audio, rate, formant_warp)
     faster = resample_poly(audio, ratio.denominator, ratio.numerator)

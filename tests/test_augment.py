@@ -238,3 +238,43 @@ def test_a_real_recording_keeps_its_labels_in_step():
         assert new_timeline[-1][1] == pytest.approx(timeline[-1][1] / plan.tempo)
         assert abs(new_timeline[-1][1] - new_audio.size / RATE) < 0.02
         assert new_motion.shape == (frame_count(new_audio.size), 7)
+
+
+class _CountingFrontend:
+    """Stands in for the speech front end: (T, 447) features whose first column is the samples' RMS."""
+
+    model_path = Path(__file__)
+
+    def __init__(self):
+        self.calls = []
+
+    def features(self, samples, rate):
+        from backend.speech_frontend import FEATURE_DIM, HIDDEN_DIM, SpeechFeatures
+        self.calls.append(samples)
+        rms = np.full((3, FEATURE_DIM - HIDDEN_DIM), np.sqrt(np.mean(np.square(samples))), np.float32)
+        return SpeechFeatures(rms, np.zeros((3, HIDDEN_DIM), np.float32))
+
+
+def test_feature_cache_keys_a_variant_by_clean_clip_and_plan_and_augments_only_on_a_miss(tmp_path):
+    from backend.speech_feature_cache import SpeechFeatureCache
+    frontend = _CountingFrontend()
+    cache = SpeechFeatureCache(tmp_path, frontend)
+    clean = _bursts()
+    plan = AugmentPlan(gain_db=-20.0)
+    first = cache.features(clean, RATE, plan.id, augment=lambda samples: apply_plan(samples, plan))
+    again = cache.features(clean, RATE, plan.id, augment=lambda samples: apply_plan(samples, plan))
+    assert (cache.hits, cache.misses, len(frontend.calls)) == (1, 1, 1)
+    assert np.array_equal(first, again)
+    assert first[0, 0] == pytest.approx(0.1 * np.sqrt(np.mean(clean ** 2)), rel=1e-2)   # the augmented audio's
+    assert cache.features(clean, RATE, CLEAN.id)[0, 0] == pytest.approx(np.sqrt(np.mean(clean ** 2)), rel=1e-2)
+
+
+def test_motion_without_audio_matches_the_whole_clip():
+    audio = _bursts()
+    motion = np.random.default_rng(2).standard_normal((frame_count(audio.size), 4)).astype(np.float32)
+    timeline = [(0.0, 1.0, "SIL"), (1.0, 2.4, "AA")]
+    for plan in (AugmentPlan(tempo=0.83), AugmentPlan(tempo=1.17, gain_db=3.0), CLEAN):
+        new_audio, new_timeline, new_motion = augment_clip(audio, timeline, motion, plan)
+        assert augment.augmented_length(audio.size, plan) == new_audio.size
+        only_timeline, only_motion = augment.augment_motion(timeline, motion, plan, audio.size)
+        assert only_timeline == new_timeline and np.array_equal(only_motion, new_motion)

@@ -1,4 +1,4 @@
-"""Seeded training-time audio augmentation: a plan per (seed, epoch, clip), applied to a clip's audio, timeline and motion.
+"""Seeded training-time audio augmentation: a plan per (seed, epoch, clip), applied to audio, timeline and motion.
 
 Applied at TRAINING time, not at build time: the corpus on disk stays one compact clean copy of each clip
 (hours of motion stored once, not once per condition), every epoch hears a fresh variant, and the speech
@@ -10,6 +10,8 @@ samples and chains it.
     plan = plan_for(seed, epoch, clip_index)          deterministic AugmentPlan; plan.id is the cache key
     audio = apply_plan(audio, plan, babble=[...])     16 kHz float32 (n,) -> float32 (n,) (n / tempo for tempo)
     audio, timeline, motion = augment_clip(audio, timeline, motion, plan, babble=[...])
+    timeline, motion = augment_motion(timeline, motion, plan, len(audio))   the same without the audio
+    features = SpeechFeatureCache(root).features(audio, 16000, plan.id, augment=lambda a: apply_plan(a, plan, ...))
 
 Order of the chain (the order in which sound meets them): tempo (the talker speaks faster) -> pitch and
 formant warp (another voice) -> room reverb -> noise (other sources in the room) -> gain with clipping (the
@@ -173,7 +175,8 @@ def babble_sources(plan: AugmentPlan, pool_size: int, clip_index: int, talkers: 
     others = np.setdiff1d(np.arange(pool_size), [clip_index])
     if others.size == 0:
         raise AudioError(f"babble needs another clip than {clip_index}; the pool has {pool_size}")
-    return [int(i) for i in np.random.default_rng([plan.seed, 1]).choice(others, talkers, replace=others.size < talkers)]
+    chosen = np.random.default_rng([plan.seed, 1]).choice(others, talkers, replace=others.size < talkers)
+    return [int(index) for index in chosen]
 
 
 def apply_plan(audio, plan: AugmentPlan, babble=None) -> np.ndarray:
@@ -235,11 +238,22 @@ def scale_motion(frames: np.ndarray, tempo: float, n_frames: int | None = None) 
     return np.concatenate([scaled, np.repeat(scaled[-1:], n_frames - len(scaled), axis=0)])
 
 
+def augmented_length(num_samples: int, plan: AugmentPlan) -> int:
+    """Samples apply_plan returns for `num_samples` in: round-half-up(num_samples / tempo)."""
+    return int(np.floor(num_samples / plan.tempo + 0.5)) if plan.tempo != 1.0 else int(num_samples)
+
+
+def augment_motion(timeline, motion: np.ndarray, plan: AugmentPlan, num_samples: int) -> tuple:
+    """The timeline and 30 fps motion (T, ...) of a clip of `num_samples` clean samples under `plan`, without
+    touching audio (for a feature-cache hit): time-scaled by 1 / tempo to frame_count(augmented_length) frames."""
+    if plan.tempo == 1.0:
+        return list(timeline), np.asarray(motion)
+    return (scale_timeline(timeline, plan.tempo),
+            scale_motion(motion, plan.tempo, frame_count(augmented_length(num_samples, plan), SAMPLE_RATE)))
+
+
 def augment_clip(audio, timeline, motion: np.ndarray, plan: AugmentPlan, babble=None) -> tuple:
     """(audio (n,), timeline, motion (T, ...)) -> the same three with `plan` applied: audio float32 (n',),
     timeline and motion time-scaled by 1 / tempo, motion (frame_count(n'), ...) (vertices or rig controls)."""
     new_audio = apply_plan(audio, plan, babble)
-    if plan.tempo == 1.0:
-        return new_audio, list(timeline), np.asarray(motion)
-    return (new_audio, scale_timeline(timeline, plan.tempo),
-            scale_motion(motion, plan.tempo, frame_count(len(new_audio), SAMPLE_RATE)))
+    return (new_audio, *augment_motion(timeline, motion, plan, np.asarray(audio).shape[-1]))
