@@ -77,6 +77,7 @@ EXTREME_PLANS = {
     "white noise 10 dB": AugmentPlan(noise_snr_db=10.0, noise_kind="white", seed=1),
     "pink noise 10 dB": AugmentPlan(noise_snr_db=10.0, noise_kind="pink", seed=1),
     "babble 10 dB": AugmentPlan(noise_snr_db=10.0, noise_kind="babble", seed=1),
+    "babble 15 dB": AugmentPlan(noise_snr_db=15.0, noise_kind="babble", seed=1),
     "reverb 0.5 s": AugmentPlan(reverb_rt60_s=0.5, seed=1),
     "reverb 0.7 s": AugmentPlan(reverb_rt60_s=0.7, seed=1),
     "reverb 1.0 s": AugmentPlan(reverb_rt60_s=1.0, seed=1),
