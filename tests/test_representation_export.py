@@ -23,11 +23,14 @@ from training.representation.model import build_encoders
 pytestmark = pytest.mark.training
 
 
-def random_checkpoint(path: Path, variant: str) -> Path:
+def random_checkpoint(path: Path, variant: str, speech_input: str = "frontend") -> Path:
     """A checkpoint in `represent`'s format with random weights and a plausible standardiser."""
-    config = preset("tiny")
+    config = preset("tiny", model={"speech_input": speech_input})
     torch.manual_seed(1)
     speech, mesh = build_encoders(variant, config.model)
+    if hasattr(speech, "standardise"):
+        speech.standardise.mean.normal_(-3.0, 1.0)
+        speech.standardise.std.uniform_(0.5, 3.0)
     mesh.standardise.mean.normal_(0.0, 0.05)
     mesh.standardise.std.uniform_(1e-4, 3e-3)
     meta = {"variant": variant, "config": config.to_dict()}
@@ -35,21 +38,24 @@ def random_checkpoint(path: Path, variant: str) -> Path:
                                   "mesh_encoder": mesh.state_dict()})
 
 
-@pytest.mark.parametrize("variant", ["two-stage", "syncnet"])
-def test_exported_encoders_match_torch_and_meet_the_plrs_contract(tmp_path, variant):
+@pytest.mark.parametrize("variant, speech_input", [("two-stage", "frontend"), ("syncnet", "frontend"),
+                                                   ("two-stage", "fbank")])
+def test_exported_encoders_match_torch_and_meet_the_plrs_contract(tmp_path, variant, speech_input):
     from training.representation.train import load_representation
-    checkpoint = random_checkpoint(tmp_path / f"{variant}.pt", variant)
+    checkpoint = random_checkpoint(tmp_path / f"{variant}.pt", variant, speech_input)
     export_representation(checkpoint, tmp_path / "onnx")
     representation = load_representation(checkpoint)
+    speech_encoder = representation.speech_encoder
     for batch in (1, 13):  # dynamic batch axis, other sizes than the export's 2
-        fbank, vertices = random_inputs(representation.mesh_encoder, batch, seed=batch)
-        assert parity_error(representation.speech_encoder, tmp_path / "onnx" / "speech_encoder.onnx", "fbank",
-                            fbank) <= PARITY_TOLERANCE
+        speech, vertices = random_inputs(speech_encoder, representation.mesh_encoder, batch, seed=batch)
+        assert parity_error(speech_encoder, tmp_path / "onnx" / "speech_encoder.onnx", speech_input,
+                            speech) <= PARITY_TOLERANCE
         assert parity_error(representation.mesh_encoder, tmp_path / "onnx" / "mesh_encoder.onnx", "vertices",
                             vertices) <= PARITY_TOLERANCE
     encoders = OnnxSpeechMeshEncoders.from_directory(tmp_path / "onnx")
-    fbank, vertices = random_inputs(representation.mesh_encoder, 3)
-    assert encoders.embed_speech(fbank.numpy()).shape == (3, encoders.embed_mesh(vertices.numpy()).shape[1])
+    assert encoders.speech_input == speech_input
+    speech, vertices = random_inputs(speech_encoder, representation.mesh_encoder, 3)
+    assert encoders.embed_speech(speech.numpy()).shape == (3, encoders.embed_mesh(vertices.numpy()).shape[1])
     meta = json.loads((tmp_path / "onnx" / "representation.json").read_text())
     assert meta["onnx_opset"] == 17 and max(meta["parity_max_abs_error"].values()) <= PARITY_TOLERANCE
 

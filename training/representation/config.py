@@ -26,10 +26,18 @@ class ModelConfig:
     video_size: int = 64          # mouth crops are video_size x video_size grey pixels
     video_patch: int = 8
     syncnet_channels: int = 256   # 3D SyncNet-style baseline conv width
+    # What the speech side hears: "frontend" (backend.speech_frontend features at 30 fps, pretrained on real
+    # speech) or "fbank" (the published 20x128 log-mel, learned from scratch: the first release's speech side).
+    speech_input: str = "frontend"
+    # Mesh windows lose their own mean shape (identity and held pose): the encoder sees displacements only.
+    mesh_centring: bool = True
     WHAT: ClassVar[str] = "representation model"
 
     def check(self) -> list:
-        problems = at_least({"model." + key: value for key, value in asdict(self).items()}, 1)
+        sizes = {key: value for key, value in asdict(self).items() if key not in ("speech_input", "mesh_centring")}
+        problems = at_least({"model." + key: value for key, value in sizes.items()}, 1)
+        if self.speech_input not in ("frontend", "fbank"):
+            problems.append(f"model.speech_input {self.speech_input!r}: expected 'frontend' or 'fbank'")
         for name, width, heads in (("width", self.width, self.heads), ("decoder_width", self.decoder_width, self.heads)):
             if heads >= 1 and width % heads:
                 problems.append(f"model.{name} {width} is not divisible by model.heads {heads}; each attention "
@@ -85,13 +93,25 @@ class Config:
     # clip (7 of 63 negatives) the small two-stage model learned clip identity (voice <-> face, loudness)
     # rather than timing, which did not carry over to unseen speakers (models/speech_mesh_two_stage).
     windows_per_clip: int = 8
+    # The starts of one clip's windows are a run `offset_spacing` frames apart (0: drawn anywhere in the clip),
+    # so its hard negatives are the same speech 3, 6, ... 15 frames off: only timing tells them apart.
+    offset_spacing: int = 0
     identity_mix: bool = True     # stage 2 / ablations: blend mesh windows towards other training identities
+    # Which half of the training clips to use (by a hash of the sentence, so halves share no utterance): the
+    # PLRS evaluator trains on the other half than the perceptual-loss critic. -1 = all.
+    data_half: int = -1
+    stage1_max_frames: int = 0    # stage 1 renders mouth video of at most this many frames (0 = every clip)
+    max_train_frames: int = 0     # at most this many training frames in memory (float32 vertices; 0 = all)
     seed: int = 0
     ablation: StageConfig | None = field(default=None)  # "no 2D prior" and SyncNet runs; None = stage2's schedule
     WHAT: ClassVar[str] = "representation"
 
     def check(self) -> list:
         problems = at_least({"windows_per_clip": self.windows_per_clip}, 1)
+        problems += at_least({"offset_spacing": self.offset_spacing, "stage1_max_frames": self.stage1_max_frames,
+                              "max_train_frames": self.max_train_frames}, 0)
+        if self.data_half not in (-1, 0, 1):
+            problems.append(f"data_half must be 0, 1 or -1 (all clips); got {self.data_half!r}")
         if self.temperature <= 0:
             problems.append(f"temperature must be positive; got {self.temperature}")
         if not 0 < self.mask_ratio < 1:
@@ -119,23 +139,24 @@ PRESETS = {
                           video_size=16, video_patch=8, syncnet_channels=32),
         stage1=StageConfig(steps=30, batch_size=32, learning_rate=1e-3, warmup_steps=5, log_every=10),
         stage2=StageConfig(steps=60, batch_size=64, learning_rate=1e-3, warmup_steps=5, log_every=20),
+        offset_spacing=3,
     ),
     "small": Config(
         name="small",
         model=ModelConfig(width=64, heads=4, blocks=3, fusion_blocks=1, decoder_width=32, decoder_blocks=1,
                           video_size=32, video_patch=8, syncnet_channels=64),
-        stage1=StageConfig(steps=800, batch_size=64, learning_rate=1e-3, warmup_steps=40, log_every=100),
-        stage2=StageConfig(steps=2000, batch_size=64, learning_rate=1e-3, warmup_steps=40, log_every=100),
-        windows_per_clip=32,
+        stage1=StageConfig(steps=800, batch_size=66, learning_rate=1e-3, warmup_steps=40, log_every=100),
+        stage2=StageConfig(steps=2000, batch_size=66, learning_rate=1e-3, warmup_steps=40, log_every=100),
+        windows_per_clip=11, offset_spacing=3, stage1_max_frames=15_000, max_train_frames=30_000,
     ),
     "full": Config(
         name="full",
         model=ModelConfig(),
         stage1=StageConfig(steps=100_000, batch_size=256, learning_rate=1e-4, warmup_steps=2000, log_every=500,
                            checkpoint_every=1000),
-        stage2=StageConfig(steps=50_000, batch_size=256, learning_rate=1e-4, warmup_steps=1000, log_every=500,
+        stage2=StageConfig(steps=50_000, batch_size=264, learning_rate=1e-4, warmup_steps=1000, log_every=500,
                            checkpoint_every=1000),
-        windows_per_clip=32,
+        windows_per_clip=11, offset_spacing=3,
     ),
 }
 
