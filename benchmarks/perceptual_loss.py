@@ -3,13 +3,14 @@
 The generator is a SYNTHETIC stand-in of FaceFormer's shape (no pretrained audio encoder is available
 here): per-frame audio features (T, 128) -> 2-layer transformer (width 256) -> Linear(256 -> 15069)
 offsets + template, trained with MSE against target vertices; "with" adds `PerceptualLoss` (frozen
-speech-mesh encoders of the chosen preset, random weights: cost does not depend on the weights) at
-the FaceFormer weight 1e-7, the speech target computed once per clip as the loss's API intends.
+speech-mesh encoders of the chosen preset, random weights: cost does not depend on the weights; the preset's speech
+side, by default the front end's (N, 5, 447) windows, and its centred mesh encoder) at the FaceFormer weight 1e-7,
+the speech target computed once per clip as the loss's API intends (so, as in training, it is not in the step).
 
 Each variant runs in a fresh subprocess so its peak memory is its own: CPU peak = growth of the
 process's max RSS over the steps; GPU peak = torch.cuda.max_memory_allocated.
 
-    .venv/bin/python benchmarks/perceptual_loss.py [--preset small] [--frames 150] [--steps 20] [--device cpu]
+    .venv/bin/python benchmarks/perceptual_loss.py [--preset small] [--frames 150] [--steps 20] [--device cpu] [--repeats 3]
 """
 
 import argparse
@@ -30,7 +31,7 @@ def one_variant(args) -> dict:
     from training.loop import optimiser_step
     from training.representation.config import preset
     from training.representation.losses import PerceptualLoss
-    from training.representation.model import MeshEncoder, SpeechEncoder
+    from training.representation.model import MeshEncoder, build_speech_encoder
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -49,8 +50,10 @@ def one_variant(args) -> dict:
         model = preset(args.preset).model
         mesh_encoder = MeshEncoder(model)
         mesh_encoder.standardise.std.fill_(0.01)
-        perceptual = PerceptualLoss(SpeechEncoder(model), mesh_encoder, weight=1e-7).to(device)
-        speech_target = perceptual.speech_target(torch.randn(args.frames - 4, 20, 128, device=device))
+        speech_encoder = build_speech_encoder(model)
+        perceptual = PerceptualLoss(speech_encoder, mesh_encoder, weight=1e-7).to(device)
+        speech_target = perceptual.speech_target(torch.randn(args.frames - 4, *speech_encoder.input_shape,
+                                                             device=device))
 
     parameters = list(generator.parameters())
 
@@ -90,20 +93,26 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each variant, alternating (median reported)")
     parser.add_argument("--variant", choices=("with", "without"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.variant:
         print(json.dumps(one_variant(args)))
         return 0
-    results = {}
-    for variant in ("without", "with"):
-        command = [sys.executable, __file__, "--variant", variant] + [
-            f"--{key}={getattr(args, key)}" for key in ("preset", "frames", "steps", "device", "threads")]
-        output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-        results[variant] = json.loads(output.strip().splitlines()[-1])
+    runs = {"without": [], "with": []}
+    for _ in range(args.repeats):   # alternating, so a change in the machine's load hits both variants alike
+        for variant in ("without", "with"):
+            command = [sys.executable, __file__, "--variant", variant] + [
+                f"--{key}={getattr(args, key)}" for key in ("preset", "frames", "steps", "device", "threads")]
+            output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+            runs[variant].append(json.loads(output.strip().splitlines()[-1]))
+    results = {variant: sorted(values, key=lambda result: result["seconds_per_step"])[len(values) // 2]
+               for variant, values in runs.items()}   # the median run of each variant
     base, extra = results["without"], results["with"]
-    print(f"device {args.device}, representation preset {args.preset}, clip {args.frames} frames, "
-          f"{args.steps} steps, {args.threads} thread(s)")
+    from training.representation.config import preset
+    print(f"device {args.device}, representation preset {args.preset} (speech side "
+          f"{preset(args.preset).model.speech_input}), clip {args.frames} frames, "
+          f"{args.steps} steps, {args.threads} thread(s), median of {args.repeats} alternating runs each")
     print("| variant | s/step | peak MB | peak growth during steps MB (CPU) |")
     print("|---|---|---|---|")
     for variant in ("without", "with"):

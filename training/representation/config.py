@@ -87,6 +87,9 @@ class Config:
     stage2: StageConfig
     temperature: float = 0.07
     mask_ratio: float = 0.75
+    # Front-end speech has 5 tokens (one per frame), not 160 patches: masking 75 % would leave one frame visible,
+    # too little for the contrastive term to learn timing from; 0.4 keeps 3 of 5.
+    frontend_mask_ratio: float = 0.4
     contrastive_weight: float = 1.0
     # A batch = batch_size / windows_per_clip clips x that many time offsets; the other offsets of a
     # window's own clip are its hard negatives (the paper's perceptual loss uses only those). With 8 per
@@ -114,8 +117,9 @@ class Config:
             problems.append(f"data_half must be 0, 1 or -1 (all clips); got {self.data_half!r}")
         if self.temperature <= 0:
             problems.append(f"temperature must be positive; got {self.temperature}")
-        if not 0 < self.mask_ratio < 1:
-            problems.append(f"mask_ratio must lie strictly between 0 and 1; got {self.mask_ratio}")
+        for name, ratio in (("mask_ratio", self.mask_ratio), ("frontend_mask_ratio", self.frontend_mask_ratio)):
+            if not 0 < ratio < 1:
+                problems.append(f"{name} must lie strictly between 0 and 1; got {ratio}")
         if self.contrastive_weight < 0:
             problems.append(f"contrastive_weight must be at least 0; got {self.contrastive_weight}")
         return problems

@@ -260,7 +260,8 @@ class MaskedDecoder(nn.Module):
 class AudioVisualPretrainer(nn.Module):
     """Stage 1: speech and lip-video encoders, cross-attention fusion, masked reconstruction of both.
 
-    forward(speech (B, 20, 128) fbank or (B, 5, 447) front-end features, video (B, 5, S, S), mask_ratio) returns
+    forward(speech (B, 20, 128) fbank or (B, 5, 447) front-end features, video (B, 5, S, S), mask_ratio,
+    speech_mask_ratio (default mask_ratio)) returns
     (speech embedding (B, W), video embedding (B, W), reconstruction loss): the unimodal encoders'
     pooled embeddings of the visible tokens (for the contrastive term, as CAV-MAE does, so one masked
     pass serves both terms) and the reconstruction MSE on the masked patches.
@@ -284,9 +285,11 @@ class AudioVisualPretrainer(nn.Module):
         grid = video.unflatten(2, (-1, p)).unflatten(4, (-1, p))  # (B, 5, rows, p, cols, p)
         return (grid.permute(0, 1, 2, 4, 3, 5) - 0.5).flatten(1, 3).flatten(2)
 
-    def forward(self, fbank: torch.Tensor, video: torch.Tensor, mask_ratio: float):
+    def forward(self, fbank: torch.Tensor, video: torch.Tensor, mask_ratio: float,
+                speech_mask_ratio: float | None = None):
         batch, speech_tokens = fbank.shape[0], self.speech_encoder.token_count
-        speech_keep, speech_masked = random_keep(batch, speech_tokens, _kept(speech_tokens, mask_ratio), fbank.device)
+        speech_ratio = mask_ratio if speech_mask_ratio is None else speech_mask_ratio
+        speech_keep, speech_masked = random_keep(batch, speech_tokens, _kept(speech_tokens, speech_ratio), fbank.device)
         video_tokens = self.video_encoder.token_count
         video_keep, video_masked = random_keep(batch, video_tokens, _kept(video_tokens, mask_ratio), fbank.device)
         speech = self.speech_encoder.tokens(fbank, speech_keep)

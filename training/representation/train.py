@@ -96,7 +96,9 @@ def train_stage1(config: Config, video_clips: list[PairedClip], log=print, run_d
     def batch_loss(rng):
         fbank, video = gather_batch(video_clips, sample_windows(video_clips, stage.batch_size, config.windows_per_clip,
                                                                 rng, config.offset_spacing), kind)
-        speech_embedding, video_embedding, reconstruction = model(fbank.to(device), video.to(device), config.mask_ratio)
+        speech_ratio = config.frontend_mask_ratio if kind == "frontend" else config.mask_ratio
+        speech_embedding, video_embedding, reconstruction = model(fbank.to(device), video.to(device), config.mask_ratio,
+                                                                  speech_ratio)
         return reconstruction + config.contrastive_weight * info_nce(speech_embedding, video_embedding,
                                                                      config.temperature)
 
