@@ -68,6 +68,19 @@ def test_centred_mesh_encoders_see_motion_only_not_the_face_shape():
     assert not torch.allclose(absolute(vertices), absolute(vertices + identity), atol=1e-3)
 
 
+def test_a_mesh_encoder_reading_few_values_reads_those_that_move_in_training():
+    torch.manual_seed(0)
+    frames = torch.zeros(200, 15069)
+    frames[:, 100:130] = torch.randn(200, 30) * 0.001        # only these move
+    encoder = MeshEncoder(preset("tiny", model={"mesh_values": 30}).model).eval()
+    encoder.values.fit(frames)
+    assert encoder.values.index.tolist() == list(range(100, 130)) and encoder.tokenizer.in_features == 30
+    windows = torch.randn(3, 5, 15069) * 0.001
+    unread = windows.clone()
+    unread[..., 5000:6000] += 0.01
+    assert torch.allclose(encoder(windows), encoder(unread)) and not torch.allclose(encoder(windows), encoder(-windows))
+
+
 def test_speech_encoder_has_160_tokens_from_1x16_patches():
     tokens = SpeechEncoder(TINY).tokens(torch.randn(2, 20, 128))
     assert tokens.shape == (2, 160, TINY.width)
@@ -135,7 +148,7 @@ def test_sync_loss_is_small_for_aligned_unit_pairs_and_large_for_opposed_ones():
 def perceptual_loss(weight=1.0, batch_windows=80):
     torch.manual_seed(0)
     mesh = MeshEncoder(TINY)
-    mesh.standardise.std.fill_(0.01)
+    mesh.values.standardise.std.fill_(0.01)
     return PerceptualLoss(SpeechEncoder(TINY), mesh, weight=weight, batch_windows=batch_windows)
 
 

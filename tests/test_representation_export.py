@@ -24,26 +24,28 @@ from training.representation.model import build_encoders
 pytestmark = pytest.mark.training
 
 
-def random_checkpoint(path: Path, variant: str, speech_input: str = "frontend") -> Path:
+def random_checkpoint(path: Path, variant: str, speech_input: str = "frontend", mesh_values: int = 0) -> Path:
     """A checkpoint in `represent`'s format with random weights and a plausible standardiser."""
-    config = preset("tiny", model={"speech_input": speech_input})
+    config = preset("tiny", model={"speech_input": speech_input, "mesh_values": mesh_values})
     torch.manual_seed(1)
     speech, mesh = build_encoders(variant, config.model)
     if hasattr(speech, "standardise"):
         speech.standardise.mean.normal_(-3.0, 1.0)
         speech.standardise.std.uniform_(0.5, 3.0)
-    mesh.standardise.mean.normal_(0.0, 0.05)
-    mesh.standardise.std.uniform_(1e-4, 3e-3)
+    mesh.values.standardise.mean.normal_(0.0, 0.05)
+    mesh.values.standardise.std.uniform_(1e-4, 3e-3)
+    mesh.values.index.copy_(torch.randperm(15069)[:len(mesh.values.index)].sort().values)
     meta = {"variant": variant, "config": config.to_dict()}
     return save_checkpoint(path, {"meta": json.dumps(meta), "speech_encoder": speech.state_dict(),
                                   "mesh_encoder": mesh.state_dict()})
 
 
-@pytest.mark.parametrize("variant, speech_input", [("two-stage", "frontend"), ("syncnet", "frontend"),
-                                                   ("two-stage", "fbank")])
-def test_exported_encoders_match_torch_and_meet_the_plrs_contract(tmp_path, variant, speech_input):
+@pytest.mark.parametrize("variant, speech_input, mesh_values", [
+    ("two-stage", "frontend", 0), ("syncnet", "frontend", 0), ("two-stage", "fbank", 0), ("two-stage", "frontend", 300),
+    ("syncnet", "frontend", 300)])
+def test_exported_encoders_match_torch_and_meet_the_plrs_contract(tmp_path, variant, speech_input, mesh_values):
     from training.representation.train import load_representation
-    checkpoint = random_checkpoint(tmp_path / f"{variant}.pt", variant, speech_input)
+    checkpoint = random_checkpoint(tmp_path / f"{variant}.pt", variant, speech_input, mesh_values)
     export_representation(checkpoint, tmp_path / "onnx")
     representation = load_representation(checkpoint)
     speech_encoder = representation.speech_encoder

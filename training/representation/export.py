@@ -54,8 +54,9 @@ def random_inputs(speech_encoder: nn.Module, mesh_encoder: nn.Module, batch: int
     if hasattr(speech_encoder, "standardise"):
         speech = speech_encoder.standardise.mean + speech * speech_encoder.standardise.std
     noise = torch.randn(batch, features.WINDOW_FRAMES, VERTEX_VALUES, generator=generator)
-    standardise = mesh_encoder.standardise
-    return speech, standardise.mean + noise * standardise.std
+    values = mesh_encoder.values
+    mean, spread = values.full(values.standardise.mean), values.full(values.standardise.std, 1e-3)
+    return speech, mean + noise * spread
 
 
 def export_representation(checkpoint, out_dir, batch: int = 7) -> list[Path]:
@@ -67,7 +68,7 @@ def export_representation(checkpoint, out_dir, batch: int = 7) -> list[Path]:
     speech_name = speech_encoder.input_name
     example_speech, _ = random_inputs(speech_encoder, representation.mesh_encoder, 2, seed=1)
     speech_path = export_encoder(speech_encoder, example_speech, speech_name, out / SPEECH_ENCODER_FILE)
-    mesh_example = representation.mesh_encoder.standardise.mean.expand(2, features.WINDOW_FRAMES, -1).clone()
+    _, mesh_example = random_inputs(speech_encoder, representation.mesh_encoder, 2, seed=2)
     mesh_path = export_encoder(representation.mesh_encoder, mesh_example, MESH_INPUT, out / MESH_ENCODER_FILE)
     fbank, vertices = random_inputs(speech_encoder, representation.mesh_encoder, batch)
     errors = {"speech": parity_error(speech_encoder, speech_path, speech_name, fbank),

@@ -108,13 +108,13 @@ class PerceptualLoss(nn.Module):
         if speech_target.ndim != 2 or len(speech_target) != len(windows):
             raise ModelError(f"{len(frames)} frames give {len(windows)} windows, but the speech target has shape "
                              f"{tuple(speech_target.shape)}; expected ({len(windows)}, D)")
+        mesh = self.mesh_encoder.encode_windows(windows)   # one pass: each window is encoded on its own anyway
         losses = []
         for begin in range(0, len(windows), self.batch_windows):
-            mesh = windows[begin: begin + self.batch_windows]
-            if len(mesh) < 2:  # a lone trailing window has no negatives; it joins no batch
+            end = min(begin + self.batch_windows, len(windows))
+            if end - begin < 2:  # a lone trailing window has no negatives; it joins no batch
                 continue
-            speech = speech_target[begin: begin + len(mesh)]
-            losses.append(info_nce(self.mesh_encoder.encode_windows(mesh), speech, self.temperature))
+            losses.append(info_nce(mesh[begin:end], speech_target[begin:end], self.temperature))
         if not losses:
             raise MeshError(f"the perceptual loss needs at least {features.WINDOW_FRAMES + 1} frames; "
                             f"got {len(frames)}")

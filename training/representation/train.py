@@ -174,8 +174,8 @@ FIT_FRAMES = 20_000   # training frames the standardisers' statistics are estima
 
 
 def fit_mesh_standardiser(mesh_encoder: nn.Module, clips: list[PairedClip], centred: bool) -> None:
-    """Per-value mean/std of the mesh encoder's input from up to FIT_FRAMES training frames: absolute positions,
-    or (centred) each frame's displacement from the mean of the 5 frames around it (what a window sees)."""
+    """The mesh values read and their mean/std from up to FIT_FRAMES training frames: absolute positions, or
+    (centred) each frame's displacement from the mean of the 5 frames around it (what a window sees)."""
     from scipy.ndimage import uniform_filter1d
     parts, total = [], 0
     for clip in clips:
@@ -185,7 +185,7 @@ def fit_mesh_standardiser(mesh_encoder: nn.Module, clips: list[PairedClip], cent
         total += len(frames)
         if total >= FIT_FRAMES:
             break
-    mesh_encoder.standardise.fit(torch.from_numpy(np.concatenate(parts).astype(np.float32)))
+    mesh_encoder.values.fit(torch.from_numpy(np.concatenate(parts).astype(np.float32)))
 
 
 def fit_speech_standardiser(speech_encoder: nn.Module, clips: list[PairedClip]) -> None:
