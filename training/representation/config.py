@@ -155,8 +155,8 @@ PRESETS = {
         name="small",
         model=ModelConfig(width=64, heads=4, blocks=3, fusion_blocks=1, decoder_width=32, decoder_blocks=1,
                           video_size=32, video_patch=8, syncnet_channels=64, mesh_values=3000),
-        stage1=StageConfig(steps=800, batch_size=66, learning_rate=1e-3, warmup_steps=40, log_every=100),
-        stage2=StageConfig(steps=2000, batch_size=66, learning_rate=1e-3, warmup_steps=40, log_every=100),
+        stage1=StageConfig(steps=600, batch_size=66, learning_rate=1e-3, warmup_steps=40, log_every=100),
+        stage2=StageConfig(steps=1500, batch_size=66, learning_rate=1e-3, warmup_steps=40, log_every=100),
         windows_per_clip=11, offset_spacing=3, stage1_max_frames=15_000, max_train_frames=30_000,
     ),
     "full": Config(
