@@ -66,19 +66,24 @@ def sentence_half(sentence: str) -> int:
 
 
 def load_corpus_clips(corpus_dir, split: str, limit: Optional[int] = None, feature_cache=None,
-                      half: Optional[int] = None) -> list[PairedClip]:
+                      half: Optional[int] = None, max_frames: int = 0, seed: int = 0) -> list[PairedClip]:
     """Clips of one split of a corpus built by `training.corpus`, vertices flattened to (T, 15069).
 
     feature_cache (a backend.speech_feature_cache.SpeechFeatureCache): also the front-end features at the frame
-    rate, computed once per clip's audio and cached. half (0 or 1): only clips of that `sentence_half`."""
+    rate, computed once per clip's audio and cached. half (0 or 1): only clips of that `sentence_half` of their
+    sentence id (a passage's is its own id). max_frames > 0: clips in a `seed`ed random order until that many
+    frames are loaded (float32 vertices: 60 kB a frame), else every clip in order."""
     dataset = open_dataset(corpus_dir, kind="corpus", split=split, fps=MESH_FPS)
-    clips = []
-    for clip_id in dataset.clip_ids():
-        if limit is not None and len(clips) >= limit:
+    clip_ids = [clip_id for clip_id in dataset.clip_ids()
+                if half is None or sentence_half(dataset.entry(clip_id).sentence or clip_id) == half]
+    if max_frames > 0:
+        clip_ids = [clip_ids[index] for index in np.random.default_rng(seed).permutation(len(clip_ids))]
+    clips, frames = [], 0
+    for clip_id in clip_ids:
+        if (limit is not None and len(clips) >= limit) or (max_frames > 0 and frames >= max_frames):
             break
         clip = dataset.load(clip_id)
-        if half is not None and sentence_half(clip.sentence or clip_id) != half:
-            continue
+        frames += len(clip.vertices)
         speech = resample(clip.audio, clip.sample_rate, speech_rate(clip.fps)).astype(np.float32)
         frontend = None
         if feature_cache is not None:

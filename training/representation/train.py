@@ -231,9 +231,9 @@ def represent(config: Config, corpus_dir, out_dir, variant: str = "two-stage", v
     cache = None
     if config.model.speech_input == "frontend":
         cache = SpeechFeatureCache(feature_cache or out / "speech_features")
-    mesh_clips = capped(load_corpus_clips(corpus_dir, "train", feature_cache=cache,
-                                          half=None if config.data_half < 0 else config.data_half),
-                        config.max_train_frames, config.seed)
+    mesh_clips = load_corpus_clips(corpus_dir, "train", feature_cache=cache,
+                                   half=None if config.data_half < 0 else config.data_half,
+                                   max_frames=config.max_train_frames, seed=config.seed)
     log(f"{len(mesh_clips)} train clips, {sum(len(clip.frames) for clip in mesh_clips)} frames "
         f"({time.perf_counter() - started:.0f} s to load)")
     seconds = {"load": time.perf_counter() - started}
