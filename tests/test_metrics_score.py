@@ -197,7 +197,7 @@ def test_score_uses_the_shipped_speech_mesh_models_by_default(flame_and_regions,
     from backend.metrics.plrs import find_encoder_directory
     shipped = find_encoder_directory()
     if shipped is None:
-        pytest.skip("the PLRS evaluator is not shipped in models/plrs_evaluator")
+        pytest.fail("the PLRS evaluator is not shipped in models/plrs_evaluator")
     template, regions = flame_and_regions
     audio, frames = clip_frames(template, regions.lips, 2)
     soundfile.write(tmp_path / "a.wav", audio, RATE, subtype="PCM_16")
