@@ -1,8 +1,9 @@
 """Every hyper-parameter of the speech-mesh representation, and its presets, in one place (checked by
 training.configuration.build: presets with overrides, `--set` and saved checkpoints alike).
 
-Presets: `tiny` (CI: trains in seconds on 2 CPU cores), `small` (the shipped CPU model: minutes on
-2 cores), `full` (the published size: width 512, 8 heads, 10 blocks per encoder; for a GPU).
+Presets: `tiny` (CI: trains in seconds on 2 CPU cores), `small` (the shipped CPU models: 2-7 minutes a variant on
+2 cores, models/speech_mesh/MODEL_CARD.md), `full` (the published size: width 512, 8 heads, 10 blocks per encoder,
+every mesh value; for a GPU). All hear the speech front end unless `model.speech_input=fbank`.
 """
 
 from dataclasses import asdict, dataclass, field
@@ -98,9 +99,9 @@ class Config:
     frontend_mask_ratio: float = 0.4
     contrastive_weight: float = 1.0
     # A batch = batch_size / windows_per_clip clips x that many time offsets; the other offsets of a
-    # window's own clip are its hard negatives (the paper's perceptual loss uses only those). With 8 per
-    # clip (7 of 63 negatives) the small two-stage model learned clip identity (voice <-> face, loudness)
-    # rather than timing, which did not carry over to unseen speakers (models/speech_mesh_two_stage).
+    # window's own clip are its hard negatives (the paper's perceptual loss uses only those). With 8 offsets
+    # drawn anywhere in a clip (7 of 63 negatives) the first release's two-stage model learned clip identity
+    # (voice <-> face, loudness) rather than timing (true - shuffled margin 0.031 on unseen speakers).
     windows_per_clip: int = 8
     # The starts of one clip's windows are a run `offset_spacing` frames apart (0: drawn anywhere in the clip),
     # so its hard negatives are the same speech 3, 6, ... 15 frames off: only timing tells them apart.
