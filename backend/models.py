@@ -3,7 +3,8 @@ repository's models folder in a checkout and the bundled copy when the add-on sh
 
 from pathlib import Path
 
-SPEECH_MESH = "speech_mesh"
+SPEECH_MESH = "speech_mesh"          # the speech-mesh representation (the critic of the perceptual loss)
+PLRS_EVALUATOR = "plrs_evaluator"    # the independent PLRS evaluator (backend.metrics.plrs)
 
 
 def default_models_dir(name: str = SPEECH_MESH) -> Path:

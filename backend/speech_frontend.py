@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from backend.audio import check_samples, resample
+from backend.frame_rate import MESH_FPS, resample_frames
 from backend.models import default_models_dir
 from backend.onnx_session import open_session
 
@@ -208,6 +209,19 @@ def _stitch(out: np.ndarray, new: np.ndarray, start: int, previous_end: int) -> 
     out[fade_start:fade_end] = ((1.0 - weight) * out[fade_start:fade_end]
                                 + weight * new[fade_start - start:fade_end - start])
     out[fade_end:start + new.shape[0]] = new[fade_end - start:]
+
+
+def features_at_fps(stacked: np.ndarray, num_frames: int, fps: float = MESH_FPS) -> np.ndarray:
+    """(T, 447) features at FRAME_RATE -> (num_frames, 447) float32 at `fps`: row j is the features at time
+    j / fps (linear interpolation, backend.frame_rate.resample_frames), the last row repeated past the end of the
+    audio and rows past `num_frames` dropped, so row j pairs with mesh frame j."""
+    stacked = np.asarray(stacked, dtype=np.float32)
+    if stacked.ndim != 2 or stacked.shape[0] == 0:
+        raise ValueError(f"expected front-end features of shape (T >= 1, D); got {stacked.shape}")
+    resampled = resample_frames(stacked, FRAME_RATE, fps).astype(np.float32)[:num_frames]
+    if len(resampled) < num_frames:
+        resampled = np.concatenate([resampled, np.repeat(resampled[-1:], num_frames - len(resampled), axis=0)])
+    return np.ascontiguousarray(resampled)
 
 
 @lru_cache(maxsize=2)

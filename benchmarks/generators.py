@@ -67,7 +67,7 @@ def training_rows(device_name: str, steps: int) -> list:
     from training.loop import optimiser_step
     from training.representation.config import preset
     from training.representation.losses import PerceptualLoss, speech_features
-    from training.representation.model import MeshEncoder, SpeechEncoder
+    from training.representation.model import MeshEncoder, build_speech_encoder
 
     device = torch.device(device_name)
     representation = preset("small").model
@@ -83,7 +83,7 @@ def training_rows(device_name: str, steps: int) -> list:
                 frames = 60
                 perceptual = None
                 if weight:
-                    perceptual = PerceptualLoss(SpeechEncoder(representation), MeshEncoder(representation), weight).to(device)
+                    perceptual = PerceptualLoss(build_speech_encoder(representation), MeshEncoder(representation), weight).to(device)
                 vertices = 0.01 * torch.randn(frames, 5023, 3)
                 source = Clip(audio, 16000, vertices.numpy(), 30.0, np.zeros((5023, 3), np.float32), "synthetic", "")
                 clip = TrainingClip("synthetic", torch.from_numpy(audio)[None], vertices, torch.zeros(5023, 3),

@@ -57,14 +57,14 @@ from backend.flame import FlameRegions  # noqa: E402
 from backend.frame_rate import MESH_FPS  # noqa: E402
 from backend.generators import (DEFAULT_GENERATOR, OVERLAP_SAMPLES, SAMPLE_RATE, chunk_starts,  # noqa: E402
                                 frame_count, list_generators, load_generator)
-from backend.heldout import is_heldout, prompt_id  # noqa: E402
+from backend.heldout import dev_utterances, heldout_utterances, is_heldout, prompt_id  # noqa: E402
 from backend.mesh import load_flame_mesh  # noqa: E402
 from backend.metrics import phone_checks  # noqa: E402
 from backend.metrics.mtm import lip_distance_curve  # noqa: E402
 from backend.progress import Progress  # noqa: E402
 from backend.rig.coarticulation import JAW_PER_OPENNESS  # noqa: E402
 from backend.rig.flame_rig import CONTROLS, FlameRig  # noqa: E402
-from backend.rig.timeline import BILABIALS, SILENCE, read_lab  # noqa: E402
+from backend.rig.timeline import BILABIALS, SILENCE  # noqa: E402
 
 SETS = {"a": "Kathleen held-out", "b": "unseen real speakers", "c": "unseen TTS voices",
         "d": "conditions", "e": "long takes", "u": "unlabelled"}
@@ -99,24 +99,14 @@ def _paired(clips: list[Clip]) -> list[Clip]:
 
 
 # --- sets ------------------------------------------------------------------------------------------------
-def _labelled_folder(folder: Path, keep) -> list[Clip]:
-    clips = []
-    for lab in sorted(folder.glob("*.phones.lab")):
-        name = lab.name[: -len(".phones.lab")]
-        if keep(name):
-            audio, _ = load_audio(folder / f"{name}.flac", SAMPLE_RATE)
-            clips.append(Clip(name, audio, read_lab(lab), name))
-    return clips
-
-
 def heldout_clips(shared: Path) -> list[Clip]:
     """Set (a): every take of the held-out Kathleen prompts (backend.heldout), in file order."""
-    return _labelled_folder(shared / "speech" / "kathleen", is_heldout)
+    return [Clip(item.name, item.audio, item.timeline, item.name) for item in heldout_utterances(shared, SAMPLE_RATE)]
 
 
 def dev_clips(shared: Path) -> list[Clip]:
     """Set (b): the labelled utterances of the unseen-speaker folder."""
-    return _labelled_folder(shared / "speech" / "dev", lambda name: True)
+    return [Clip(item.name, item.audio, item.timeline, item.name) for item in dev_utterances(shared, SAMPLE_RATE)]
 
 
 def unlabelled_clips(shared: Path) -> list[Clip]:

@@ -6,12 +6,14 @@ metric):
 - MTM against the speech envelope (the RMS loudness per frame): how far (ms) the lip-opening peaks and valleys
   sit from the loudness peaks and valleys. Its note (lips lag/lead audio) is estimated against the same
   envelope, not with the encoders (that search costs ~5 s per minute of audio, more than the 3 s budget).
-- PLRS needs the speech-mesh encoder models (`<models>/speech_mesh/`); without them it is n/a.
+- PLRS needs the PLRS evaluator models (`<models>/plrs_evaluator/`); without them it is n/a. Its colour bands are
+  the evaluator's own, measured on real held-out speech (`evaluator.json`, read by backend.metrics.plrs.read_bands).
 - SLCC (windowed, 1-s windows) needs the FLAME lip region (`FLAME_masks.npz`); without it it is n/a.
 Everything here is numpy only (no bpy), so it runs in the worker thread.
 """
 
 import json
+from pathlib import Path
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
@@ -20,16 +22,18 @@ import numpy as np
 from backend.flame import find_regions_beside
 from backend.frame_rate import MESH_FPS
 from backend.metrics.evaluation import SPEECH_ENVELOPE, Regions, score_clip
-from backend.metrics.plrs import load_model_set_encoders
+from backend.metrics.plrs import load_model_set_encoders, read_bands
+from backend.models import PLRS_EVALUATOR
 
 EXPLANATIONS = {
     "MTM": "timing gap (ms) between lip-opening and loudness peaks; lower is better",
     "PLRS": "how readable the lips are for the speech (cosine, -1..1); higher is better",
     "SLCC": "does the mouth move more when the voice is louder (r, -1..1); higher is better",
 }
-# (good, fair) limits from the published numbers (REFERENCE §2, §4): models reach ~50 ms MTM, PLRS 0.37-0.46,
-# and real speech has SLCC 0.24-0.42. Beyond `fair` the panel marks a score in red.
-LIMITS = {"MTM": (60.0, 120.0), "PLRS": (0.3, 0.1), "SLCC": (0.2, 0.0)}
+# (good, fair) limits from the published numbers (REFERENCE §2, §4): models reach ~50 ms MTM and real speech has
+# SLCC 0.24-0.42. PLRS has none here: its limits are the evaluator's measured bands (`Score.limits`). Beyond `fair`
+# the panel marks a score in red.
+LIMITS = {"MTM": (60.0, 120.0), "SLCC": (0.2, 0.0)}
 # the panel's name -> (the entry of score_clip's report, the panel's unit)
 REPORT_ENTRIES = {"MTM": (f"MTM vs {SPEECH_ENVELOPE}", "ms"), "PLRS": ("PLRS", ""), "SLCC": ("clip SLCC", "")}
 
@@ -42,13 +46,14 @@ class Score:
     value: Optional[float]
     unit: str = ""
     note: str = ""
+    limits: Optional[list] = None   # (good, fair) for this score; None = LIMITS[name]
 
     @property
     def rating(self) -> str:
-        """'good', 'fair', 'poor' or 'n/a' against LIMITS (MTM lower is better, the others higher)."""
-        if self.value is None:
+        """'good', 'fair', 'poor' or 'n/a' against `limits` or LIMITS (MTM lower is better, the others higher)."""
+        if self.value is None or (self.limits is None and self.name not in LIMITS):
             return "n/a"
-        good, fair = LIMITS[self.name]
+        good, fair = self.limits if self.limits is not None else LIMITS[self.name]
         if self.name == "MTM":
             return "good" if self.value <= good else "fair" if self.value <= fair else "poor"
         return "good" if self.value >= good else "fair" if self.value >= fair else "poor"
@@ -100,7 +105,11 @@ def score_animation(samples: np.ndarray, rate: int, vertices: np.ndarray, models
     scores = []
     for name, (entry_name, unit) in REPORT_ENTRIES.items():
         entry = report.entry(entry_name)
-        scores.append(Score(name, entry.value, unit, "" if entry.value is not None else _reason(entry.note)))
+        limits = None
+        if name == "PLRS":
+            bands = read_bands(Path(models_dir) / PLRS_EVALUATOR)
+            limits = None if bands is None else list(bands)
+        scores.append(Score(name, entry.value, unit, "" if entry.value is not None else _reason(entry.note), limits))
     offset = report.entry("audio-mesh offset")
     if scores[0].value is not None and offset.value is not None:
         scores[0].note = (f"lips {'lag' if offset.value > 0 else 'lead'} audio by {abs(offset.value):.0f} ms"

@@ -206,18 +206,24 @@ def test_scores_show_mtm_and_slcc_and_say_plrs_is_missing_without_models(head, f
     scores = {score["name"]: score for score in json.loads(head.talking_head.scores_json)["scores"]}
     assert scores["MTM"]["value"] is not None and scores["MTM"]["value"] >= 0
     assert scores["SLCC"]["value"] is not None and -1 <= scores["SLCC"]["value"] <= 1
-    assert scores["PLRS"] == {"name": "PLRS", "value": None, "unit": "", "note": "no speech-mesh encoder models found"}
+    assert scores["PLRS"] == {"name": "PLRS", "value": None, "unit": "", "note": "no speech-mesh encoder models found",
+                              "limits": None}
     assert tuple(head.talking_head.plot_image.size) == (256, 256)
 
 
 def test_plrs_is_scored_with_speech_mesh_models(head, blender, tmp_path, models):
     import shutil
     shutil.copytree(models, tmp_path / "models")
-    write_test_encoders(tmp_path / "models" / "speech_mesh")
+    write_test_encoders(tmp_path / "models" / "plrs_evaluator")
+    (tmp_path / "models" / "plrs_evaluator" / "evaluator.json").write_text(json.dumps({"bands": {"good": 2.0,
+                                                                                                "fair": 1.5}}))
     blender.models_dir = str(tmp_path / "models")
     run_animate()
     plrs = next(s for s in json.loads(head.talking_head.scores_json)["scores"] if s["name"] == "PLRS")
     assert plrs["value"] is not None and -1 <= plrs["value"] <= 1
+    assert plrs["limits"] == [2.0, 1.5]    # the evaluator's own bands: a cosine below 1.5 reads poor
+    from blender_addon.scoring import Score
+    assert Score(**plrs).rating == "poor"
 
 
 def test_score_operator_scores_a_hand_made_animation(blender, flame_ply):
@@ -279,7 +285,7 @@ def test_score_animation_scores_exactly_the_audio_span(head, blender, tmp_path, 
     import shutil
     import soundfile
     shutil.copytree(models, tmp_path / "models")
-    write_test_encoders(tmp_path / "models" / "speech_mesh")
+    write_test_encoders(tmp_path / "models" / "plrs_evaluator")
     blender.models_dir = str(tmp_path / "models")
     set_fps(30)
     info = soundfile.info(SAMPLE_WAV)

@@ -23,7 +23,7 @@ RATE = 16000
 @pytest.fixture
 def one_clip(flame_and_regions, flame_masks, tmp_path, monkeypatch):
     """Score arguments for one SYNTHETIC 100-frame clip (no encoder models, so no PLRS)."""
-    monkeypatch.setattr("backend.metrics.plrs.default_models_dir", lambda: tmp_path / "no-models")
+    monkeypatch.setattr("backend.metrics.plrs.default_models_dir", lambda *name: tmp_path / "no-models")
     template, regions = flame_and_regions
     envelope = speech_like_envelope(100, seed=1)
     soundfile.write(tmp_path / "a.wav", envelope_audio(envelope, RATE, seed=1), RATE, subtype="PCM_16")

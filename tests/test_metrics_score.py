@@ -30,7 +30,7 @@ def clip_frames(template, lips, index):
 @pytest.fixture
 def no_shipped_encoders(monkeypatch, tmp_path):
     """Hide the shipped speech-mesh models, so the 'no encoder models' path is what runs."""
-    monkeypatch.setattr("backend.metrics.plrs.default_models_dir", lambda: tmp_path / "no-models")
+    monkeypatch.setattr("backend.metrics.plrs.default_models_dir", lambda *name: tmp_path / "no-models")
 
 
 @pytest.fixture
@@ -197,7 +197,7 @@ def test_score_uses_the_shipped_speech_mesh_models_by_default(flame_and_regions,
     from backend.metrics.plrs import find_encoder_directory
     shipped = find_encoder_directory()
     if shipped is None:
-        pytest.skip("no speech-mesh models are shipped in models/speech_mesh")
+        pytest.fail("the PLRS evaluator is not shipped in models/plrs_evaluator")
     template, regions = flame_and_regions
     audio, frames = clip_frames(template, regions.lips, 2)
     soundfile.write(tmp_path / "a.wav", audio, RATE, subtype="PCM_16")

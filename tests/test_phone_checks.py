@@ -144,7 +144,7 @@ def test_score_adds_the_checks_for_one_clip_and_says_what_they_mean(rig, referen
     import soundfile
 
     from backend.cli import main
-    monkeypatch.setattr("backend.metrics.plrs.default_models_dir", lambda: tmp_path / "no-models")   # no PLRS
+    monkeypatch.setattr("backend.metrics.plrs.default_models_dir", lambda *name: tmp_path / "no-models")   # no PLRS
     audio = np.random.default_rng(0).standard_normal(int(4.2 * 16000)).astype(np.float32) * 0.1
     soundfile.write(tmp_path / "a.wav", audio, 16000, subtype="PCM_16")
     (tmp_path / "a.phones.lab").write_text("".join(f"{start:.2f}\t{end:.2f}\t{label}\n"

@@ -11,8 +11,9 @@ from backend.errors import AudioError, BackendError, MeshError, ModelError
 from training.checkpoints import load_checkpoint, save_checkpoint
 from training.representation.config import Config, StageConfig, preset
 from training.representation.losses import PerceptualLoss, info_nce, speech_features, sync_loss
-from training.representation.model import (AudioVisualPretrainer, MeshEncoder, SpeechEncoder, SyncNetMeshEncoder,
-                                           SyncNetSpeechEncoder, VideoEncoder, random_keep)
+from training.representation.model import (AudioVisualPretrainer, FrontendSpeechEncoder, MeshEncoder, SpeechEncoder,
+                                           SyncNetFrontendSpeechEncoder, SyncNetMeshEncoder, SyncNetSpeechEncoder,
+                                           VideoEncoder, random_keep)
 from training.representation.train import fit
 
 pytestmark = pytest.mark.training
@@ -30,13 +31,13 @@ def test_presets_hold_the_published_full_size_and_round_trip_through_dicts():
     assert preset("tiny", seed=3).seed == 3
 
 
-def test_shipped_preset_draws_half_its_negatives_from_other_times_of_the_same_clip():
-    """Mostly other-clip negatives taught the encoders clip identity instead of timing (MODEL_CARD.md)."""
-    config = preset("small")
-    for stage in (config.stage1, config.stage2):
-        same_clip_negatives = config.windows_per_clip - 1
-        other_clip_negatives = stage.batch_size - config.windows_per_clip
-        assert same_clip_negatives >= other_clip_negatives - 1
+def test_shipped_presets_draw_same_clip_negatives_3_to_15_frames_off_and_other_clips():
+    """Other-clip negatives alone taught the first release clip identity instead of timing (models/speech_mesh)."""
+    for name in ("small", "full"):
+        config = preset(name)
+        assert config.offset_spacing == 3 and (config.windows_per_clip - 1) * config.offset_spacing >= 15
+        for stage in (config.stage1, config.stage2):
+            assert stage.batch_size // config.windows_per_clip >= 2   # other clips in every batch too
 
 
 def test_unknown_preset_is_refused_with_the_known_names():
@@ -47,11 +48,37 @@ def test_unknown_preset_is_refused_with_the_known_names():
 def test_encoders_map_windows_to_unit_embeddings_of_one_width():
     torch.manual_seed(0)
     fbank, video, vertices = torch.randn(3, 20, 128), torch.rand(3, 5, 16, 16), torch.randn(3, 5, 15069)
+    frontend = torch.randn(3, 5, 447)
     for module, batch in ((SpeechEncoder(TINY), fbank), (VideoEncoder(TINY), video), (MeshEncoder(TINY), vertices),
-                          (SyncNetSpeechEncoder(TINY), fbank), (SyncNetMeshEncoder(TINY).eval(), vertices)):
+                          (SyncNetSpeechEncoder(TINY), fbank), (SyncNetMeshEncoder(TINY).eval(), vertices),
+                          (FrontendSpeechEncoder(TINY), frontend), (SyncNetFrontendSpeechEncoder(TINY).eval(), frontend)):
         embedding = module(batch)
         assert embedding.shape == (3, TINY.width)
         assert torch.allclose(embedding.norm(dim=1), torch.ones(3), atol=1e-5)
+
+
+def test_centred_mesh_encoders_see_motion_only_not_the_face_shape():
+    torch.manual_seed(0)
+    vertices = torch.randn(4, 5, 15069)                 # standardised units (the standardisers are identities here)
+    identity = torch.randn(1, 1, 15069) * 2             # another face shape, the same motion
+    for module in (MeshEncoder(TINY).eval(), SyncNetMeshEncoder(TINY).eval()):
+        assert torch.allclose(module(vertices), module(vertices + identity), atol=1e-4)
+        assert not torch.allclose(module(vertices), module(torch.randn(4, 5, 15069)), atol=1e-2)   # motion counts
+    absolute = MeshEncoder(preset("tiny", model={"mesh_centring": False}).model).eval()
+    assert not torch.allclose(absolute(vertices), absolute(vertices + identity), atol=1e-3)
+
+
+def test_a_mesh_encoder_reading_few_values_reads_those_that_move_in_training():
+    torch.manual_seed(0)
+    frames = torch.zeros(200, 15069)
+    frames[:, 100:130] = torch.randn(200, 30) * 0.001        # only these move
+    encoder = MeshEncoder(preset("tiny", model={"mesh_values": 30}).model).eval()
+    encoder.values.fit(frames)
+    assert encoder.values.index.tolist() == list(range(100, 130)) and encoder.tokenizer.in_features == 30
+    windows = torch.randn(3, 5, 15069) * 0.001
+    unread = windows.clone()
+    unread[..., 5000:6000] += 0.01
+    assert torch.allclose(encoder(windows), encoder(unread)) and not torch.allclose(encoder(windows), encoder(-windows))
 
 
 def test_speech_encoder_has_160_tokens_from_1x16_patches():
@@ -59,10 +86,11 @@ def test_speech_encoder_has_160_tokens_from_1x16_patches():
     assert tokens.shape == (2, 160, TINY.width)
 
 
-def test_pretrainer_returns_embeddings_and_a_reconstruction_loss_that_trains_everything():
+@pytest.mark.parametrize("speech_input, shape", [("frontend", (5, 447)), ("fbank", (20, 128))])
+def test_pretrainer_returns_embeddings_and_a_reconstruction_loss_that_trains_everything(speech_input, shape):
     torch.manual_seed(0)
-    model = AudioVisualPretrainer(TINY)
-    speech, video, reconstruction = model(torch.randn(4, 20, 128), torch.rand(4, 5, 16, 16), mask_ratio=0.75)
+    model = AudioVisualPretrainer(preset("tiny", model={"speech_input": speech_input}).model)
+    speech, video, reconstruction = model(torch.randn(4, *shape), torch.rand(4, 5, 16, 16), mask_ratio=0.75)
     assert speech.shape == video.shape == (4, TINY.width) and reconstruction.ndim == 0
     (reconstruction + info_nce(speech, video)).backward()
     untouched = [name for name, parameter in model.named_parameters() if parameter.grad is None]
@@ -120,7 +148,7 @@ def test_sync_loss_is_small_for_aligned_unit_pairs_and_large_for_opposed_ones():
 def perceptual_loss(weight=1.0, batch_windows=80):
     torch.manual_seed(0)
     mesh = MeshEncoder(TINY)
-    mesh.standardise.std.fill_(0.01)
+    mesh.values.standardise.std.fill_(0.01)
     return PerceptualLoss(SpeechEncoder(TINY), mesh, weight=weight, batch_windows=batch_windows)
 
 
@@ -157,15 +185,17 @@ def test_perceptual_loss_rejects_bad_inputs_with_clear_messages():
         loss_module(torch.zeros(30, 15069), target[:20])
     with pytest.raises(MeshError, match="the perceptual loss needs at least 6 frames; got 5"):
         loss_module(torch.zeros(5, 15069), target[:1])
-    with pytest.raises(AudioError, match=r"expected speech windows of shape \(N, 20, 128\); got \(4, 20, 64\)"):
+    with pytest.raises(AudioError, match=r"expected fbank speech windows of shape \(N, 20, 128\) .*; got \(4, 20, 64\)"):
         loss_module.speech_target(torch.zeros(4, 20, 64))
     with pytest.raises(ModelError, match="batch_windows must be at least 2 .InfoNCE needs negatives.; got 1"):
         PerceptualLoss(SpeechEncoder(TINY), MeshEncoder(TINY), batch_windows=1)
 
 
-def test_speech_features_give_one_fbank_window_per_start_frame():
+def test_speech_features_give_one_window_per_start_frame_of_the_kind_asked():
     samples = np.random.default_rng(0).normal(scale=0.1, size=16000).astype(np.float32)  # 1 s
-    assert speech_features(samples, 16000, 30).shape == (26, 20, 128)
+    assert speech_features(samples, 16000, 30, "fbank").shape == (26, 20, 128)
+    rows = speech_features(samples, 16000, 30)    # the front end's rows, window i = rows i..i+4
+    assert rows.shape == (26, 5, 447) and np.array_equal(rows[1, :4], rows[0, 1:])
     with pytest.raises(MeshError, match="needs at least 5 frames for the perceptual loss; got 4"):
         speech_features(samples, 16000, 4)
     with pytest.raises(AudioError, match=r"expected non-empty mono audio of shape \(S,\); got shape \(2, 8000\)"):

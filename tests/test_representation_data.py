@@ -185,12 +185,14 @@ def test_tiny_two_stage_run_trains_exports_and_measures(ci_corpus, tmp_path, fla
     assert len(list((tmp_path / "mouth_video").glob("*_16.npy"))) == representation.meta["corpus"]["train_clips"]
     files = export_representation(path, tmp_path / "onnx")
     assert [file.name for file in files] == ["speech_encoder.onnx", "mesh_encoder.onnx", "representation.json"]
-    report = properties.measure_and_plot([path], ci_corpus, tmp_path / "properties", split="val")
+    report = properties.measure_and_plot([path], tmp_path / "properties", ci_corpus, split="val")
     result = report["variants"]["two-stage"]
     assert len(result["offset_curve"]) == 21 and 0 <= result["phonemes"]["speech_accuracy"] <= 1
-    assert set(result["plrs"]) == {"ground_truth", "shift_-10", "shift_-5", "shift_+5", "shift_+10", "shuffled"}
+    assert set(result["plrs"]) == {"ground_truth", "shuffled", "margin_shuffled", "margin_shift_3"} | {
+        f"shift_{shift:+d}" for shift in properties.PLRS_SHIFTS}
     assert {file.name for file in (tmp_path / "properties").glob("*.png")} == {
         "offset_curve.png", "phonemes_two-stage.png", "intensity_two-stage.png"}
+    assert "| margin true − shuffled (target ≥ 0.2) |" in (tmp_path / "properties" / "properties.md").read_text()
 
 
 def test_represent_refuses_unknown_variants(tmp_path):

@@ -10,8 +10,9 @@ import torch
 
 from backend.errors import ModelError
 from backend.metrics.plrs import OnnxSpeechMeshEncoders
-from backend.models import default_models_dir
-from training.checkpoints import save_checkpoint
+from backend.metrics.plrs import read_bands
+from backend.models import PLRS_EVALUATOR, SPEECH_MESH, default_models_dir
+from training.checkpoints import load_checkpoint, save_checkpoint
 from training.representation.config import preset
 from training.representation.export import PARITY_TOLERANCE, export_representation, parity_error, random_inputs
 from training.representation.model import build_encoders
@@ -23,33 +24,41 @@ from training.representation.model import build_encoders
 pytestmark = pytest.mark.training
 
 
-def random_checkpoint(path: Path, variant: str) -> Path:
+def random_checkpoint(path: Path, variant: str, speech_input: str = "frontend", mesh_values: int = 0) -> Path:
     """A checkpoint in `represent`'s format with random weights and a plausible standardiser."""
-    config = preset("tiny")
+    config = preset("tiny", model={"speech_input": speech_input, "mesh_values": mesh_values})
     torch.manual_seed(1)
     speech, mesh = build_encoders(variant, config.model)
-    mesh.standardise.mean.normal_(0.0, 0.05)
-    mesh.standardise.std.uniform_(1e-4, 3e-3)
+    if hasattr(speech, "standardise"):
+        speech.standardise.mean.normal_(-3.0, 1.0)
+        speech.standardise.std.uniform_(0.5, 3.0)
+    mesh.values.standardise.mean.normal_(0.0, 0.05)
+    mesh.values.standardise.std.uniform_(1e-4, 3e-3)
+    mesh.values.index.copy_(torch.randperm(15069)[:len(mesh.values.index)].sort().values)
     meta = {"variant": variant, "config": config.to_dict()}
     return save_checkpoint(path, {"meta": json.dumps(meta), "speech_encoder": speech.state_dict(),
                                   "mesh_encoder": mesh.state_dict()})
 
 
-@pytest.mark.parametrize("variant", ["two-stage", "syncnet"])
-def test_exported_encoders_match_torch_and_meet_the_plrs_contract(tmp_path, variant):
+@pytest.mark.parametrize("variant, speech_input, mesh_values", [
+    ("two-stage", "frontend", 0), ("syncnet", "frontend", 0), ("two-stage", "fbank", 0), ("two-stage", "frontend", 300),
+    ("syncnet", "frontend", 300)])
+def test_exported_encoders_match_torch_and_meet_the_plrs_contract(tmp_path, variant, speech_input, mesh_values):
     from training.representation.train import load_representation
-    checkpoint = random_checkpoint(tmp_path / f"{variant}.pt", variant)
+    checkpoint = random_checkpoint(tmp_path / f"{variant}.pt", variant, speech_input, mesh_values)
     export_representation(checkpoint, tmp_path / "onnx")
     representation = load_representation(checkpoint)
+    speech_encoder = representation.speech_encoder
     for batch in (1, 13):  # dynamic batch axis, other sizes than the export's 2
-        fbank, vertices = random_inputs(representation.mesh_encoder, batch, seed=batch)
-        assert parity_error(representation.speech_encoder, tmp_path / "onnx" / "speech_encoder.onnx", "fbank",
-                            fbank) <= PARITY_TOLERANCE
+        speech, vertices = random_inputs(speech_encoder, representation.mesh_encoder, batch, seed=batch)
+        assert parity_error(speech_encoder, tmp_path / "onnx" / "speech_encoder.onnx", speech_input,
+                            speech) <= PARITY_TOLERANCE
         assert parity_error(representation.mesh_encoder, tmp_path / "onnx" / "mesh_encoder.onnx", "vertices",
                             vertices) <= PARITY_TOLERANCE
     encoders = OnnxSpeechMeshEncoders.from_directory(tmp_path / "onnx")
-    fbank, vertices = random_inputs(representation.mesh_encoder, 3)
-    assert encoders.embed_speech(fbank.numpy()).shape == (3, encoders.embed_mesh(vertices.numpy()).shape[1])
+    assert encoders.speech_input == speech_input
+    speech, vertices = random_inputs(speech_encoder, representation.mesh_encoder, 3)
+    assert encoders.embed_speech(speech.numpy()).shape == (3, encoders.embed_mesh(vertices.numpy()).shape[1])
     meta = json.loads((tmp_path / "onnx" / "representation.json").read_text())
     assert meta["onnx_opset"] == 17 and max(meta["parity_max_abs_error"].values()) <= PARITY_TOLERANCE
 
@@ -61,13 +70,13 @@ def test_export_refuses_a_checkpoint_without_encoders(tmp_path):
         export_representation(tmp_path / "bad.pt", tmp_path / "onnx")
 
 
-SHIPPED = {"syncnet": default_models_dir(), "two-stage": default_models_dir("speech_mesh_two_stage")}
+SHIPPED = {SPEECH_MESH: default_models_dir(SPEECH_MESH), PLRS_EVALUATOR: default_models_dir(PLRS_EVALUATOR)}
 
 
 @pytest.fixture(scope="module", params=sorted(SHIPPED))
 def shipped(request):
-    """(variant, folder, ONNX encoders, representation.json) of each shipped set: the default PLRS
-    models (`models/speech_mesh/`, SyncNet-style) and the kept two-stage models."""
+    """(name, folder, ONNX encoders, representation.json) of each shipped set: the representation (the critic of
+    the perceptual loss, `models/speech_mesh/`) and the independent PLRS evaluator (`models/plrs_evaluator/`)."""
     folder = SHIPPED[request.param]
     if not (folder / "speech_encoder.onnx").is_file():
         pytest.fail(f"{folder} lacks the shipped speech-mesh models")
@@ -76,26 +85,44 @@ def shipped(request):
 
 
 def test_shipped_models_are_small_and_documented(shipped):
-    variant, folder, _, meta = shipped
+    name, folder, encoders, meta = shipped
     total = sum(path.stat().st_size for path in folder.iterdir() if path.is_file())
-    assert total <= 10 * 2 ** 20
-    assert meta["variant"] == variant and meta["config"]["name"] == "small"
-    assert meta["corpus"]["synthetic"] is True
+    assert total <= 12 * 2 ** 20
+    assert meta["config"]["name"] == "small" and meta["corpus"]["synthetic"] is True
+    assert encoders.speech_input == meta["config"]["model"]["speech_input"]
     card = (folder / "MODEL_CARD.md").read_text()
     assert "SYNTHETIC" in card and f"seed {meta['config']['seed']}" in card
-    assert ("default PLRS models" in card.splitlines()[0]) == (variant == "syncnet")
 
 
-def test_shipped_offset_curve_peaks_at_zero_on_held_out_clips(shipped, ci_corpus):
+def test_the_evaluator_is_trained_apart_from_the_critic():
+    """Another seed and the other half of the training sentences (the paper's authors did the same)."""
+    critic, evaluator = (json.loads((SHIPPED[name] / "representation.json").read_text())
+                         for name in (SPEECH_MESH, PLRS_EVALUATOR))
+    assert critic["config"]["seed"] != evaluator["config"]["seed"]
+    assert {critic["config"]["data_half"], evaluator["config"]["data_half"]} == {0, 1}
+    assert not set(critic["corpus"]["train_sentences"]) & set(evaluator["corpus"]["train_sentences"])
+    checkpoint = SHIPPED[SPEECH_MESH] / "representation.pt"   # what generators train against
+    assert json.loads(load_checkpoint(checkpoint)["meta"])["config"] == critic["config"]
+
+
+def test_the_evaluators_bands_come_from_its_calibration_on_real_speech():
+    report = json.loads((SHIPPED[PLRS_EVALUATOR] / "evaluator.json").read_text())
+    good, fair = read_bands(SHIPPED[PLRS_EVALUATOR])
+    calibration = report["calibration"]
+    assert calibration["ground_truth"]["min"] >= fair and calibration["ground_truth"]["reads"]["poor"] == 0
+    assert calibration["static"]["max"] < good and calibration["static"]["reads"]["good"] == 0
+    assert calibration["ground_truth"]["mean"] > calibration["shift_3"]["mean"] > calibration["shuffled"]["mean"]
+
+
+def test_shipped_offset_curve_peaks_at_zero_on_held_out_corpus_clips(shipped, ci_corpus, tmp_path_factory):
+    from backend.speech_feature_cache import SpeechFeatureCache
     from training.representation.clips import load_corpus_clips
     from training.representation.properties import clip_embeddings, offset_curve, plrs_pairings
-    variant, _, encoders, meta = shipped
-    clips = load_corpus_clips(ci_corpus, "val")  # ci seed 0 val: sentences and speaker the model never saw
-    assert not {clip.sentence for clip in clips} & set(meta["corpus"]["train_sentences"])
+    _, _, encoders, meta = shipped
+    cache = SpeechFeatureCache(tmp_path_factory.mktemp("features"))
+    clips = load_corpus_clips(ci_corpus, "val", feature_cache=cache)   # ci val: a speaker the model never saw
     curve = offset_curve([clip_embeddings(encoders, clip) for clip in clips])
     assert np.argmax(curve) == 10  # offset 0
-    assert curve[10] > max(curve[5], curve[15]) > min(curve[0], curve[20])  # 0 > ±5 > one of ±10
+    assert curve[10] > max(curve[7], curve[13]) > min(curve[0], curve[20])  # 0 > ±3 > one of ±10
     plrs = plrs_pairings(encoders, clips)
-    assert plrs["ground_truth"] > max(plrs["shift_-5"], plrs["shift_+5"])
-    if variant == "syncnet":  # the default: why it replaced the two-stage models (MODEL_CARD.md)
-        assert plrs["ground_truth"] - plrs["shuffled"] > 0.05
+    assert plrs["ground_truth"] > max(plrs["shift_-3"], plrs["shift_+3"], plrs["shuffled"])

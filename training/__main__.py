@@ -2,7 +2,8 @@
 
     represent              train a speech-mesh representation variant (--preset, --seed, --set, --resume)
     export-representation  a checkpoint's encoders as ONNX (speech_encoder.onnx + mesh_encoder.onnx)
-    properties             measure and plot the representation's properties
+    properties             measure and plot the representation's properties (real held-out speech)
+    calibrate-plrs         the PLRS evaluator's calibration on real held-out speech and its colour bands
     train                  train a generator family (--preset, --family, --seed, --set, --resume)
     evaluate               score generators side by side (MTM, LVE, PLRS, SLCC/Δ, FDD table)
     export-generator       a generator checkpoint as a generator folder (--force replaces one)
@@ -22,6 +23,7 @@ COMMAND_MODULES = (
     "training.commands.represent",
     "training.commands.export_representation",
     "training.commands.properties",
+    "training.commands.calibrate_plrs",
     "training.commands.train",
     "training.commands.evaluate",
     "training.commands.export_generator",

@@ -31,8 +31,8 @@ from backend.flame import LOWER_LIP_CENTRE, UPPER_LIP_CENTRE
 from backend.frame_rate import MESH_FPS
 from backend.metrics import inputs
 from backend.metrics.mtm import ClipMTM, UnscorableClipError, lip_distance_curve, mtm_from_curves
-from backend.metrics.plrs import (DEFAULT_BATCH_SIZE, SpeechMeshEncoders, cosine_similarities,
-                                  speech_at_plrs_rate)
+from backend.metrics.plrs import (DEFAULT_BATCH_SIZE, SpeechMeshEncoders, cosine_similarities, speech_input_of,
+                                  speech_track, speech_window_inputs)
 from backend.metrics.slcc import lip_motion_per_frame
 
 MAX_OFFSET_FRAMES = 10
@@ -141,8 +141,9 @@ def estimate_av_offset(samples, rate: int, vertices, fps: float = MESH_FPS,
 
 def _plrs_offset_similarities(encoders, samples, rate, sequence, offsets, batch_size) -> np.ndarray:
     """Mean cosine of non-overlapping mesh windows at m against speech windows at m - offset."""
-    speech = speech_at_plrs_rate(samples, rate)
-    speech_frames = len(speech) // features.SAMPLES_PER_FRAME
+    kind = speech_input_of(encoders)
+    speech_frames = int(len(samples) * features.PLRS_AUDIO_RATE / rate) // features.SAMPLES_PER_FRAME
+    track = speech_track(kind, samples, rate, speech_frames)
     mesh_starts = features.window_starts(len(sequence))
     speech_starts = features.window_starts(speech_frames, stride=1)
     if len(mesh_starts) < MIN_WINDOWS or len(speech_starts) == 0:
@@ -150,8 +151,8 @@ def _plrs_offset_similarities(encoders, samples, rate, sequence, offsets, batch_
                                   f"audio; the clip has {len(sequence)} mesh frames (clip skipped)")
     mesh_embeddings = _batched(encoders.embed_mesh, lambda starts: features.mesh_windows(
         sequence, starts).astype(np.float32), mesh_starts, batch_size)
-    speech_embeddings = _batched(encoders.embed_speech, lambda starts: features.speech_window_features(
-        features.speech_windows(speech, starts)), speech_starts, batch_size)
+    speech_embeddings = _batched(encoders.embed_speech, lambda starts: speech_window_inputs(kind, track, starts),
+                                 speech_starts, batch_size)
     similarities = np.full(len(offsets), -np.inf)
     for position, offset in enumerate(offsets):
         paired_speech = mesh_starts - offset

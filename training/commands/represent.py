@@ -1,5 +1,5 @@
 """`python -m training represent`: train a speech-mesh representation variant (stages checkpointed and logged in
-<out>/runs/<variant>/<stage>/; --resume continues them)."""
+<out>/runs/<name>/<stage>/; --resume continues them)."""
 
 from pathlib import Path
 
@@ -17,6 +17,10 @@ def register(subparsers) -> None:
     parser.add_argument("--variant", default="two-stage", help=f"{', '.join(VARIANTS)} (default two-stage)")
     parser.add_argument("--video", type=Path, help="LRS3-like talking-face folder for stage 1 (default: render "
                                                    "mouth video from the corpus meshes)")
+    parser.add_argument("--name", help="name of this run's checkpoint <out>/<name>.pt and runs/<name>/ (default: the "
+                                       "variant), e.g. two-stage-fbank for --set model.speech_input=fbank")
+    parser.add_argument("--feature-cache", type=Path, help="folder caching the speech front end's features per clip "
+                                                           "(default <out>/speech_features)")
     parser.add_argument("--resume", action="store_true", help="continue the stage checkpoints in --out")
     add_seed_and_settings(parser, "representation config", "--set stage2.steps=500 --set model.width=32")
     parser.set_defaults(run=run)
@@ -24,5 +28,6 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     config = preset(args.preset, **overrides(Config, args))
-    print(represent(config, args.corpus, args.out, args.variant, args.video, resume=args.resume))
+    print(represent(config, args.corpus, args.out, args.variant, args.video, resume=args.resume, name=args.name,
+                    feature_cache=args.feature_cache))
     return 0

@@ -53,7 +53,7 @@ def load_clips(corpus, split: str, styles: list, config: GeneratorConfig) -> lis
 def training_styles(corpus) -> list:
     """Sorted subject names of the training split: the generator's styles."""
     dataset = open_dataset(corpus, split="train")
-    return sorted({dataset.load(clip_id).subject for clip_id in dataset.clip_ids()})
+    return sorted({dataset.entry(clip_id).subject for clip_id in dataset.clip_ids()})
 
 
 def clip_order(seed: int, count: int, position: int) -> int:

@@ -1,8 +1,8 @@
 """ONNX export of the speech and mesh encoders in the PLRS contract (backend/metrics/plrs.py), with a
 parity check against torch on random inputs.
 
-speech_encoder.onnx: `fbank` (B, 20, 128) -> `embedding` (B, D); mesh_encoder.onnx: `vertices`
-(B, 5, 15069) -> `embedding` (B, D). Opset 17 (onnxruntime 1.22, also in Blender's Python); the batch
+speech_encoder.onnx: `frontend` (B, 5, 447) or `fbank` (B, 20, 128) (what the encoder hears) -> `embedding` (B, D);
+mesh_encoder.onnx: `vertices` (B, 5, 15069) -> `embedding` (B, D). Opset 17 (onnxruntime 1.22, also in Blender's Python); the batch
 axis is dynamic. The TorchScript-based exporter (`dynamo=False`) needs no extra package.
 """
 
@@ -17,8 +17,7 @@ from backend.atomic import atomic_path, write_json
 from backend.errors import ModelError
 from backend.flame import VERTEX_VALUES
 from backend.onnx_session import OPSET, open_session
-from backend.metrics.plrs import (EMBEDDING_OUTPUT, MESH_ENCODER_FILE, MESH_INPUT, SPEECH_ENCODER_FILE,
-                                  SPEECH_INPUT)
+from backend.metrics.plrs import EMBEDDING_OUTPUT, MESH_ENCODER_FILE, MESH_INPUT, SPEECH_ENCODER_FILE
 from training.representation.train import load_representation
 
 PARITY_TOLERANCE = 1e-4
@@ -45,14 +44,19 @@ def parity_error(module: nn.Module, path, input_name: str, inputs: torch.Tensor)
     return float(np.max(np.abs(onnx_out - torch_out)))
 
 
-def random_inputs(mesh_encoder: nn.Module, batch: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random fbank (B, 20, 128) ~ N(0, 1), and vertices (B, 5, 15069) drawn around the encoder's
-    training mean with its training spread (so activations are in a realistic range)."""
+def random_inputs(speech_encoder: nn.Module, mesh_encoder: nn.Module, batch: int,
+                  seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random speech inputs of the encoder's shape (fbank ~ N(0, 1); front-end rows around the training mean with
+    the training spread), and vertices (B, 5, 15069) drawn around the mesh encoder's training mean with its
+    training spread (so activations are in a realistic range)."""
     generator = torch.Generator().manual_seed(seed)
-    fbank = torch.randn(batch, features.FBANK_FRAMES, features.FBANK_BINS, generator=generator)
+    speech = torch.randn(batch, *speech_encoder.input_shape, generator=generator)
+    if hasattr(speech_encoder, "standardise"):
+        speech = speech_encoder.standardise.mean + speech * speech_encoder.standardise.std
     noise = torch.randn(batch, features.WINDOW_FRAMES, VERTEX_VALUES, generator=generator)
-    standardise = mesh_encoder.standardise
-    return fbank, standardise.mean + noise * standardise.std
+    values = mesh_encoder.values
+    mean, spread = values.full(values.standardise.mean), values.full(values.standardise.std, 1e-3)
+    return speech, mean + noise * spread
 
 
 def export_representation(checkpoint, out_dir, batch: int = 7) -> list[Path]:
@@ -60,13 +64,14 @@ def export_representation(checkpoint, out_dir, batch: int = 7) -> list[Path]:
     check parity on a random batch of `batch` (not the export batch of 2), raise ModelError past 1e-4."""
     representation = load_representation(checkpoint)
     out = Path(out_dir)
-    speech_path = export_encoder(representation.speech_encoder, torch.zeros(2, features.FBANK_FRAMES,
-                                                                            features.FBANK_BINS),
-                                 SPEECH_INPUT, out / SPEECH_ENCODER_FILE)
-    mesh_example = representation.mesh_encoder.standardise.mean.expand(2, features.WINDOW_FRAMES, -1).clone()
+    speech_encoder = representation.speech_encoder
+    speech_name = speech_encoder.input_name
+    example_speech, _ = random_inputs(speech_encoder, representation.mesh_encoder, 2, seed=1)
+    speech_path = export_encoder(speech_encoder, example_speech, speech_name, out / SPEECH_ENCODER_FILE)
+    _, mesh_example = random_inputs(speech_encoder, representation.mesh_encoder, 2, seed=2)
     mesh_path = export_encoder(representation.mesh_encoder, mesh_example, MESH_INPUT, out / MESH_ENCODER_FILE)
-    fbank, vertices = random_inputs(representation.mesh_encoder, batch)
-    errors = {"speech": parity_error(representation.speech_encoder, speech_path, SPEECH_INPUT, fbank),
+    fbank, vertices = random_inputs(speech_encoder, representation.mesh_encoder, batch)
+    errors = {"speech": parity_error(speech_encoder, speech_path, speech_name, fbank),
               "mesh": parity_error(representation.mesh_encoder, mesh_path, MESH_INPUT, vertices)}
     if max(errors.values()) > PARITY_TOLERANCE:
         raise ModelError(f"ONNX export differs from torch by {errors} (max abs); expected at most {PARITY_TOLERANCE}")

@@ -7,8 +7,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from backend import features
-from backend.audio import resample
 from backend.errors import AudioError, MeshError, ModelError
+from backend.metrics.plrs import FRONTEND_INPUT, speech_track, speech_window_inputs
 
 TEMPERATURE = 0.07
 PERCEPTUAL_BATCH_WINDOWS = 80
@@ -40,9 +40,10 @@ def sync_loss(speech: torch.Tensor, mesh: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy(probability, labels)
 
 
-def speech_features(samples: np.ndarray, rate: int, num_frames: int) -> np.ndarray:
-    """Speech-encoder input for every 5-frame window of a 30 fps clip: float mono audio (S,) at `rate`
-    -> (num_frames - 4, 20, 128) float32 normalised fbank, window i paired with mesh frames i..i+4."""
+def speech_features(samples: np.ndarray, rate: int, num_frames: int, kind: str = FRONTEND_INPUT) -> np.ndarray:
+    """Speech-encoder input for every 5-frame window of a 30 fps clip: float mono audio (S,) at `rate` ->
+    (num_frames - 4, 5, 447) front-end rows (the default speech side) or, kind "fbank", (num_frames - 4, 20, 128)
+    normalised fbank; window i paired with mesh frames i..i+4 (backend.metrics.plrs windowing)."""
     samples = np.asarray(samples, dtype=np.float32)
     if samples.ndim != 1 or samples.size == 0:
         raise AudioError(f"expected non-empty mono audio of shape (S,); got shape {samples.shape}")
@@ -50,8 +51,7 @@ def speech_features(samples: np.ndarray, rate: int, num_frames: int) -> np.ndarr
     if len(starts) == 0:
         raise MeshError(f"a clip needs at least {features.WINDOW_FRAMES} frames for the perceptual loss; "
                         f"got {num_frames}")
-    speech = resample(samples, int(rate), features.PLRS_AUDIO_RATE).astype(np.float32)
-    return features.speech_window_features(features.speech_windows(speech, starts))
+    return speech_window_inputs(kind, speech_track(kind, samples, int(rate), num_frames), starts).astype(np.float32)
 
 
 class PerceptualLoss(nn.Module):
@@ -64,7 +64,8 @@ class PerceptualLoss(nn.Module):
     its windows (the other time offsets of the same clip are the negatives). The result is the mean
     over batches times `weight` (FaceFormer setting: 1e-7 next to the MSE).
 
-    Use: `target = loss.speech_target(fbank)` once per clip (fbank from `speech_features`), then
+    Use: `target = loss.speech_target(speech)` once per clip (speech from `speech_features`, of the kind the
+    speech encoder hears: `speech_encoder.input_name`), then
     `loss(vertices, target)` every step; the frozen speech side never changes, so it is computed once.
     """
 
@@ -83,14 +84,17 @@ class PerceptualLoss(nn.Module):
         return super().train(False)
 
     @torch.no_grad()
-    def speech_target(self, fbank) -> torch.Tensor:
-        """(N, 20, 128) speech windows -> (N, D) frozen speech embeddings."""
+    def speech_target(self, speech) -> torch.Tensor:
+        """(N, 5, 447) front-end or (N, 20, 128) fbank speech windows (what the speech encoder hears) -> (N, D)
+        frozen speech embeddings."""
         device = next(self.parameters()).device
-        fbank = torch.as_tensor(fbank, dtype=torch.float32, device=device)
-        if fbank.ndim != 3 or tuple(fbank.shape[1:]) != (features.FBANK_FRAMES, features.FBANK_BINS):
-            raise AudioError(f"expected speech windows of shape (N, {features.FBANK_FRAMES}, {features.FBANK_BINS}); "
-                             f"got {tuple(fbank.shape)}")
-        return torch.cat([self.speech_encoder(chunk) for chunk in fbank.split(256)])
+        speech = torch.as_tensor(speech, dtype=torch.float32, device=device)
+        shape = tuple(self.speech_encoder.input_shape)
+        if speech.ndim != 3 or tuple(speech.shape[1:]) != shape:
+            raise AudioError(f"expected {self.speech_encoder.input_name} speech windows of shape (N, {shape[0]}, "
+                             f"{shape[1]}) (training.representation.losses.speech_features, kind "
+                             f"'{self.speech_encoder.input_name}'); got {tuple(speech.shape)}")
+        return torch.cat([self.speech_encoder(chunk) for chunk in speech.split(256)])
 
     def forward(self, vertices: torch.Tensor, speech_target: torch.Tensor) -> torch.Tensor:
         """vertices (T, 5023, 3) or (T, 15069) generated, absolute, metres; speech_target (T - 4, D)."""
@@ -104,13 +108,13 @@ class PerceptualLoss(nn.Module):
         if speech_target.ndim != 2 or len(speech_target) != len(windows):
             raise ModelError(f"{len(frames)} frames give {len(windows)} windows, but the speech target has shape "
                              f"{tuple(speech_target.shape)}; expected ({len(windows)}, D)")
+        mesh = self.mesh_encoder.encode_windows(windows)   # one pass: each window is encoded on its own anyway
         losses = []
         for begin in range(0, len(windows), self.batch_windows):
-            mesh = windows[begin: begin + self.batch_windows]
-            if len(mesh) < 2:  # a lone trailing window has no negatives; it joins no batch
+            end = min(begin + self.batch_windows, len(windows))
+            if end - begin < 2:  # a lone trailing window has no negatives; it joins no batch
                 continue
-            speech = speech_target[begin: begin + len(mesh)]
-            losses.append(info_nce(self.mesh_encoder.encode_windows(mesh), speech, self.temperature))
+            losses.append(info_nce(mesh[begin:end], speech_target[begin:end], self.temperature))
         if not losses:
             raise MeshError(f"the perceptual loss needs at least {features.WINDOW_FRAMES + 1} frames; "
                             f"got {len(frames)}")

@@ -61,7 +61,7 @@ def render_mouth_videos(clips: list[PairedClip], size: int, cache_dir, template_
             video = render_mouth_video(clip.frames.reshape(len(clip.frames), -1, 3), faces, clip.template, size)
             write_npy(path, video)
         video_clips.append(PairedClip(clip.clip_id, clip.speech, video, clip.fps, clip.subject, clip.sentence,
-                                      clip.level, clip.timeline))
+                                      clip.level, clip.timeline, frontend=clip.frontend))
     log(f"mouth video for {len(clips)} clips ready in {time.perf_counter() - started:.0f} s ({cache})")
     return video_clips
 
