@@ -81,7 +81,7 @@ class TALKINGHEAD_PT_panel(bpy.types.Panel):
         layout.operator(operators.TALKINGHEAD_OT_import_flame.bl_idname, icon="IMPORT")
         layout.label(text="Audio (speech recording)")
         layout.prop(settings, "audio_path", text="")
-        for name in ("generator", "style", "intensity"):   # short labels left, wide fields (long model names)
+        for name in ("generator", "style", "intensity", "bake"):   # short labels left, wide fields (long model names)
             split = layout.split(factor=0.38)
             split.label(text=settings.bl_rna.properties[name].name)
             split.prop(settings, name, text="", slider=True)
