@@ -37,6 +37,7 @@ from backend.retarget.curves import thin_linear
 LINEAR_INTERPOLATION = 1   # Blender's BEZT_IPO_LIN, the keyframe enum value foreach_set expects
 KEY_LINEAR = 0             # Blender's KEY_LINEAR, the shape-key interpolation enum value foreach_set expects
 NLA_TRACK = "Talking Head lip sync"
+RAW_WEIGHTS, FIRST_FRAME = "talking_head_weights", "talking_head_first_frame"   # ID properties of the editable action
 _topology_cache: dict = {}
 
 
@@ -296,20 +297,14 @@ class BasisBake:
 
     def finish(self, first_frame: int, action_name: str):
         """One thinned F-curve per key in a new Action, placed as the strip of an NLA track on the copy's shape
-        keys starting at first_frame; returns (mesh, action)."""
+        keys starting at first_frame; returns (mesh, action). The unthinned weights stay on the action (RAW_WEIGHTS,
+        ~140 bytes a frame) for the animator controls (`write_weight_curves`)."""
         key = self.mesh.shape_keys
         action = self.action = bpy.data.actions.new(action_name)
-        channels = _channels_for(action, key)
-        for column, block_name in enumerate(self.key_names):
-            values = self.weights[:, column]
-            kept = thin_linear(values)
-            curve = channels.new(f'key_blocks["{block_name}"].value')
-            points = np.stack([first_frame + kept.astype(np.float32), values[kept]], axis=1)
-            curve.keyframe_points.add(len(kept))
-            curve.keyframe_points.foreach_set("co", points.ravel())
-            curve.keyframe_points.foreach_set("interpolation", np.full(len(kept), LINEAR_INTERPOLATION,
-                                                                       dtype=np.int32))
-            curve.update()
+        action[RAW_WEIGHTS] = self.weights.ravel()
+        action[FIRST_FRAME] = int(first_frame)
+        _channels_for(action, key)
+        write_weight_curves(action, self.key_names, self.weights)
         data = key.animation_data or key.animation_data_create()
         track = data.nla_tracks.new()
         track.name = NLA_TRACK
@@ -334,14 +329,42 @@ class BasisBake:
             self.action = None
 
 
-def _channels_for(action, key):
-    """The F-curve collection of `action` for the shape keys `key`: a keyframe strip's channel bag for a slot of
-    `key` on Blender 4.4+ (slotted actions; `Action.fcurves` is gone in 5.0), `action.fcurves` before."""
+def _channels_for(action, key=None):
+    """The F-curve collection of `action` for shape keys: a keyframe strip's channel bag for the action's slot on
+    Blender 4.4+ (slotted actions; `Action.fcurves` is gone in 5.0; made for `key` when given), `action.fcurves`
+    before."""
     if not hasattr(action, "slots"):
         return action.fcurves
-    slot = action.slots.new(id_type="KEY", name=key.name)
-    strip = action.layers.new("Lip sync").strips.new(type="KEYFRAME")
-    return strip.channelbag(slot, ensure=True).fcurves
+    if key is not None:
+        slot = action.slots.new(id_type="KEY", name=key.name)
+        strip = action.layers.new("Lip sync").strips.new(type="KEYFRAME")
+        return strip.channelbag(slot, ensure=True).fcurves
+    return action.layers[0].strips[0].channelbag(action.slots[0]).fcurves
+
+
+def raw_weights(action, key_count: int) -> np.ndarray:
+    """(F, K) the solved weights per scene frame as baked (before any animator control)."""
+    return np.array(action[RAW_WEIGHTS].to_list(), dtype=np.float32).reshape(-1, key_count)
+
+
+def write_weight_curves(action, key_names, weights: np.ndarray) -> None:
+    """(Re)write one linear F-curve per key of `key_names` on `action` from (F, K) `weights` (frame k at the action's
+    FIRST_FRAME + k), keeping only the keyframes `thin_linear` needs."""
+    channels = _channels_for(action)
+    first_frame = action[FIRST_FRAME]
+    for column, block_name in enumerate(key_names):
+        path = f'key_blocks["{block_name}"].value'
+        existing = channels.find(path)
+        if existing is not None:
+            channels.remove(existing)
+        values = weights[:, column]
+        kept = thin_linear(values)
+        curve = channels.new(path)
+        points = np.stack([first_frame + kept.astype(np.float32), values[kept]], axis=1)
+        curve.keyframe_points.add(len(kept))
+        curve.keyframe_points.foreach_set("co", points.ravel())
+        curve.keyframe_points.foreach_set("interpolation", np.full(len(kept), LINEAR_INTERPOLATION, dtype=np.int32))
+        curve.update()
 
 
 def write_plot_image(image, name: str, plot: np.ndarray):

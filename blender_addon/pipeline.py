@@ -30,6 +30,7 @@ from backend.flame_frame import FlameFrame
 from backend.frame_rate import MESH_FPS, resample_frames
 from backend.generators import GENERATORS, load_generator
 from backend.mesh import load_flame_mesh
+from backend.retarget import life
 from backend.retarget.basis import ShapeBasis
 from backend.retarget.solver import Projector, solve_weights
 from backend.rig.flame_rig import FlameRig
@@ -57,6 +58,9 @@ class AnimationRequest:
     scene_fps: float
     faces: Optional[np.ndarray] = None   # (9976, 3) the mesh's triangles: the shape-key basis's rig needs them
     bake: str = properties.BAKE_EDITABLE
+    blinks: bool = True      # editable bake: backend.retarget.life on the eyeBlink and browInnerUp keys
+    brows: bool = True
+    seed: int = 0
 
 
 @dataclass
@@ -127,7 +131,8 @@ def gather_request(context) -> AnimationRequest:
         generator=info.name, style=settings.style if settings.style in info.styles else None,
         intensity=settings.intensity, models_dir=models_dir, template_path=template_path, threads=threads,
         rest_vertices=bake.mesh_vertices(mesh).copy(), scene_fps=bake.scene_fps(context.scene),
-        faces=bake.mesh_triangles(mesh), bake=settings.bake)
+        faces=bake.mesh_triangles(mesh), bake=settings.bake, blinks=settings.blinks, brows=settings.brows,
+        seed=settings.seed)
 
 
 _loaded_generators: dict = {}
@@ -176,6 +181,7 @@ def compute_animation(request: AnimationRequest, progress: Callable[[float], Non
             projections[start:start + len(block)] = projector.project(_with_intensity(block, template,
                                                                                       request.intensity))
         weights = solve_weights(projections, projector.gram)
+        add_life(weights, basis.names, request, samples, rate)
         flame = basis.rebuild(weights)   # what the bake plays back is what is scored
     scores = scoring.score_animation(samples, rate, flame, request.models_dir, request.template_path,
                                      request.threads)
@@ -189,6 +195,20 @@ def compute_animation(request: AnimationRequest, progress: Callable[[float], Non
         keys = frame.to_local(basis.template.astype(np.float32) + basis.displacements)
         result.basis = LocalBasis(basis.names, keys, resample_frames(weights, MESH_FPS, request.scene_fps))
     return result
+
+
+def add_life(weights: np.ndarray, names: tuple, request: AnimationRequest, samples: np.ndarray, rate: int) -> None:
+    """Blinks and brow raises (backend.retarget.life) onto their keys' 30 fps weight columns, where switched on
+    (the larger of the solved weight and the added one, in place)."""
+    frames = len(weights)
+    if request.blinks:
+        blinks = life.blink_weights(frames, MESH_FPS, request.seed)
+        for name in ("eyeBlink_L", "eyeBlink_R"):
+            column = names.index(name)
+            weights[:, column] = np.maximum(weights[:, column], blinks)
+    if request.brows:
+        column = names.index("browInnerUp")
+        weights[:, column] = np.maximum(weights[:, column], life.brow_weights(samples, rate, frames, MESH_FPS))
 
 
 def _with_intensity(block: np.ndarray, template: np.ndarray, intensity: float) -> np.ndarray:

@@ -64,6 +64,21 @@ class TalkingHeadSettings(bpy.types.PropertyGroup):
                (BAKE_PER_FRAME, "Exact per frame", "One absolute shape key per frame: the generator's output "
                 "exactly, nothing to edit, your own shape keys are off while it is attached, ~60 KB per frame")],
         description="How the animation is put on the head")
+    blinks: bpy.props.BoolProperty(name="Blinks", default=True,
+                                   description="Editable bake: natural blinks (~17 a minute, ~0.26 s each) on the "
+                                               "eyeBlink_L/R keys")
+    brows: bpy.props.BoolProperty(name="Brows", default=True,
+                                  description="Editable bake: brow raises on the loudest moments of the voice "
+                                              "(browInnerUp)")
+    seed: bpy.props.IntProperty(name="Seed", default=0, min=0, description="Seed of the blink timing")
+    mouth_gain: bpy.props.FloatProperty(name="Mouth", default=1.0, min=0.0, max=2.0,
+                                        description="Editable bake: gain on the mouth keys (Apply Controls)")
+    jaw_gain: bpy.props.FloatProperty(name="Jaw", default=1.0, min=0.0, max=2.0,
+                                      description="Editable bake: gain on the jaw keys (Apply Controls)")
+    smoothing_ms: bpy.props.FloatProperty(name="Smoothing ms", default=0.0, min=0.0, max=200.0,
+                                          description="Editable bake: Gaussian smoothing of every key's curve")
+    shift_ms: bpy.props.FloatProperty(name="Lead/Lag ms", default=0.0, min=-300.0, max=300.0,
+                                      description="Editable bake: > 0 moves the motion later, < 0 earlier")
 
 
 class TalkingHeadObject(bpy.types.PropertyGroup):

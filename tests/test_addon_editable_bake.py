@@ -203,3 +203,42 @@ def test_cancel_during_the_editable_bake_leaves_the_scene_unchanged(editable):
     job.tick(bpy.context, budget_s=0.0)
     job.cancel()
     assert job.state == "cancelled" and scene_snapshot() == before
+
+
+def _curve_values(obj, name, frames):
+    curve = next(c for c in _curves(obj.talking_head.action) if c.data_path == f'key_blocks["{name}"].value')
+    return np.array([curve.evaluate(frame) for frame in frames])
+
+
+def test_apply_controls_rewrite_the_curves_from_the_solved_weights_and_rescore(editable):
+    """Issue 17 item 6: gain, smoothing and lead/lag without re-running the generator."""
+    run_animate()
+    start = bpy.context.scene.frame_start
+    frames = np.arange(start, editable.talking_head.frame_end_set + 1)
+    jaw = _curve_values(editable, "jawOpen", frames)
+    scores = editable.talking_head.scores_json
+    settings = bpy.context.scene.talking_head
+    settings.jaw_gain, settings.shift_ms = 0.5, 100.0        # 100 ms = 3 frames at 30 fps
+    pipeline._loaded_generators.clear()                       # a generator run would reload it: none must happen
+    assert bpy.ops.talking_head.apply_controls() == {"FINISHED"}
+    assert not pipeline._loaded_generators
+    moved = _curve_values(editable, "jawOpen", frames)
+    np.testing.assert_allclose(moved[3:], 0.5 * jaw[:-3], atol=0.011)   # thinning tolerance 0.01
+    assert editable.talking_head.scores_json != scores
+    settings.jaw_gain, settings.shift_ms = 1.0, 0.0
+    bpy.ops.talking_head.apply_controls()
+    np.testing.assert_allclose(_curve_values(editable, "jawOpen", frames), jaw, atol=1e-6)   # back where it was
+
+
+def test_blinks_are_their_own_seeded_switchable_channel(editable):
+    settings = bpy.context.scene.talking_head
+    run_animate()
+    frames = np.arange(bpy.context.scene.frame_start, editable.talking_head.frame_end_set + 1)
+    blinks = _curve_values(editable, "eyeBlink_L", frames)
+    settings.seed = 5
+    run_animate()
+    other = _curve_values(editable, "eyeBlink_L", frames)
+    settings.blinks = False
+    run_animate()
+    assert blinks.max() > 0.9 and not np.allclose(blinks, other)
+    assert _curve_values(editable, "eyeBlink_L", frames).max() < 0.5   # only what the solve found in the clip

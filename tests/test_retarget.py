@@ -145,3 +145,45 @@ def test_the_rig_rebuilt_from_its_weights_passes_the_real_speech_checks_within_5
     assert before["closure"] == 1.0 and before["pause_frames"] > 10
     assert abs(after["closure"] - before["closure"]) <= 0.05 and abs(after["rest"] - before["rest"]) <= 0.05
     assert after["mtm_ms"] <= 5.0 and after["lag_frames"] == 0
+
+
+def test_thinned_keys_rebuild_every_frame_within_the_tolerance():
+    from backend.retarget.curves import thin_linear
+    rng = np.random.default_rng(4)
+    values = np.clip(np.convolve(rng.uniform(-0.5, 1.2, 3000), np.ones(9) / 9, "same"), 0, 1)
+    values[1000:1500] = 0.0                                   # a pause: two keys are enough
+    kept = thin_linear(values, 0.01)
+    assert kept[0] == 0 and kept[-1] == len(values) - 1
+    assert np.abs(np.interp(np.arange(len(values)), kept, values[kept]) - values).max() <= 0.01
+    assert len(kept) < 0.8 * len(values) and np.sum((kept > 1001) & (kept < 1499)) == 0
+
+
+def test_animator_controls_scale_smooth_and_shift_the_weights():
+    from backend.retarget.curves import adjust_weights
+    names = ("jawOpen", "mouthClose", "eyeBlink_L")
+    weights = np.zeros((90, 3), np.float32)
+    weights[30:33] = 0.5
+    gained = adjust_weights(weights, names, 30.0, mouth_gain=1.5, jaw_gain=0.5)
+    assert gained[31].tolist() == pytest.approx([0.25, 0.75, 0.5])
+    assert adjust_weights(weights * 3, names, 30.0).max() == 1.0          # bounds kept
+    shifted = adjust_weights(weights, names, 30.0, shift_ms=100.0)          # 3 frames later
+    np.testing.assert_allclose(shifted[33:36], weights[30:33], atol=1e-6)
+    smoothed = adjust_weights(weights, names, 30.0, smoothing_ms=50.0)
+    assert smoothed[:, 0].max() < 0.5 and smoothed[:, 0].sum() == pytest.approx(weights[:, 0].sum(), rel=1e-3)
+
+
+def test_blinks_have_natural_rate_and_duration_and_are_seeded_and_brows_follow_loudness():
+    from backend.retarget.life import blink_weights, brow_weights
+    blinks = blink_weights(18000, 30.0, seed=3)                             # 10 minutes
+    closing = np.flatnonzero((blinks[1:] > 0.5) & (blinks[:-1] <= 0.5))
+    opening = np.flatnonzero((blinks[1:] <= 0.5) & (blinks[:-1] > 0.5))
+    assert 8 <= len(closing) / 10 <= 25                                      # blinks a minute
+    durations = (opening[:len(closing)] - closing[:len(opening)]) / 30.0    # time with the lid half shut or more
+    assert np.all((durations > 0.05) & (durations < 0.4))
+    assert np.array_equal(blink_weights(900, 30.0, seed=3), blinks[:900])
+    assert not np.array_equal(blink_weights(900, 30.0, seed=4), blinks[:900])
+    rate = 16000
+    quiet_loud = np.concatenate([0.01 * np.ones(rate), 0.5 * np.ones(rate)]) * np.sin(np.arange(2 * rate) * 0.3)
+    brows = brow_weights(quiet_loud, rate, 60, 30.0)
+    assert brows[:20].max() == 0.0 and brows[40:].max() > 0.5
+    assert brow_weights(np.zeros(rate), rate, 30, 30.0).max() == 0.0
