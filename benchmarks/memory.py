@@ -40,6 +40,9 @@ if {run}:
     bpy.context.scene.talking_head.bake = {bake!r}
     assert bpy.ops.talking_head.animate() == {{"FINISHED"}}
     bpy.ops.wm.save_as_mainfile(filepath={blend!r})
+sys.stdout.flush()
+import os
+os._exit(0)   # pip bpy can deadlock in its exit handlers (delayed-close thread vs. a static destructor)
 '''
 BAKES = {"editable": "EDITABLE", "per_frame": "PER_FRAME"}   # blender_addon.properties BAKE_* values
 

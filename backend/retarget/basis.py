@@ -43,6 +43,7 @@ MOUTH_SHIFT = 0.05
 CORNER_MOVE = 0.02
 LIP_RAISE = 0.025
 CHEEK_PUFF = 0.03
+REBUILD_BLOCK = 512   # frames rebuilt at a time
 
 
 def _smoothstep(x):
@@ -84,8 +85,13 @@ class ShapeBasis:
             raise ValueError(f"weights must be (T, {len(self.names)}); got {weights.shape}")
         selected = slice(None) if vertices is None else np.asarray(vertices)
         keys = self.displacements[:, selected].reshape(len(self.names), -1)
-        rest = self.template[selected].astype(np.float32)
-        return (weights @ keys).reshape(len(weights), -1, 3) + rest
+        rest = self.template[selected].astype(np.float32).reshape(-1)
+        positions = np.empty((len(weights), keys.shape[1]), dtype=np.float32)
+        for start in range(0, len(weights), REBUILD_BLOCK):   # no temporary of the take's size
+            block = positions[start:start + REBUILD_BLOCK]
+            np.matmul(weights[start:start + REBUILD_BLOCK], keys, out=block)
+            block += rest
+        return positions.reshape(len(weights), -1, 3)
 
 
 class _Regions:
