@@ -26,6 +26,9 @@ and reference rows in the same run, so the benchmark shows it can tell good from
                 nothing else)
   static_open   the rig held at a mid-vowel jaw opening (a floor: fails closure)
   loudness_jaw  the jaw opened by the audio level, nothing else (a floor: fails closure)
+With `--rebuilt`, every generator row and the rig row get a `<row>+rebuilt` row beside them: the clip solved into
+the add-on's ARKit-named shape-key basis (backend.retarget) and rebuilt from those weights, i.e. what the add-on's
+compact bake plays back; it should score within 5 points of its own row.
 
 Output in `--out` (default out/real_speech): real_speech.md (the table), real_speech.json (one row per
 model x set with per-clip values), plots/<set>/<clip>.png (each generator's lip gap against the rig curve
@@ -33,7 +36,7 @@ with the phone labels under it), closeups/*.png (rendered lips of the default ge
 strips/*.png (unlabelled clips).
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/real_speech.py [--sets a,b,c,d,e,u] [--models NAME,...]
-                                                              [--out DIR] [--shared DIR]
+                                                              [--rebuilt] [--out DIR] [--shared DIR]
 """
 
 import argparse
@@ -62,6 +65,8 @@ from backend.mesh import load_flame_mesh  # noqa: E402
 from backend.metrics import phone_checks  # noqa: E402
 from backend.metrics.mtm import lip_distance_curve  # noqa: E402
 from backend.progress import Progress  # noqa: E402
+from backend.retarget.basis import ShapeBasis  # noqa: E402
+from backend.retarget.solver import solve_clip  # noqa: E402
 from backend.rig.coarticulation import JAW_PER_OPENNESS  # noqa: E402
 from backend.rig.flame_rig import CONTROLS, FlameRig  # noqa: E402
 from backend.rig.timeline import BILABIALS, SILENCE  # noqa: E402
@@ -70,6 +75,7 @@ SETS = {"a": "Kathleen held-out", "b": "unseen real speakers", "c": "unseen TTS 
         "d": "conditions", "e": "long takes", "u": "unlabelled"}
 REFERENCE_ROWS = ("rig", "rig_shift2", "rig_other_labels", "static_rest", "static_open", "loudness_jaw")
 AUDIO_DRIVEN_REFERENCES = ("loudness_jaw",)
+REBUILT = "+rebuilt"         # row suffix: the row's clip solved into the shape-key basis and rebuilt
 SHIFT_FRAMES = 2
 TTS_PROMPTS = 10
 LONG_TAKE_S = 60.0
@@ -173,8 +179,11 @@ class Rows:
 
     def __init__(self, names, template: np.ndarray, rig: FlameRig):
         self.template, self.rig = template, rig
-        self.generators = {name: load_generator(name) for name in names if name not in REFERENCE_ROWS}
+        self._basis = ShapeBasis.build(rig) if any(name.endswith(REBUILT) for name in names) else None
+        bases = dict.fromkeys(name.removesuffix(REBUILT) for name in names)
+        self.generators = {name: load_generator(name) for name in bases if name not in REFERENCE_ROWS}
         self._reference_gaps = {}
+        self._last = (None, None)   # (row, clip name) -> vertices of the last row made (its rebuilt row reuses it)
 
     def reference(self, clip: Clip, n_frames: int) -> np.ndarray:
         return phone_checks.rig_from_labels(self.rig, clip.timeline, n_frames, MESH_FPS)
@@ -187,6 +196,16 @@ class Rows:
         return self._reference_gaps[key]
 
     def animate(self, name: str, clip: Clip, n_frames: int) -> np.ndarray:
+        if name.endswith(REBUILT):
+            base = name.removesuffix(REBUILT)
+            key = (base, clip.name)
+            vertices = self._last[1] if self._last[0] == key else self._animate(base, clip, n_frames)
+            return self._basis.rebuild(solve_clip(vertices, self._basis))
+        vertices = self._animate(name, clip, n_frames)
+        self._last = ((name, clip.name), vertices)
+        return vertices
+
+    def _animate(self, name: str, clip: Clip, n_frames: int) -> np.ndarray:
         if name in self.generators:
             return self.generators[name].animate(clip.audio, SAMPLE_RATE, self.template)
         controls = np.zeros((n_frames, len(CONTROLS)))
@@ -369,13 +388,15 @@ def run_benchmark(sets: str, models: list, out: Path, shared: Path, show_progres
     groups, notes = build_sets(sets, shared)
     for folder in ("plots", "closeups", "strips"):
         (out / folder).mkdir(parents=True, exist_ok=True)
-    total = sum(len(clips) * sum(1 for name in models if not audio_only or name not in REFERENCE_ROWS
-                                 or name in AUDIO_DRIVEN_REFERENCES) for _, clips, audio_only in groups)
+    def runs_on(name: str, audio_only: bool) -> bool:
+        base = name.removesuffix(REBUILT)
+        return not audio_only or base not in REFERENCE_ROWS or base in AUDIO_DRIVEN_REFERENCES
+
+    total = sum(len(clips) * sum(runs_on(name, audio_only) for name in models) for _, clips, audio_only in groups)
     results, closeups = [], []
     with Progress(total, "real-speech benchmark", enabled=show_progress) as bar:
         for label, clips, audio_only in groups:
-            names = [name for name in models
-                     if not audio_only or name not in REFERENCE_ROWS or name in AUDIO_DRIVEN_REFERENCES]
+            names = [name for name in models if runs_on(name, audio_only)]
             per_model = {name: [] for name in names}
             seams = {name: [] for name in names}
             set_key = label.split(":")[0]
@@ -456,6 +477,8 @@ def main(argv=None) -> int:
     parser.add_argument("--sets", default="abcdeu", help="which sets, e.g. 'b' or 'a,b,e' (default all: a b c d e u)")
     parser.add_argument("--models", help="comma-separated rows: generator names and/or "
                         f"{', '.join(REFERENCE_ROWS)} (default: every shipped generator and every reference row)")
+    parser.add_argument("--rebuilt", action="store_true", help=f"add a <row>{REBUILT} row after every generator "
+                        "row and the rig row: the clip solved into the add-on's shape-key basis and rebuilt")
     parser.add_argument("--out", type=Path, default=REPO / "out" / "real_speech", help="output folder")
     parser.add_argument("--shared", type=Path, default=DEFAULT_SHARED, help="the shared data folder (../shared)")
     args = parser.parse_args(argv)
@@ -464,6 +487,9 @@ def main(argv=None) -> int:
     available = [info.name for info in list_generators()]
     models = args.models.split(",") if args.models else available + list(REFERENCE_ROWS)
     unknown = [name for name in models if name not in available and name not in REFERENCE_ROWS]
+    if args.rebuilt:
+        models = [row for name in models for row in
+                  ([name, name + REBUILT] if name in available or name == "rig" else [name])]
     if unknown or unknown_sets or not sets:
         print(f"unknown sets {sorted(unknown_sets)} or rows {unknown}; sets: {', '.join(SETS)}; rows: "
               f"{', '.join(available + list(REFERENCE_ROWS))}", file=sys.stderr)

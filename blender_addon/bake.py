@@ -1,15 +1,25 @@
 """Moving animations between numpy and Blender: reading a FLAME mesh, baking, removing, sampling.
 
-The bake representation is absolute shape keys driven by `Key.eval_time` (one key per scene frame,
-linear key interpolation, one eval_time keyframe per scene frame hitting its key exactly), on a COPY of
-the artist's mesh with an add-on-owned Action. Chosen over a Mesh Cache modifier + .pc2 file because
-both play back in ~0.2-0.3 ms/frame (benchmarks/addon.py measures both) while shape keys live inside
-the .blend: undo restores them, save/reload keeps them, and no file beside the .blend can go missing
-or go stale. The artist's mesh is never edited: the object is pointed at the copy, and Remove puts
-the original back.
+Two bakes, both on a COPY of the artist's mesh (the object is pointed at the copy; Remove puts the original back,
+so the artist's mesh is never edited) with an Action the add-on owns:
 
-The bake runs in slices (`ShapeKeyBake.step(budget_s)`) so the UI thread never stalls for long; nothing
-in the scene changes until `attach_animation`, so a cancelled or failed bake leaves the scene as it was.
+- `BasisBake` (the default, "editable"): the project's ARKit-named shape-key basis (backend.retarget.basis, made
+  from the user's own FLAME template) as RELATIVE shape keys added after the artist's own keys, whose `value`s
+  are driven by one F-curve per key (the solved weights, thinned where linear) in an Action placed as a strip
+  on an NLA track of the copy's shape keys. An animator can scale, shift, blend or hand-fix the strip or its
+  keys, and the artist's own relative keys (a smile at 0.7, their own action or drivers) keep acting: the copy
+  keeps them, and an NLA strip animates only the channels it has curves for. 10 minutes are ~35 keys and a few
+  MB of keyframes instead of 18,000 frames of vertices.
+- `ShapeKeyBake` ("exact per frame"): absolute shape keys driven by `Key.eval_time` (one key per scene frame,
+  linear key interpolation, one eval_time keyframe per scene frame hitting its key exactly): the generator's
+  output bit for bit, but nothing to edit, the artist's own keys cannot act beside absolute ones (they are left
+  out of the copy, and come back on Remove), and a .blend grows by 60 KB per frame. Chosen over a Mesh Cache
+  modifier + .pc2 file because both play back in ~0.2-0.3 ms/frame (benchmarks/addon.py measures both) while
+  shape keys live inside the .blend: undo restores them, save/reload keeps them, and no file beside the .blend
+  can go missing or go stale.
+
+Both bake in slices (`step(budget_s)`) so the UI thread never stalls for long; nothing in the scene changes until
+`attach_animation`, so a cancelled or failed bake leaves the scene as it was.
 """
 
 import time
@@ -22,8 +32,12 @@ import numpy as np
 from backend.errors import MeshError
 from backend.flame import NUM_VERTICES, check_flame_topology
 
+from backend.retarget.curves import thin_linear
+
 LINEAR_INTERPOLATION = 1   # Blender's BEZT_IPO_LIN, the keyframe enum value foreach_set expects
 KEY_LINEAR = 0             # Blender's KEY_LINEAR, the shape-key interpolation enum value foreach_set expects
+NLA_TRACK = "Talking Head lip sync"
+RAW_WEIGHTS, FIRST_FRAME = "talking_head_weights", "talking_head_first_frame"   # ID properties of the editable action
 _topology_cache: dict = {}
 
 
@@ -32,6 +46,13 @@ def mesh_vertices(mesh) -> np.ndarray:
     coordinates = np.empty(len(mesh.vertices) * 3, dtype=np.float32)
     mesh.vertices.foreach_get("co", coordinates)
     return coordinates.reshape(-1, 3)
+
+
+def mesh_triangles(mesh) -> np.ndarray:
+    """(F, 3) int64 vertex ids of a triangle-only mesh's faces (a FLAME mesh: the topology check passed)."""
+    corners = np.empty(len(mesh.loops), dtype=np.int64)
+    mesh.loops.foreach_get("vertex_index", corners)
+    return corners.reshape(-1, 3)
 
 
 def flame_topology_problem(mesh) -> Optional[str]:
@@ -99,6 +120,29 @@ def carry_artist_work_back(obj) -> None:
             for block in original.shape_keys.key_blocks:   # their offsets
                 _key_points(block).foreach_set("co", (_block_vertices(block) + delta).ravel())
         original.update()
+    if copy.shape_keys is not None and copy.shape_keys.use_relative:
+        _carry_shape_keys(obj, copy, original, set(props.basis_key_names.split("\n")) - {""})
+
+
+def _carry_shape_keys(obj, copy, original, ours: set) -> None:
+    """The artist's own relative keys on the copy (every key but the Basis and the add-on's `ours`): their values,
+    mute states and shapes onto the original's keys of the same name, and keys the artist added on the copy as
+    new keys of the original (made through the object, which points at `original` meanwhile)."""
+    blocks = [block for block in copy.shape_keys.key_blocks[1:] if block.name not in ours]
+    if not blocks:
+        return
+    obj.data = original
+    try:
+        if original.shape_keys is None:
+            obj.shape_key_add(name=copy.shape_keys.reference_key.name, from_mix=False)
+        targets = original.shape_keys.key_blocks
+        for block in blocks:
+            target = targets.get(block.name) or obj.shape_key_add(name=block.name, from_mix=False)
+            target.value, target.mute = block.value, block.mute
+            target.slider_min, target.slider_max = block.slider_min, block.slider_max
+            _key_points(target).foreach_set("co", _block_vertices(block).ravel())
+    finally:
+        obj.data = copy
 
 
 def _block_vertices(block) -> np.ndarray:
@@ -207,6 +251,122 @@ class ShapeKeyBake:
             bpy.data.actions.remove(self.action)
 
 
+class BasisBake:
+    """Bake the shape-key basis and its weight curves onto a copy of `obj`'s mesh (keeping the artist's keys).
+
+    keys: (K, V, 3) local-coordinate positions of each basis key at weight 1; names: the K key names; weights:
+    (F, K) per scene frame. Same protocol as ShapeKeyBake: `step(budget_s)` until 1.0 (one key per step at
+    least), `finish(first_frame, action_name)`, or `discard()`. `key_names` are the names the keys got (Blender
+    appends .001 when the artist already has a key of that name).
+    """
+
+    def __init__(self, obj, keys: np.ndarray, names, weights: np.ndarray, name: str):
+        self.keys = np.ascontiguousarray(keys, dtype=np.float32)
+        self.names = tuple(names)
+        self.weights = np.asarray(weights, dtype=np.float32)
+        self.mesh = rest_mesh(obj).copy()   # with the copy's own copy of the artist's shape keys and their animation
+        self.mesh.name = name
+        self.carrier = bpy.data.objects.new(name + " (baking)", self.mesh)
+        self.action = None
+        self.key_names: list = []
+        self.done = 0
+        if self.mesh.shape_keys is not None and not self.mesh.shape_keys.use_relative:
+            self.discard()
+            raise MeshError(f"'{obj.name}' has absolute shape keys (Relative is off), which relative lip-sync "
+                            "keys cannot mix with; turn Relative on or choose the exact per-frame bake")
+        if self.mesh.shape_keys is None:
+            self.carrier.shape_key_add(name="Basis", from_mix=False)
+        self.mesh.shape_keys.name = name
+
+    @property
+    def keys_done(self) -> bool:
+        return self.done == len(self.names)
+
+    def step(self, budget_s: float) -> float:
+        """Add basis keys for at most ~budget_s seconds (at least one); returns the fraction done."""
+        deadline = time.perf_counter() + budget_s
+        while self.done < len(self.names):
+            block = self.carrier.shape_key_add(name=self.names[self.done], from_mix=False)
+            _key_points(block).foreach_set("co", self.keys[self.done].ravel())
+            block.slider_min, block.slider_max, block.value = 0.0, 1.0, 0.0
+            self.key_names.append(block.name)
+            self.done += 1
+            if time.perf_counter() >= deadline:
+                break
+        return self.done / len(self.names)
+
+    def finish(self, first_frame: int, action_name: str):
+        """One thinned F-curve per key in a new Action, placed as the strip of an NLA track on the copy's shape
+        keys starting at first_frame; returns (mesh, action). The unthinned weights stay on the action (RAW_WEIGHTS,
+        ~140 bytes a frame) for the animator controls (`write_weight_curves`)."""
+        key = self.mesh.shape_keys
+        action = self.action = bpy.data.actions.new(action_name)
+        action[RAW_WEIGHTS] = self.weights.ravel()
+        action[FIRST_FRAME] = int(first_frame)
+        _channels_for(action, key)
+        write_weight_curves(action, self.key_names, self.weights)
+        data = key.animation_data or key.animation_data_create()
+        track = data.nla_tracks.new()
+        track.name = NLA_TRACK
+        strip = track.strips.new(action_name, int(first_frame), action)
+        strip.extrapolation = "HOLD_FORWARD"
+        if hasattr(strip, "action_slot") and strip.action_slot is None:
+            strip.action_slot = action.slots[0]
+        bpy.data.objects.remove(self.carrier)
+        self.carrier = None
+        return self.mesh, action
+
+    def discard(self) -> None:
+        """Remove everything this bake created (carrier object, mesh copy with its shape keys, action)."""
+        if self.carrier is not None:
+            bpy.data.objects.remove(self.carrier)
+            self.carrier = None
+        if self.mesh is not None:
+            bpy.data.meshes.remove(self.mesh)
+            self.mesh = None
+        if self.action is not None:
+            bpy.data.actions.remove(self.action)
+            self.action = None
+
+
+def _channels_for(action, key=None):
+    """The F-curve collection of `action` for shape keys: a keyframe strip's channel bag for the action's slot on
+    Blender 4.4+ (slotted actions; `Action.fcurves` is gone in 5.0; made for `key` when given), `action.fcurves`
+    before."""
+    if not hasattr(action, "slots"):
+        return action.fcurves
+    if key is not None:
+        slot = action.slots.new(id_type="KEY", name=key.name)
+        strip = action.layers.new("Lip sync").strips.new(type="KEYFRAME")
+        return strip.channelbag(slot, ensure=True).fcurves
+    return action.layers[0].strips[0].channelbag(action.slots[0]).fcurves
+
+
+def raw_weights(action, key_count: int) -> np.ndarray:
+    """(F, K) the solved weights per scene frame as baked (before any animator control)."""
+    return np.array(action[RAW_WEIGHTS].to_list(), dtype=np.float32).reshape(-1, key_count)
+
+
+def write_weight_curves(action, key_names, weights: np.ndarray) -> None:
+    """(Re)write one linear F-curve per key of `key_names` on `action` from (F, K) `weights` (frame k at the action's
+    FIRST_FRAME + k), keeping only the keyframes `thin_linear` needs."""
+    channels = _channels_for(action)
+    first_frame = action[FIRST_FRAME]
+    for column, block_name in enumerate(key_names):
+        path = f'key_blocks["{block_name}"].value'
+        existing = channels.find(path)
+        if existing is not None:
+            channels.remove(existing)
+        values = weights[:, column]
+        kept = thin_linear(values)
+        curve = channels.new(path)
+        points = np.stack([first_frame + kept.astype(np.float32), values[kept]], axis=1)
+        curve.keyframe_points.add(len(kept))
+        curve.keyframe_points.foreach_set("co", points.ravel())
+        curve.keyframe_points.foreach_set("interpolation", np.full(len(kept), LINEAR_INTERPOLATION, dtype=np.int32))
+        curve.update()
+
+
 def write_plot_image(image, name: str, plot: np.ndarray):
     """Put (H, W, 4) float32 RGBA `plot` into `image` (a new packed image when None, so it is saved in the
     .blend) and into its preview, which the panel shows (written here, so the panel never waits for
@@ -239,6 +399,7 @@ class BakedAnimation:
     action: object
     plot_image: object
     frame_count: int
+    basis_key_names: tuple = ()   # the add-on's relative keys on `mesh` (BasisBake), so Remove skips only them
 
 
 OWNER = "talking_head_owner"   # ID property on everything attach_animation makes: the object it was made for
@@ -280,6 +441,7 @@ def attach_animation(scene, obj, baked: BakedAnimation, audio_path: str, scores_
     props.plot_image = baked.plot_image
     props.scores_json = scores_json
     props.audio_path = audio_path
+    props.basis_key_names = "\n".join(baked.basis_key_names)
 
 
 def has_animation(obj) -> bool:
@@ -313,7 +475,7 @@ def remove_animation(scene, obj) -> None:
     if props.frame_end_set and scene.frame_end == props.frame_end_set:
         scene.frame_end = max(props.previous_frame_end, _last_frame_of_other_animations(scene, obj))
     props.original_mesh = props.baked_mesh = props.action = props.sound = props.plot_image = None
-    props.scores_json = props.audio_path = ""
+    props.scores_json = props.audio_path = props.basis_key_names = ""
     props.frame_end_set = props.previous_frame_end = 0
     if _owned_by(baked, obj):
         bpy.data.meshes.remove(baked)   # its shape keys go with it

@@ -1,5 +1,6 @@
 """Operators: Animate from Audio (worker thread + modal timer; synchronous in -b mode), Score Animation,
-Remove Animation, Import FLAME Mesh. Every user-caused error is shown as a Blender report."""
+Remove Animation, Apply Controls (editable bake), Import FLAME Mesh. Every user-caused error is shown as a Blender
+report."""
 
 from pathlib import Path
 from typing import Optional
@@ -12,6 +13,7 @@ from backend.errors import BackendError
 from backend.frame_rate import MESH_FPS, resample_frames
 from backend.mesh import load_flame_mesh
 from backend.metrics.evaluation import audio_frame_count
+from backend.retarget.curves import adjust_weights
 
 from . import bake, pipeline, preferences, properties, scoring
 
@@ -63,6 +65,15 @@ def score_blocker(context) -> Optional[str]:
 def remove_blocker(context) -> Optional[str]:
     if not bake.has_animation(context.active_object):
         return "The active object has no animation made by this add-on"
+    return None
+
+
+def controls_blocker(context) -> Optional[str]:
+    obj = context.active_object
+    if not bake.has_animation(obj) or not obj.talking_head.basis_key_names:
+        return "The active object has no editable bake made by this add-on"
+    if obj.talking_head.action is None or bake.RAW_WEIGHTS not in obj.talking_head.action:
+        return "The editable bake's action has lost its solved weights; animate again"
     return None
 
 
@@ -205,6 +216,35 @@ class TALKINGHEAD_OT_remove(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class TALKINGHEAD_OT_apply_controls(bpy.types.Operator):
+    """Rewrite the editable bake's curves from its solved weights with the mouth/jaw gain, smoothing and lead/lag
+    (no generator run), then score the result"""
+
+    bl_idname = "talking_head.apply_controls"
+    bl_label = "Apply Controls"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        return _poll(cls, controls_blocker(context))
+
+    def execute(self, context):
+        obj, settings = context.active_object, context.scene.talking_head
+        props = obj.talking_head
+        names = props.basis_key_names.split("\n")
+        weights = adjust_weights(bake.raw_weights(props.action, len(names)), names, bake.scene_fps(context.scene),
+                                 settings.mouth_gain, settings.jaw_gain, settings.smoothing_ms, settings.shift_ms)
+        bake.write_weight_curves(props.action, names, weights)
+        try:
+            scores = score_active_object(context)
+        except BackendError as error:
+            self.report({"WARNING"}, f"Controls applied; scoring failed: {error}")
+            return {"FINISHED"}
+        _store_scores(obj, scores)
+        self.report({"INFO"}, " | ".join(score.text for score in scores.scores))
+        return {"FINISHED"}
+
+
 class TALKINGHEAD_OT_import_flame(bpy.types.Operator):
     """Import a FLAME-topology mesh (.ply/.obj) keeping its vertex order and UV map, as a new object"""
 
@@ -244,4 +284,5 @@ class TALKINGHEAD_OT_import_flame(bpy.types.Operator):
         return {"FINISHED"}
 
 
-CLASSES = (TALKINGHEAD_OT_animate, TALKINGHEAD_OT_score, TALKINGHEAD_OT_remove, TALKINGHEAD_OT_import_flame)
+CLASSES = (TALKINGHEAD_OT_animate, TALKINGHEAD_OT_score, TALKINGHEAD_OT_remove, TALKINGHEAD_OT_apply_controls,
+           TALKINGHEAD_OT_import_flame)

@@ -81,15 +81,26 @@ class TALKINGHEAD_PT_panel(bpy.types.Panel):
         layout.operator(operators.TALKINGHEAD_OT_import_flame.bl_idname, icon="IMPORT")
         layout.label(text="Audio (speech recording)")
         layout.prop(settings, "audio_path", text="")
-        for name in ("generator", "style", "intensity"):   # short labels left, wide fields (long model names)
+        for name in ("generator", "style", "intensity", "bake"):   # short labels left, wide fields (long model names)
             split = layout.split(factor=0.38)
             split.label(text=settings.bl_rna.properties[name].name)
             split.prop(settings, name, text="", slider=True)
+        if settings.bake == properties.BAKE_EDITABLE:
+            row = layout.row(align=True)
+            row.prop(settings, "blinks", toggle=True)
+            row.prop(settings, "brows", toggle=True)
+            row.prop(settings, "seed")
         for name, reason in properties.generator_infos(context)[1]:   # broken folders hide nothing, but are named
             _small_lines(layout, f"Broken generator '{name}': {reason}", width - 3, icon="ERROR")
         _button(layout, operators.TALKINGHEAD_OT_animate, operators.animate_blocker(context), width, "PLAY_SOUND")
         _button(layout, operators.TALKINGHEAD_OT_score, operators.score_blocker(context), width, "SORTTIME")
         _button(layout, operators.TALKINGHEAD_OT_remove, operators.remove_blocker(context), width, "TRASH")
+        if operators.controls_blocker(context) is None:
+            box = layout.box()
+            box.label(text="Editable bake controls")
+            for name in ("mouth_gain", "jaw_gain", "smoothing_ms", "shift_ms"):
+                box.prop(settings, name, slider=True)
+            box.operator(operators.TALKINGHEAD_OT_apply_controls.bl_idname, icon="MODIFIER")
         obj = context.active_object
         if obj is None or obj.type != "MESH" or not obj.talking_head.scores_json:
             return

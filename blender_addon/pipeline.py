@@ -4,11 +4,16 @@
 `compute_animation` is the worker's part (numpy/onnxruntime only: bpy is never touched off the UI
 thread); `AnimationJob.tick` is called from the operator's modal timer (or in a loop in `-b` mode) and
 advances the job by at most ~one slice: a ~50 ms batch of shape keys, then one finishing step per tick
-(eval_time curve; packed plot image, ~15-25 ms of PNG encoding; attach, ~25 ms of sound-strip loading), so
-no tick holds the UI thread for long. Nothing in the scene changes before the final `attach_animation`,
-so a failed or cancelled job leaves the scene exactly as it was.
+(F-curves or the eval_time curve; packed plot image, ~15-25 ms of PNG encoding; attach, ~25 ms of sound-strip
+loading), so no tick holds the UI thread for long. Nothing in the scene changes before the final
+`attach_animation`, so a failed or cancelled job leaves the scene exactly as it was.
+
+The editable bake (the default) never holds the generator's whole output: each block it yields is reduced to its
+projections onto the shape-key basis (backend.retarget.solver.Projector) as it arrives, the weights are solved
+once for the whole take, and the scores are of the clip rebuilt from those weights (what the bake plays back).
 """
 
+import os
 import threading
 import traceback
 from dataclasses import dataclass
@@ -20,10 +25,15 @@ import numpy as np
 
 from backend.audio import load_audio
 from backend.errors import BackendError
+from backend.flame import MASKS_ENV, FlameRegions, find_regions_beside
 from backend.flame_frame import FlameFrame
 from backend.frame_rate import MESH_FPS, resample_frames
 from backend.generators import GENERATORS, load_generator
 from backend.mesh import load_flame_mesh
+from backend.retarget import life
+from backend.retarget.basis import ShapeBasis
+from backend.retarget.solver import Projector, solve_weights
+from backend.rig.flame_rig import FlameRig
 
 from . import bake, preferences, properties, scoring
 
@@ -46,18 +56,44 @@ class AnimationRequest:
     threads: int
     rest_vertices: np.ndarray
     scene_fps: float
+    faces: Optional[np.ndarray] = None   # (9976, 3) the mesh's triangles: the shape-key basis's rig needs them
+    bake: str = properties.BAKE_EDITABLE
+    blinks: bool = True      # editable bake: backend.retarget.life on the eyeBlink and browInnerUp keys
+    brows: bool = True
+    seed: int = 0
+
+
+@dataclass
+class LocalBasis:
+    """The editable bake's content: names (K,), keys (K, 5023, 3) local positions of each key at weight 1,
+    weights (F, K) at the scene fps."""
+
+    names: tuple
+    keys: np.ndarray
+    weights: np.ndarray
 
 
 @dataclass
 class AnimationResult:
-    """local_frames: (K, 5023, 3) baked positions at the scene fps; scores: the panel's scores; plot: their
-    (H, W, 4) RGBA plot; warnings: what the FLAME frame found implausible or recovered (units, mirroring)."""
+    """Exactly one of local_frames ((F, 5023, 3) positions at the scene fps, the per-frame bake) and basis (the
+    editable bake); scores: the panel's scores; plot: their (H, W, 4) RGBA plot; warnings: what the FLAME frame
+    found implausible or recovered (units, mirroring), or why the editable bake was not possible."""
 
-    local_frames: np.ndarray
     scores: scoring.ClipScores
     plot: np.ndarray
     generator: str
+    local_frames: Optional[np.ndarray] = None
+    basis: Optional[LocalBasis] = None
     warnings: tuple = ()
+
+    @property
+    def frame_count(self) -> int:
+        return len(self.local_frames) if self.basis is None else len(self.basis.weights)
+
+    @property
+    def bake_steps(self) -> int:
+        """Slices of the bake's key-adding part at a zero budget: one per key."""
+        return len(self.local_frames) if self.basis is None else len(self.basis.names)
 
 
 def flame_frame_for(rest_vertices: np.ndarray, template_path: str) -> FlameFrame:
@@ -68,6 +104,19 @@ def flame_frame_for(rest_vertices: np.ndarray, template_path: str) -> FlameFrame
     return FlameFrame.fit(rest_vertices, load_flame_mesh(template_path).vertices)
 
 
+def flame_masks_for(template_path: str) -> Optional[FlameRegions]:
+    """FLAME_masks.npz beside the template set in the preferences, else the one $FLAME_MASKS names, else None.
+    (FLAME-licensed, so never bundled: the editable bake needs the user's copy.)"""
+    regions = find_regions_beside(template_path) if template_path else None
+    if regions is None and os.environ.get(MASKS_ENV):
+        regions = FlameRegions.load(os.environ[MASKS_ENV])
+    return regions
+
+
+NO_MASKS_NOTE = ("the editable bake needs FLAME_masks.npz (FLAME-licensed, not bundled) beside the FLAME template "
+                 "set in the add-on preferences: baked one shape key per frame instead")
+
+
 def gather_request(context) -> AnimationRequest:
     """Read the panel settings and the active mesh (UI thread)."""
     settings = context.scene.talking_head
@@ -75,12 +124,15 @@ def gather_request(context) -> AnimationRequest:
     obj = context.active_object
     bake.carry_artist_work_back(obj)   # the artist's work on the animated copy: onto their mesh, into this bake
     info = properties.selected_generator(context)
+    mesh = bake.rest_mesh(obj)
     return AnimationRequest(
         object_name=obj.name, audio_path=bpy.path.abspath(settings.audio_path),
         audio_path_as_set=settings.audio_path,
         generator=info.name, style=settings.style if settings.style in info.styles else None,
         intensity=settings.intensity, models_dir=models_dir, template_path=template_path, threads=threads,
-        rest_vertices=bake.mesh_vertices(bake.rest_mesh(obj)).copy(), scene_fps=bake.scene_fps(context.scene))
+        rest_vertices=bake.mesh_vertices(mesh).copy(), scene_fps=bake.scene_fps(context.scene),
+        faces=bake.mesh_triangles(mesh), bake=settings.bake, blinks=settings.blinks, brows=settings.brows,
+        seed=settings.seed)
 
 
 _loaded_generators: dict = {}
@@ -102,22 +154,70 @@ def cached_generator(name: str, generators_dir: Path, threads: int):
 
 def compute_animation(request: AnimationRequest, progress: Callable[[float], None],
                       should_cancel: Callable[[], bool]) -> AnimationResult:
-    """The worker's part: audio -> generator -> scores -> frames in local coordinates at the scene fps."""
+    """The worker's part: audio -> generator -> (basis weights) -> scores -> what the bake needs, in local
+    coordinates at the scene fps."""
     samples, rate = load_audio(request.audio_path)
     frame = flame_frame_for(request.rest_vertices, request.template_path)
     template = frame.to_flame(request.rest_vertices)
     generator = cached_generator(request.generator, Path(request.models_dir) / GENERATORS, request.threads)
-    flame = generator.animate(samples, rate, template, request.style,
-                              progress=lambda fraction: progress(GENERATE_SHARE * fraction),
-                              should_cancel=should_cancel)
-    if request.intensity != 1.0:
-        flame = (template + request.intensity * (flame - template)).astype(np.float32)
+    notes = frame.notes
+    regions = flame_masks_for(request.template_path) if request.bake == properties.BAKE_EDITABLE else None
+    if request.bake == properties.BAKE_EDITABLE and regions is None:
+        notes += (NO_MASKS_NOTE,)
+    blocks = generator.animate_blocks(samples, rate, template, request.style,
+                                      progress=lambda fraction: progress(GENERATE_SHARE * fraction),
+                                      should_cancel=should_cancel)
+    total = next(blocks)
+    if regions is None:
+        flame = np.empty((total, *template.shape), dtype=np.float32)
+        for start, block in blocks:
+            flame[start:start + len(block)] = _with_intensity(block, template, request.intensity)
+        basis = weights = None
+    else:
+        basis = ShapeBasis.build(FlameRig(template, request.faces, regions.masks))
+        projector = Projector(basis)
+        projections = np.empty((total, len(basis.names)))
+        for start, block in blocks:   # each block is reduced as it comes: the take never exists whole
+            projections[start:start + len(block)] = projector.project(_with_intensity(block, template,
+                                                                                      request.intensity))
+        weights = solve_weights(projections, projector.gram)
+        add_life(weights, basis.names, request, samples, rate)
+        flame = basis.rebuild(weights)   # what the bake plays back is what is scored
     scores = scoring.score_animation(samples, rate, flame, request.models_dir, request.template_path,
                                      request.threads)
     progress(GENERATE_SHARE + SCORE_SHARE)
-    local = frame.to_local(resample_frames(flame, MESH_FPS, request.scene_fps))
-    return AnimationResult(local_frames=local, scores=scores, plot=scoring.plot_pixels(scores),
-                           generator=request.generator, warnings=frame.notes)
+    result = AnimationResult(scores=scores, plot=scoring.plot_pixels(scores), generator=request.generator,
+                             warnings=notes)
+    if basis is None:
+        result.local_frames = frame.to_local(resample_frames(flame, MESH_FPS, request.scene_fps))
+    else:
+        del flame
+        keys = frame.to_local(basis.template.astype(np.float32) + basis.displacements)
+        result.basis = LocalBasis(basis.names, keys, resample_frames(weights, MESH_FPS, request.scene_fps))
+    return result
+
+
+def add_life(weights: np.ndarray, names: tuple, request: AnimationRequest, samples: np.ndarray, rate: int) -> None:
+    """Blinks and brow raises (backend.retarget.life) onto their keys' 30 fps weight columns, where switched on
+    (the larger of the solved weight and the added one, in place)."""
+    frames = len(weights)
+    if request.blinks:
+        blinks = life.blink_weights(frames, MESH_FPS, request.seed)
+        for name in ("eyeBlink_L", "eyeBlink_R"):
+            column = names.index(name)
+            weights[:, column] = np.maximum(weights[:, column], blinks)
+    if request.brows:
+        column = names.index("browInnerUp")
+        weights[:, column] = np.maximum(weights[:, column], life.brow_weights(samples, rate, frames, MESH_FPS))
+
+
+def _with_intensity(block: np.ndarray, template: np.ndarray, intensity: float) -> np.ndarray:
+    """The motion of a (F, 5023, 3) block scaled around the template (float32, in place)."""
+    if intensity != 1.0:
+        block -= template
+        block *= intensity
+        block += template
+    return block
 
 
 class AnimationJob:
@@ -130,7 +230,7 @@ class AnimationJob:
         self.message = ""
         self.result: Optional[AnimationResult] = None
         self._cancel = threading.Event()
-        self._bake: Optional[bake.ShapeKeyBake] = None
+        self._bake = None   # bake.BasisBake or bake.ShapeKeyBake while baking
         self._plot_image = None
         self._finishing_steps: list = []
         self._thread: Optional[threading.Thread] = None
@@ -176,7 +276,7 @@ class AnimationJob:
                 self._start_bake()
             return self.state
         if self.state == "baking":
-            keys = len(self.result.local_frames)
+            keys = self.result.bake_steps
             if not self._bake.keys_done:
                 self._bake.step(budget_s)
                 steps_done = self._bake.done
@@ -202,7 +302,15 @@ class AnimationJob:
         except BackendError as error:
             self.message, self.state = str(error), "failed"
             return
-        self._bake = bake.ShapeKeyBake(obj, self.result.local_frames, self._label())
+        try:
+            if self.result.basis is None:
+                self._bake = bake.ShapeKeyBake(obj, self.result.local_frames, self._label())
+            else:
+                basis = self.result.basis
+                self._bake = bake.BasisBake(obj, basis.keys, basis.names, basis.weights, self._label())
+        except BackendError as error:
+            self.message, self.state = str(error), "failed"
+            return
         self._finishing_steps = [getattr(self, name) for name in FINISHING_STEPS]
         self.state = "baking"
 
@@ -226,7 +334,8 @@ class AnimationJob:
             mesh.name = mesh.shape_keys.name = action.name = label   # the names the removed animation had
             self._plot_image.name = f"{label} lip plot"
         scores = self.result.scores
-        baked = bake.BakedAnimation(mesh, action, self._plot_image, len(self.result.local_frames))
+        baked = bake.BakedAnimation(mesh, action, self._plot_image, self.result.frame_count,
+                                    tuple(getattr(self._bake, "key_names", ())))
         bake.attach_animation(scene, obj, baked, self.request.audio_path_as_set, scores.to_json(), label)
         self._bake = self._plot_image = None
         self.message = " | ".join(score.text for score in scores.scores)

@@ -8,6 +8,7 @@ from backend.generators import DEFAULT_GENERATOR, GENERATORS, scan_generators
 
 from . import preferences
 
+BAKE_EDITABLE, BAKE_PER_FRAME = "EDITABLE", "PER_FRAME"
 # Blender keeps only pointers to enum item strings: the lists must stay referenced from Python.
 _enum_items: dict = {}
 
@@ -55,6 +56,29 @@ class TalkingHeadSettings(bpy.types.PropertyGroup):
                                   description="Speaking style (subject) the generator was trained with")
     intensity: bpy.props.FloatProperty(name="Intensity", default=1.0, min=0.0, max=2.0,
                                        description="Scales the motion around the neutral face (1 = as generated)")
+    bake: bpy.props.EnumProperty(
+        name="Bake", default=BAKE_EDITABLE,
+        items=[(BAKE_EDITABLE, "Editable keys", "ARKit-named relative shape keys driven by F-curves in an NLA strip: "
+                "scale, shift, blend or hand-fix it; your own shape keys keep acting. Needs FLAME_masks.npz beside "
+                "the FLAME template set in the preferences"),
+               (BAKE_PER_FRAME, "Exact per frame", "One absolute shape key per frame: the generator's output "
+                "exactly, nothing to edit, your own shape keys are off while it is attached, ~60 KB per frame")],
+        description="How the animation is put on the head")
+    blinks: bpy.props.BoolProperty(name="Blinks", default=True,
+                                   description="Editable bake: natural blinks (~17 a minute, ~0.26 s each) on the "
+                                               "eyeBlink_L/R keys")
+    brows: bpy.props.BoolProperty(name="Brows", default=True,
+                                  description="Editable bake: brow raises on the loudest moments of the voice "
+                                              "(browInnerUp)")
+    seed: bpy.props.IntProperty(name="Seed", default=0, min=0, description="Seed of the blink timing")
+    mouth_gain: bpy.props.FloatProperty(name="Mouth", default=1.0, min=0.0, max=2.0,
+                                        description="Editable bake: gain on the mouth keys (Apply Controls)")
+    jaw_gain: bpy.props.FloatProperty(name="Jaw", default=1.0, min=0.0, max=2.0,
+                                      description="Editable bake: gain on the jaw keys (Apply Controls)")
+    smoothing_ms: bpy.props.FloatProperty(name="Smoothing ms", default=0.0, min=0.0, max=200.0,
+                                          description="Editable bake: Gaussian smoothing of every key's curve")
+    shift_ms: bpy.props.FloatProperty(name="Lead/Lag ms", default=0.0, min=-300.0, max=300.0,
+                                      description="Editable bake: > 0 moves the motion later, < 0 earlier")
 
 
 class TalkingHeadObject(bpy.types.PropertyGroup):
@@ -67,6 +91,8 @@ class TalkingHeadObject(bpy.types.PropertyGroup):
     plot_image: bpy.props.PointerProperty(type=bpy.types.Image)
     audio_path: bpy.props.StringProperty()
     scores_json: bpy.props.StringProperty()
+    basis_key_names: bpy.props.StringProperty(description="The add-on's relative shape keys on the baked mesh, one "
+                                              "name a line (empty for the per-frame bake)")
     previous_frame_end: bpy.props.IntProperty(description="The scene's frame end before Animate set it")
     frame_end_set: bpy.props.IntProperty(description="The frame end Animate set (restored on Remove only if unchanged)")
 

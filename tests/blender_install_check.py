@@ -1,5 +1,6 @@
 """Runs in a Python that has pip `bpy` (4.5 on 3.11, 5.2 on 3.13): install the built add-on zip the way a user
-does, enable it, run its operators on a FLAME head, print one JSON line with what happened.
+does, enable it, run its operators on a FLAME head (default preferences, then the editable bake with the template preference set
+and an artist's own shape key), print one JSON line with what happened.
 
     python tests/blender_install_check.py --zip Z --mode extension|legacy --user-dir D --template PLY
         --audio WAV --models DIR
@@ -55,6 +56,52 @@ def animate_head(bpy, module: str, template: Path, audio: Path, models: Path) ->
             "scores": {score["name"]: score["value"] for score in scores}}
 
 
+def editable_bake_check(bpy, module: str, template: Path, audio: Path) -> dict:
+    """The editable bake (template preference set, FLAME_masks.npz beside it) on a head with the artist's own
+    relative key `smile` at 0.7: the NLA strip of the add-on's action, the smile still acting (depsgraph), and
+    what Remove leaves."""
+    import numpy
+    bpy.context.preferences.addons[module].preferences.template_path = str(template)
+    bpy.ops.talking_head.import_flame(filepath=str(template))
+    head = bpy.context.view_layer.objects.active
+    head.shape_key_add(name="Basis", from_mix=False)
+    smile = head.shape_key_add(name="smile", from_mix=False)
+    smile.data[3000].co.z += 0.01
+    smile.value = 0.7
+    bpy.context.scene.talking_head.audio_path = str(audio)
+    result = {"animate": sorted(bpy.ops.talking_head.animate())}
+    key = head.data.shape_keys
+    tracks = key.animation_data.nla_tracks if key.animation_data else []
+    strips = [strip for track in tracks for strip in track.strips]
+    result["relative"] = key.use_relative
+    result["keys"] = len(key.key_blocks)
+    result["strip_is_owned_action"] = len(strips) == 1 and strips[0].action == head.talking_head.action \
+        and strips[0].action.get("talking_head_owner") == head
+
+    def shown(frame):
+        bpy.context.scene.frame_set(frame)
+        mesh = head.evaluated_get(bpy.context.evaluated_depsgraph_get()).data
+        values = numpy.empty(len(mesh.vertices) * 3, numpy.float32)
+        mesh.vertices.foreach_get("co", values)
+        return values.reshape(-1, 3)
+
+    frame = bpy.context.scene.frame_start + 30
+    with_smile = shown(frame)
+    key.key_blocks["smile"].mute = True
+    without_smile = shown(frame)
+    key.key_blocks["smile"].mute = False
+    result["smile_moves_mm"] = float((with_smile - without_smile)[3000, 2] * 1000)
+    result["lip_sync_moves_mm"] = float(numpy.abs(without_smile - shown(bpy.context.scene.frame_start + 60)).max()
+                                        * 1000)
+    ours = head.talking_head.action.name
+    result["remove"] = sorted(bpy.ops.talking_head.remove())
+    blocks = head.data.shape_keys.key_blocks
+    result["left_keys"] = [block.name for block in blocks]
+    result["left_smile_value"] = blocks["smile"].value
+    result["action_removed"] = ours not in bpy.data.actions
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--zip", type=Path, required=True)
@@ -77,6 +124,7 @@ def main() -> int:
         report["installed_dir"] = next((str(path) for path in args.user_dir.rglob(ADDON_ID) if path.is_dir()), None)
         if report["enabled"]:
             report.update(animate_head(bpy, module, args.template, args.audio, args.models))
+            report["editable"] = editable_bake_check(bpy, module, args.template, args.audio)
             import numpy
             report["numpy"] = numpy.__version__
     except Exception as error:  # the report carries the failure; the test shows it

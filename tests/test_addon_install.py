@@ -52,7 +52,8 @@ def test_build_is_reproducible_and_holds_addon_backend_and_wheels(linux_zip, tmp
 @pytest.mark.parametrize("bpy_version", sorted(BPY_PYTHONS))
 def test_pip_bpy_installs_the_zip_enables_it_and_its_operators_run(linux_zip, flame_ply, tmp_path, bpy_version, mode):
     """REFERENCE §7: a real install into isolated BLENDER_USER_* folders; the add-on must be enabled (a refused
-    manifest still returns FINISHED) and Import, Animate, Score and Remove must run from the installed copy."""
+    manifest still returns FINISHED) and Import, Animate, Score and Remove must run from the installed copy; then
+    the editable bake (NLA strip of an owned action, the artist's own relative key acting, Remove leaving it)."""
     python = BPY_PYTHONS[bpy_version]
     if not python.is_file() and not REQUIRE_ALL_BPY:
         pytest.skip(f"{python} is absent (scripts/setup_bpy52.sh creates .venv313 with pip bpy 5.2)")
@@ -76,6 +77,12 @@ def test_pip_bpy_installs_the_zip_enables_it_and_its_operators_run(linux_zip, fl
     assert report["installed_dir"] == str(user_dir / where / "flame_talking_heads")
     assert all(result == ["FINISHED"] for result in report["steps"].values()), report["steps"]
     assert report["frames"] == 125 and report["scores"]["MTM"] is not None   # 5.2 s at the factory 24 fps
+    editable = report["editable"]   # issue 17 item 4 and issue 16 item 4, in this Blender version
+    assert editable["animate"] == ["FINISHED"] and editable["relative"] and editable["keys"] == 2 + 35, editable
+    assert editable["strip_is_owned_action"], editable
+    assert editable["smile_moves_mm"] == pytest.approx(7.0, abs=1e-3), editable   # 0.7 x 1 cm: the smile acts
+    assert editable["remove"] == ["FINISHED"] and editable["left_keys"] == ["Basis", "smile"], editable
+    assert editable["left_smile_value"] == pytest.approx(0.7) and editable["action_removed"], editable
 
 
 @pytest.mark.skipif(shutil.which("blender") is None, reason="Debian blender is not installed (apt-get install blender)")
