@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from backend.audio import check_samples, resample
+from backend.frame_rate import MESH_FPS
 from backend.models import default_models_dir
 from backend.onnx_session import open_session
 
@@ -195,6 +196,26 @@ def chunk_spans(total: int) -> list:
     count = -(-(total - OVERLAP_FRAMES) // (CHUNK_FRAMES - OVERLAP_FRAMES))
     length = -(-(total + (count - 1) * OVERLAP_FRAMES) // count)
     return [(k * (total - length) // (count - 1), k * (total - length) // (count - 1) + length) for k in range(count)]
+
+
+def to_mesh_rate(features: np.ndarray, frames: int) -> np.ndarray:
+    """(T50, D) front-end features at FRAME_RATE -> (frames, D) float32 at the mesh rate (30 fps): THE 50 -> 30 Hz
+    resampling that generators are trained and run on. Mesh frame t lies at t / 30 s, i.e. at front-end position
+    c = t * 50 / 30; its value is a triangle-weighted mean of the front-end frames within one mesh frame of c
+    (half-width 5/3 front-end frames: linear interpolation widened so that every front-end frame, e.g. a 20 ms
+    CTC spike, reaches at least one mesh frame with weight >= 1/3). Positions past the last frame use the last."""
+    features = np.asarray(features, dtype=np.float32)
+    width = FRAME_RATE / MESH_FPS
+    centres = np.arange(frames) * width
+    first = np.floor(centres - width).astype(np.int64) + 1
+    taps = [first + k for k in range(int(np.ceil(2 * width)))]
+    weights = [np.maximum(0.0, 1.0 - np.abs(tap - centres) / width) for tap in taps]
+    total = np.sum(weights, axis=0)
+    out = np.zeros((frames, features.shape[1]), dtype=np.float32)
+    last = features.shape[0] - 1
+    for tap, weight in zip(taps, weights):
+        out += (weight / total).astype(np.float32)[:, None] * features[np.clip(tap, 0, last)]
+    return out
 
 
 def _stitch(out: np.ndarray, new: np.ndarray, start: int, previous_end: int) -> None:
