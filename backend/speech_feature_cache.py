@@ -1,10 +1,12 @@
 """A disk cache of speech front-end features per clip, so that training computes them once per clip and augmentation.
 
 Key: SHA-256 of the front end's model file digest, the sample rate, the samples' dtype, shape and bytes, and the
-augmentation id (e.g. "noise-15dB-seed3"; "" for the clean clip). So the same audio always hits, any changed
-sample misses, and a new model never serves old features. Value: `SpeechFeatures.stacked()` (T, 447) stored as
-float16 `.npy` (half the disk; far finer than the features' own variation with context), written atomically
-(backend.atomic), at `<root>/<key[:2]>/<key>.npy`. Reading back gives float32.
+augmentation id (training.corpus.augment's `AugmentPlan.id`, e.g. "n15pink_s3"; "" for the clean clip): an
+augmented variant is keyed by its clean samples and its plan, and augmented only on a miss (`augment=`). So the
+same audio always hits, any changed sample misses, and a new model never serves old features. Value:
+`SpeechFeatures.stacked()` (T, 447) stored as float16 `.npy` (half the disk; far finer than the features' own
+variation with context), written atomically (backend.atomic), at `<root>/<key[:2]>/<key>.npy`. Reading back
+gives float32.
 """
 
 import hashlib
@@ -43,8 +45,12 @@ class SpeechFeatureCache:
     def path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.npy"
 
-    def features(self, samples: np.ndarray, rate: int, augmentation: str = "") -> np.ndarray:
-        """The clip's stacked front-end features (T, 447) float32, from the cache or computed and stored."""
+    def features(self, samples: np.ndarray, rate: int, augmentation: str = "", augment=None) -> np.ndarray:
+        """The clip's stacked front-end features (T, 447) float32, from the cache or computed and stored.
+
+        `augment`: a function of the samples (e.g. training.corpus.augment.apply_plan with the plan named by
+        `augmentation`) run only on a miss; the features are those of its output, keyed by the clean samples.
+        """
         path = self.path(self.key(samples, rate, augmentation))
         if path.is_file():
             stored = np.load(path, allow_pickle=False)
@@ -52,7 +58,7 @@ class SpeechFeatureCache:
                 self.hits += 1
                 return stored.astype(np.float32)
         self.misses += 1
-        features = self.frontend.features(samples, rate).stacked()
+        features = self.frontend.features(augment(samples) if augment else samples, rate).stacked()
         path.parent.mkdir(parents=True, exist_ok=True)
         write_npy(path, features.astype(np.float16))
         return features.astype(np.float16).astype(np.float32)

@@ -104,3 +104,30 @@ def test_apply_names_every_condition_and_rejects_unknown_ones():
         conditions.apply(clean, RATE, "radio")
     with pytest.raises(AudioError, match="mono"):
         conditions.apply(np.zeros((2, 100)), RATE, "telephone")
+
+
+def test_mp3_round_trip_is_lossy_and_aligned():
+    clean = _voiced()
+    coded = conditions.codec_round_trip(clean, RATE, 24.0, codec="mp3")
+    assert coded.shape == clean.shape
+    error = np.sqrt(np.mean((coded - clean) ** 2) / np.mean(clean ** 2))
+    shifted = np.sqrt(np.mean((coded[80:] - clean[:-80]) ** 2) / np.mean(clean ** 2))
+    assert 0.001 < error < 0.6 and error < shifted
+    with pytest.raises(AudioError, match="unknown codec 'aac'"):
+        conditions.codec_round_trip(clean, RATE, 24.0, codec="aac")
+
+
+def test_babble_is_a_unit_rms_crowd_of_the_sources():
+    sources = [_speechlike(1.0, seed=s) for s in range(3)]
+    crowd = conditions.babble(sources, 3 * RATE, seed=2, talkers=4)
+    assert crowd.shape == (3 * RATE,) and np.sqrt(np.mean(crowd ** 2)) == pytest.approx(1.0)
+    assert np.array_equal(crowd, conditions.babble(sources, 3 * RATE, seed=2, talkers=4))
+    with pytest.raises(AudioError, match="at least one source"):
+        conditions.babble([], 100)
+
+
+def test_tempo_one_is_the_identity_and_out_of_range_tempos_are_refused():
+    clean = _speechlike()
+    assert np.allclose(conditions.change_tempo(clean, RATE, 1.0), clean, atol=1e-6)
+    with pytest.raises(AudioError, match="tempo 3 is out of range"):
+        conditions.change_tempo(clean, RATE, 3)
