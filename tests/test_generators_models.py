@@ -157,3 +157,24 @@ def test_export_parity_and_backend_run(tmp_path, overrides):
     assert vertices.shape == (frame_count(audio.size), 5023, 3)
     assert np.max(np.abs(vertices - expected)) <= 1e-4
     assert np.max(np.abs(vertices - template)) > 1e-4   # the motion is not trivially the template
+
+
+def test_training_clips_carry_an_augmentation_pool_that_is_cached_and_time_scaled(ci_corpus, tmp_path):
+    from training.generators.clips import ClipLoader, training_styles
+    config = generator_preset("tiny", variants=3)
+    styles = training_styles(ci_corpus)
+    loader = ClipLoader(ci_corpus, "train", styles, config, cache=tmp_path / "cache")
+    model = build_generator(config, len(styles))
+    model.set_statistics(loader.fit_statistics())
+    clips = loader.clips(model.motion_basis)
+    clean = {clip.clip_id: clip for clip in clips if "+" not in clip.clip_id}
+    copies = [clip for clip in clips if "+" in clip.clip_id]
+    assert len(clean) == len(loader.ids) and len(copies) > len(loader.ids) // 2
+    for clip in clips:
+        assert clip.features.shape == (1, clip.frames, FEATURE_DIM) and len(clip.lip_gap) == len(clip.weights) == clip.frames
+    assert any(clip.frames != clean[clip.clip_id.split("+")[0]].frames for clip in copies)   # tempo copies
+    assert all(float(clip.weights.max()) == config.bilabial_weight for clip in clean.values() if clip.timeline
+               and any(label in ("P", "B", "M") for _, _, label in clip.timeline))
+    again = ClipLoader(ci_corpus, "train", styles, config, cache=tmp_path / "cache")
+    assert [clip.frames for clip in again.clips(model.motion_basis)] == [clip.frames for clip in clips]
+    assert again.cache.misses == 0   # a second run (another family) neither augments nor runs the front end

@@ -5,8 +5,10 @@ Features: backend.speech_frontend through a SpeechFeatureCache (one front-end pa
 every run and family; keyed by the samples and the augmentation id), resampled to 30 fps by
 `speech_frontend.to_mesh_rate`, the function the backend runs generators with. Augmentation (`config.variants`):
 copy 0 is the clean clip; copy v >= 1 follows `training.corpus.augment.plan_for(seed, v, clip index)` (tempo
-also time-scales the timeline and the motion; babble is left out of the pool, so a plan needs only its own clip).
-A fixed pool, not a fresh draw per epoch: on 2 cores the front end runs once per copy, before training.
+also time-scales the timeline and the motion; babble comes from the other clips `babble_sources` names). The
+cache keys a copy by its clean samples and plan id and augments the audio only on a miss, so a second run
+(another family) neither augments nor runs the front end again. A fixed pool, not a fresh draw per epoch: on
+2 cores the front end runs once per copy, before training.
 
 Statistics (`fit_statistics`): before the clips are encoded, the feature z-scoring and the motion basis are fitted
 on every `stride`-th training clip (clean copies), so whole faces are held only for those; every clip is then
@@ -64,19 +66,6 @@ def lip_gap(vertices: np.ndarray) -> np.ndarray:
     return np.linalg.norm(vertices[:, UPPER_LIP_CENTRE] - vertices[:, LOWER_LIP_CENTRE], axis=-1).astype(np.float32)
 
 
-def copies(clip, audio: np.ndarray, index: int, config: GeneratorConfig):
-    """[(augmentation id, 16 kHz audio, timeline, vertices)] of one clip: the clean copy, then config.variants - 1
-    augmented ones."""
-    result = [("", audio, clip.timeline, clip.vertices)]
-    if config.variants > 1:
-        from training.corpus.augment import augment_clip, plan_for
-        for variant in range(1, config.variants):
-            plan = plan_for(config.seed, variant, index, babble=False)
-            new_audio, timeline, vertices = augment_clip(audio, clip.timeline or [], clip.vertices, plan)
-            result.append((plan.id, new_audio, timeline if clip.timeline else None, vertices))
-    return result
-
-
 class ClipLoader:
     """Reads one corpus split into TrainingClips (see the module docstring). `cache`: the feature cache folder."""
 
@@ -118,15 +107,40 @@ class ClipLoader:
             style = torch.zeros(len(self.styles))
             style[self.styles.index(clip.subject) if clip.subject in self.styles else 0] = 1.0
             template = torch.from_numpy(clip.template.astype(np.float32))
-            for augmentation, copy_audio, timeline, vertices in copies(clip, audio, index, self.config):
-                frames = min(frame_count(len(copy_audio)), len(vertices))
+            for augmentation, features, timeline, vertices, copy_audio in self._copies(clip, audio, index,
+                                                                                       speech_target is not None):
+                frames = min(len(features), len(vertices))
                 displacement = torch.from_numpy((vertices[:frames] - clip.template[None]).reshape(frames, -1))
                 with torch.no_grad():
                     coefficients = basis.encode(displacement.float())
                 result.append(TrainingClip(
                     f"{clip_id}{'+' + augmentation if augmentation else ''}",
-                    torch.from_numpy(self._features(copy_audio, augmentation, frames))[None],
+                    torch.from_numpy(features[:frames])[None],
                     coefficients, torch.from_numpy(lip_gap(vertices[:frames])),
                     torch.from_numpy(frame_weights(timeline, frames, self.config.bilabial_weight)), template, style,
                     timeline, None if speech_target is None else speech_target(copy_audio, frames)))
+        return result
+
+    def _copies(self, clip, audio: np.ndarray, index: int, with_audio: bool):
+        """[(augmentation id, features (T', 447) at 30 fps, timeline, vertices (T', 5023, 3), audio or None)] of
+        one clip: the clean copy, then config.variants - 1 augmented ones (audio only when `with_audio`)."""
+        result = [("", self._features(audio, "", frame_count(len(audio))), clip.timeline, clip.vertices, audio)]
+        if self.config.variants > 1:
+            from training.corpus.augment import (apply_plan, augment_motion, augmented_length, babble_sources,
+                                                 plan_for)
+            for variant in range(1, self.config.variants):
+                plan = plan_for(self.config.seed, variant, index)
+                if not plan.id:   # a clean draw: the clean copy is already in
+                    continue
+
+                def augmented(samples, plan=plan):
+                    babble = None
+                    if plan.noise_snr_db is not None and plan.noise_kind == "babble":
+                        babble = [self._clip(other)[2] for other in babble_sources(plan, len(self.ids), index)]
+                    return apply_plan(samples, plan, babble)
+                frames = frame_count(augmented_length(len(audio), plan))
+                features = to_mesh_rate(self.cache.features(audio, SAMPLE_RATE, plan.id, augment=augmented), frames)
+                timeline, vertices = augment_motion(clip.timeline or [], clip.vertices, plan, len(audio))
+                result.append((plan.id, features, timeline if clip.timeline else None, vertices,
+                               augmented(audio) if with_audio else None))
         return result
