@@ -32,9 +32,14 @@ def test_benchmark_voices_are_held_out_and_refused():
 
 
 def test_corpus_builder_refuses_a_heldout_voice():
-    check_clip_voices([{"source": "kathleen", "voice": "kathleen"}, {"source": "espeak", "voice": "en-us+f3"}])
+    check_clip_voices([{"id": "a", "source": "kathleen", "voice": "kathleen", "sentences": []},
+                       {"id": "b", "source": "espeak", "voice": "espeak:en-us+f3", "sentences": []}])
     with pytest.raises(AudioError, match="flite:rms is held out"):
-        check_clip_voices([{"source": "espeak", "voice": "en-us+m1"}, {"source": "flite", "voice": "rms"}])
+        check_clip_voices([{"id": "a", "source": "espeak", "voice": "espeak:en-us+m1", "sentences": []},
+                           {"id": "b", "source": "flite", "voice": "flite:rms", "sentences": []}])
+    with pytest.raises(AudioError, match="arctic_a0008_1 is a held-out prompt"):
+        check_clip_voices([{"id": "a", "source": "kathleen", "voice": "kathleen",
+                            "sentences": [["kathleen", "arctic_a0008_1", "text"]]}])
 
 
 def test_cmu_phones_map_to_arpabet_and_pauses_to_sil():

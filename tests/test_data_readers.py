@@ -387,7 +387,7 @@ def test_unrecognised_folders_name_the_expected_layouts(tmp_path):
     with pytest.raises(BackendError, match=r"no known dataset layout found; expected one of: VOCASET raw "
                                            r"\(data_verts.npy, raw_audio_fixed.pkl, templates.pkl, subj_seq_to_idx.pkl\); "
                                            r"converted VOCASET, BIWI or MEAD-3D \(vertices_npy/, wav/, templates.pkl\); "
-                                           r"our corpus \(manifest.json, vertices_npy/, wav/, templates/\)"):
+                                           r"our corpus \(manifest.json, wav/, templates/, controls_npy/ or vertices_npy/\)"):
         open_dataset(tmp_path)
     with pytest.raises(BackendError, match="dataset folder not found: .*absent"):
         open_dataset(tmp_path / "absent")

@@ -93,3 +93,24 @@ def test_bad_templates_are_refused(rig_inputs):
         FlameRig(template * 1000, faces, masks)
     with pytest.raises(MeshError, match="FLAME masks lack left_ear"):
         FlameRig(template, faces, {name: value for name, value in masks.items() if name != "left_ear"})
+
+
+def test_lips_rest_inside_long_pauses_and_coarticulate_across_short_ones(rig):
+    """Pauses >= 0.3 s bring every speech control to zero (the template: lips at rest) from 0.1 s inside their
+    edges, and a run at the clip's start or end right up to it; a 0.2 s pause keeps coarticulating."""
+    from backend.rig.coarticulation import (REST_FADE_S, SPEECH_CONTROLS, ArticulationStyle, control_curves,
+                                            rest_weights)
+    timeline = [(0.0, 0.5, "SIL"), (0.5, 0.6, "M"), (0.6, 0.8, "AA"), (0.8, 0.9, "P"), (0.9, 1.2, "SIL"),
+                (1.2, 1.3, "SIL"), (1.3, 1.5, "AA"), (1.5, 1.7, "SIL"), (1.7, 1.9, "AE"), (1.9, 2.4, "SIL")]
+    times = np.arange(72) / 30
+    weights = rest_weights(timeline, times)
+    long_pause = (times >= 0.9 + REST_FADE_S) & (times < 1.3 - REST_FADE_S)
+    assert np.all(weights[long_pause] == 1.0) and np.all(weights[times < 0.5 - REST_FADE_S] == 1.0)
+    assert np.all(weights[times >= 1.9 + REST_FADE_S] == 1.0)
+    assert np.all(weights[(times >= 1.5) & (times < 1.7)] == 0.0)       # 0.2 s: too short to rest
+    assert np.all(weights[(times >= 0.5) & (times < 0.9)] == 0.0)       # speech itself is never faded
+    controls = control_curves(timeline, len(times), 30, rig, ArticulationStyle(gain=1.3), np.zeros(len(times)),
+                              np.random.default_rng(0))
+    speech = controls[:, [CONTROLS.index(name) for name in SPEECH_CONTROLS]]
+    assert np.all(speech[weights == 1.0] == 0.0)
+    assert np.abs(speech[(times >= 1.5) & (times < 1.7)]).max() > 0.1

@@ -8,7 +8,7 @@ from backend.frame_rate import MESH_FPS
 from backend.datasets.biwi import BiwiDataset
 from backend.datasets.clip import SpeechMeshDataset
 from backend.datasets.converted import TEMPLATES_FILE, VERTICES_DIR, WAV_DIR, ConvertedDataset
-from backend.datasets.corpus import MANIFEST_FILE, TEMPLATES_DIR, CorpusDataset
+from backend.datasets.corpus import CONTROLS_DIR, MANIFEST_FILE, TEMPLATES_DIR, CorpusDataset
 from backend.datasets.mead import MeadDataset
 from backend.datasets.vocaset import REQUIRED_FILES as VOCASET_FILES, VERTICES_FILE, VocasetRawDataset
 
@@ -20,7 +20,7 @@ READERS: Dict[str, Type[SpeechMeshDataset]] = {
 EXPECTED_LAYOUTS = (
     f"VOCASET raw ({', '.join(VOCASET_FILES)}); "
     f"converted VOCASET, BIWI or MEAD-3D ({VERTICES_DIR}/, {WAV_DIR}/, {TEMPLATES_FILE}); "
-    f"our corpus ({MANIFEST_FILE}, {VERTICES_DIR}/, {WAV_DIR}/, {TEMPLATES_DIR}/)"
+    f"our corpus ({MANIFEST_FILE}, {WAV_DIR}/, {TEMPLATES_DIR}/, {CONTROLS_DIR}/ or {VERTICES_DIR}/)"
 )
 
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from backend.audio import load_audio, to_int16
 from backend.datasets import ClipEntry, SpeechMeshDataset, open_dataset
+from backend.datasets.corpus import CONTROL_STORE, CorpusDataset
 from backend.errors import MetricError
 from backend.frame_rate import MESH_FPS, resample_frames
 from backend.mesh import load_vertex_sequence
@@ -122,6 +123,14 @@ def _mean_entry(name: str, values: list, unit: str, skipped: int, note: str, sca
     return MetricEntry(name, float(np.mean(values)) * scale, unit, len(values), skipped, note)
 
 
+def _ground_truth(dataset, clip) -> np.ndarray:
+    """A clip's ground-truth vertices at the dataset's native rate: its vertex file as it is, or, for our corpus's
+    compact store (rig controls), the reader's decoding."""
+    if isinstance(dataset, CorpusDataset) and dataset.store == CONTROL_STORE:
+        return dataset.load(clip.id).vertices
+    return load_vertex_sequence(clip.vertices_path, num_vertices=None)
+
+
 def score_folder(pred_dir, data_dir, regions: Regions, encoders: Optional[plrs.SpeechMeshEncoders] = None,
                  pred_fps: float = MESH_FPS, gt_fps: Optional[float] = None, split: Optional[str] = None,
                  resample: bool = False, show_progress: Optional[bool] = None,
@@ -148,8 +157,8 @@ def score_folder(pred_dir, data_dir, regions: Regions, encoders: Optional[plrs.S
             raise MetricError(f"{dataset.root}: a {dataset.kind} dataset keeps its clips in shared files; scoring "
                               "needs one file per clip (vertices_npy/<clip>.npy, wav/<clip>.wav)")
         pred = load_vertex_sequence(prediction.path, num_vertices=None)
-        gt = convert_fps(load_vertex_sequence(clip.vertices_path, num_vertices=None), dataset.native_fps, pred_fps,
-                         resample, source=str(clip.vertices_path))
+        gt = convert_fps(_ground_truth(dataset, clip), dataset.native_fps, pred_fps, resample,
+                         source=str(clip.vertices_path))
         check_comparable_lengths(len(pred), len(gt), prediction.path.name)
         pred, gt = pred[:min(len(pred), len(gt))], gt[:min(len(pred), len(gt))]
         row["frames"] = len(pred)

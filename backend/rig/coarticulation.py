@@ -5,6 +5,9 @@ every phone has, per control, a target and a dominance `alpha * exp(-theta * |t 
 is the dominance-weighted mean of the targets. Rounded vowels have a slow anticipatory fall-off, so
 rounding starts over the consonants before them. A final pass enforces the hard constraints people
 notice (lips closed during /p b m/, lower lip on the upper teeth during /f v/) on the rig itself.
+Inside pauses of at least REST_PAUSE_S the speech controls fade to zero (the face at rest) within
+REST_FADE_S of the pause's edges: coarticulation alone opens the mouth early and keeps it open across
+long pauses, and people rest their lips there.
 Upper-face controls: blinks at random times, brow raises on the loudest (stressed) vowels.
 """
 
@@ -13,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from backend.flame import LOWER_LIP_CENTRE, UPPER_LIP_CENTRE
-from backend.rig.flame_rig import CONTROLS, FlameRig
+from backend.rig.flame_rig import CONTROLS, FlameRig, smoothstep
 from backend.rig.timeline import (BILABIALS, LABIODENTALS, ROUNDING, SILENCE, SPREADING, VOWEL_OPENNESS, VOWELS,
                                       phone_frames)
 
@@ -26,6 +29,8 @@ _CONSONANT_JAW = {"B": 0.04, "P": 0.04, "M": 0.04, "F": 0.05, "V": 0.05, "TH": 0
 _JAW_LIMIT = {True: 0.15, False: 0.06}   # jaw ceiling during /p b m/ (True) and /f v/ (False)
 _THETA = 30.0                     # 1/s: default dominance fall-off
 _THETA_ROUNDING_ANTICIPATION = 7.0
+REST_PAUSE_S = 0.3                # silences at least this long bring the lips to rest ...
+REST_FADE_S = 0.1                 # ... this far inside them (the anticipation into or out of a long pause)
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,30 @@ def speech_curves(timeline, frame_times: np.ndarray) -> np.ndarray:
         rate = np.where(rounded_ahead, _THETA_ROUNDING_ANTICIPATION, _THETA) if name == "round" else _THETA
         weights[:, :, control] = dominance[None, :, control] * np.exp(-rate * np.abs(lag))
     return np.einsum("tsc,sc->tc", weights, targets) / np.maximum(weights.sum(1), 1e-12)
+
+
+def rest_weights(timeline, frame_times: np.ndarray) -> np.ndarray:
+    """(T,) 0..1: how far each frame's speech controls fade to rest; 1 deeper than REST_FADE_S inside a run of
+    SIL lasting >= REST_PAUSE_S (a run at the clip's start or end rests right up to that edge), smooth ramps."""
+    runs = []
+    for start, end, label in timeline:
+        if label != SILENCE:
+            continue
+        if runs and abs(runs[-1][1] - start) < 1e-6:
+            runs[-1][1] = end
+        else:
+            runs.append([start, end])
+    weights = np.zeros(len(frame_times))
+    clip_end = timeline[-1][1] if timeline else 0.0
+    for start, end in runs:
+        if end - start < REST_PAUSE_S - 1e-9:
+            continue
+        into = np.inf if start <= 1e-6 else frame_times - start
+        out_of = np.inf if end >= clip_end - 1e-6 else end - frame_times
+        depth = np.minimum(into, out_of)
+        inside = (frame_times >= start) & (frame_times < end)
+        weights = np.maximum(weights, np.where(inside, smoothstep(depth / REST_FADE_S), 0.0))
+    return weights
 
 
 def enforce_constraints(controls: np.ndarray, timeline, frame_times: np.ndarray, rig: FlameRig) -> np.ndarray:
@@ -148,6 +177,7 @@ def control_curves(timeline, n_frames: int, fps: float, rig: FlameRig, style: Ar
     controls[:, CONTROLS.index("jaw")] *= style.gain * style.jaw_balance
     for name in ("round", "spread"):
         controls[:, CONTROLS.index(name)] *= style.gain * style.lip_balance
+    controls[:, [CONTROLS.index(name) for name in SPEECH_CONTROLS]] *= 1.0 - rest_weights(timeline, frame_times)[:, None]
     shifted = [(start + style.timing_offset_s, end + style.timing_offset_s, label) for start, end, label in timeline]
     # Constraints hold on the frames of both the audio's and the (few-ms) shifted timeline.
     controls = enforce_constraints(controls, timeline + shifted, frame_times, rig)

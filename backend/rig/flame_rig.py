@@ -31,7 +31,8 @@ _REQUIRED_MASKS = ("lips", "left_ear", "right_ear", "left_eyeball", "right_eyeba
                    "right_eye_region", "forehead", "face", "neck")
 
 
-def _smoothstep(x):
+def smoothstep(x):
+    """0 below 0, 1 above 1, the cubic 3x² - 2x³ between: a ramp with flat ends."""
     x = np.clip(x, 0.0, 1.0)
     return x * x * (3.0 - 2.0 * x)
 
@@ -117,7 +118,7 @@ class FlameRig:
         upper, lower = dijkstra(graph.maximum(graph.T), indices=[UPPER_LIP_CENTRE, LOWER_LIP_CENTRE])
         connected = np.isfinite(upper) & np.isfinite(lower)  # the eyeballs are separate pieces
         nearer_lower = np.where(connected, upper - np.where(connected, lower, 0.0), 0.0)
-        return _smoothstep(0.5 + nearer_lower / (0.15 * self.head_size))
+        return smoothstep(0.5 + nearer_lower / (0.15 * self.head_size))
 
     def _lip_area_weights(self, scale: float) -> np.ndarray:
         """1 on the lips mask, Gaussian fall-off with distance to it (sigma = scale * head size)."""
@@ -133,7 +134,7 @@ class FlameRig:
         lip_area = self._lip_area_weights(0.045)
         lips_only = self._lip_area_weights(0.025)
         near_line = np.exp(-(above_line / (0.06 * h)) ** 2)
-        across = 1.0 - _smoothstep((np.abs(x) / self.corner_x - 0.55) / 0.5)
+        across = 1.0 - smoothstep((np.abs(x) / self.corner_x - 0.55) / 0.5)
         upper = (1.0 - self._lower_side) * near_line * across * lip_area
         lower = self._lower_side * near_line * across * lip_area
         fields = np.zeros((len(CONTROLS), len(v), 3))
@@ -163,8 +164,8 @@ class FlameRig:
         region[np.concatenate([self.masks["forehead"], self.masks["face"]])] = 1.0
         region[eyes] = 0.0
         height = v[:, 1] - (eye_top + 0.03 * h)
-        weight = region * np.exp(-(height / (0.12 * h)) ** 2) * _smoothstep(height / (0.06 * h) + 1.0)
-        weight *= np.exp(-(v[:, 0] / (0.45 * h)) ** 2) * _smoothstep((v[:, 2] - self.jaw_pivot[2]) / (0.3 * h))
+        weight = region * np.exp(-(height / (0.12 * h)) ** 2) * smoothstep(height / (0.06 * h) + 1.0)
+        weight *= np.exp(-(v[:, 0] / (0.45 * h)) ** 2) * smoothstep((v[:, 2] - self.jaw_pivot[2]) / (0.3 * h))
         field = np.zeros_like(v)
         field[:, 1] = 0.03 * h * weight
         return field
@@ -172,12 +173,12 @@ class FlameRig:
     def _jaw_rotation(self) -> _Rotation:
         v, h = self.template, self.head_size
         chin_height = v[self.masks["face"], 1].min()
-        front = _smoothstep((v[:, 2] - (self.jaw_pivot[2] - 0.1 * h)) / (0.2 * h))
-        neck = _smoothstep((v[:, 1] - (chin_height - 0.35 * h)) / (0.3 * h))
+        front = smoothstep((v[:, 2] - (self.jaw_pivot[2] - 0.1 * h)) / (0.2 * h))
+        neck = smoothstep((v[:, 1] - (chin_height - 0.35 * h)) / (0.3 * h))
         # The lower lip lags the jaw towards the corners, so the mouth opens as an oval, not a slot.
         across = np.clip((v[:, 0] - self.mouth_centre[0]) / self.corner_x, -1.0, 1.0)
         lag = 0.5 * self._lip_area_weights(0.04) * across ** 2
-        below_nose = _smoothstep((self.corner_height + 0.12 * h - v[:, 1]) / (0.12 * h))
+        below_nose = smoothstep((self.corner_height + 0.12 * h - v[:, 1]) / (0.12 * h))
         weights = self._lower_side * front * neck * below_nose * (1.0 - lag)
         weights[np.concatenate([self.masks["left_eyeball"], self.masks["right_eyeball"]])] = 0.0
         moving = np.flatnonzero(weights > 1e-4)
@@ -201,7 +202,7 @@ class FlameRig:
             split = np.median(elevation[margin])
             upper_lid = elevation[margin] > split
             closing_angle = 0.8 * (elevation[margin][upper_lid].mean() - elevation[margin][~upper_lid].mean())
-            weights = (_smoothstep((elevation - split) / 0.15) * (1.0 - _smoothstep((distance / radius - 1.15) / 0.6))
+            weights = (smoothstep((elevation - split) / 0.15) * (1.0 - smoothstep((distance / radius - 1.15) / 0.6))
                        * (offset[:, 2] > 0))
             moving = weights > 1e-4
             rotations.append(_Rotation(CONTROLS.index("blink"), centre, float(closing_angle), region[moving],

@@ -8,6 +8,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 from backend.cli import dispatch
 
@@ -16,24 +17,32 @@ def _build(args) -> int:
     from training.corpus.build import build_corpus
     started = time.monotonic()
     manifest = build_corpus(args.out, args.preset, args.seed, args.template, args.masks, args.speech,
-                            force=args.force)
-    print(json.dumps(manifest["stats"], indent=1))
-    print(f"built {len(manifest['clips'])} SYNTHETIC clips into {args.out} in {time.monotonic() - started:.1f} s",
-          file=sys.stderr)
+                            force=args.force, workers=args.workers)
+    print(manifest["stats_table"])
+    size = sum(path.stat().st_size for path in Path(args.out).rglob("*") if path.is_file())
+    print(f"built {len(manifest['clips'])} SYNTHETIC clips ({manifest['stats']['hours']:.2f} h, {size / 1e9:.2f} GB) "
+          f"into {args.out} in {time.monotonic() - started:.1f} s", file=sys.stderr)
     return 0
 
 
 def _render(args) -> int:
     from training.corpus.render import render_clip
     frames = [int(value) for value in args.frames.split(",")] if args.frames else None
-    for path in render_clip(args.corpus, args.clip, args.out, frames, args.template):
+    for path in render_clip(args.corpus, args.clip, args.out, frames):
         print(path)
     return 0
 
 
 def _stats(args) -> int:
-    from training.corpus.stats import corpus_stats
-    print(json.dumps(corpus_stats(args.corpus, args.template, args.masks), indent=1))
+    from training.corpus.stats import corpus_stats, plot_stats, stats_table
+    stats = corpus_stats(args.corpus)
+    if args.json:
+        print(json.dumps(stats, indent=1))
+    else:
+        print(stats_table(stats))
+    if args.plot:
+        plot_stats(stats, args.plot)
+        print(f"plot: {args.plot}", file=sys.stderr)
     return 0
 
 
@@ -58,11 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training.corpus",
                                      description="SYNTHETIC speech-mesh corpus: a FLAME rig driven by phoneme timings.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    build = commands.add_parser("build", help="build a corpus (wav/, vertices_npy/, templates/, manifest.json)")
-    build.add_argument("--preset", choices=("ci", "full"), default="ci")
+    build = commands.add_parser("build", help="build (or continue building) a corpus (wav/, controls_npy/, "
+                                "templates/, rig/, manifest.json)")
+    build.add_argument("--preset", choices=("ci", "small", "full"), default="ci",
+                       help="ci: tiny, for tests; small: about 1 h; full: over 5 h")
     build.add_argument("--out", required=True, help="output folder")
     build.add_argument("--seed", type=int, default=0)
-    build.add_argument("--force", action="store_true", help="replace a corpus already in --out (its own files only)")
+    build.add_argument("--force", action="store_true", help="replace another corpus (finished, or an unfinished "
+                       "build of another preset/seed) in --out (its own files only); the same build continues anyway")
+    build.add_argument("--workers", type=int, help="processes (default: every core)")
     build.add_argument("--speech", help="recorded speech with .phones.lab (default $SPEECH_DIR or ../shared/speech/kathleen)")
     build.set_defaults(run=_build)
     render = commands.add_parser("render", help="render frames of a clip to PNG (face, lips, waveform + phones)")
@@ -71,8 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--out", required=True, help="folder for the PNGs")
     render.add_argument("--frames", help="comma-separated frame numbers (default: a /p b m/, an /f v/, the most open vowel)")
     render.set_defaults(run=_render)
-    stats = commands.add_parser("stats", help="recompute a built corpus's statistics from its files")
+    stats = commands.add_parser("stats", help="recompute a built corpus's statistics from its files: hours by "
+                                "source, voice and condition, phone coverage, pauses, closure and rest per voice")
     stats.add_argument("corpus")
+    stats.add_argument("--plot", help="also write the PNG plot here")
+    stats.add_argument("--json", action="store_true", help="print every statistic as JSON instead of the table")
     stats.set_defaults(run=_stats)
     align = commands.add_parser("align", help="forced-align recordings with transcripts into .phones.lab/.words.lab")
     align.add_argument("--audio", required=True, help="folder of <id>.flac/.wav/.ogg recordings")
@@ -84,10 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     timing.add_argument("--sentences", type=int, default=40, help="ARCTIC prompts to speak (not held-out ones)")
     timing.add_argument("--speech", help="folder with the ARCTIC <id>.txt prompts (default ../shared/speech/kathleen)")
     timing.set_defaults(run=_timing)
-    for command in (build, render, stats):
-        command.add_argument("--template", help="FLAME template (default $FLAME_TEMPLATE or ../shared/flame/FLAME_sample.ply)")
-        if command is not render:
-            command.add_argument("--masks", help="FLAME_masks.npz (default $FLAME_MASKS or next to the template)")
+    build.add_argument("--template", help="FLAME template (default $FLAME_TEMPLATE or ../shared/flame/FLAME_sample.ply)")
+    build.add_argument("--masks", help="FLAME_masks.npz (default $FLAME_MASKS or next to the template)")
     return parser
 
 

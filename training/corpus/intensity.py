@@ -1,8 +1,7 @@
 """Three intensity levels (like MEAD): speech effort and articulation amplitude change together.
 
-Level 1 is soft, 2 normal, 3 emphatic. For espeak-ng the level sets amplitude, pitch range and rate;
-for recorded speech it sets a gain and a spectral tilt (louder speech has relatively more high-frequency
-energy). The same level scales the articulation gain, so louder clips move the lips more (positive SLCC).
+Level 1 is soft, 2 normal, 3 emphatic. For every voice, recorded or synthetic, the level sets a gain and a
+spectral tilt of the audio (louder speech has relatively more high-frequency energy). The same level scales the articulation gain, so louder clips move the lips more (positive SLCC).
 """
 
 import numpy as np
@@ -11,9 +10,6 @@ from backend.errors import AudioError
 
 LEVELS = (1, 2, 3)
 ARTICULATION_GAIN = {1: 0.7, 2: 1.0, 3: 1.3}
-_ESPEAK_VOLUME = {1: 55, 2: 100, 3: 170}
-_ESPEAK_RANGE_SCALE = {1: 0.6, 2: 1.0, 3: 1.6}
-_ESPEAK_RATE_SCALE = {1: 1.06, 2: 1.0, 3: 0.92}
 _RECORDED_GAIN = {1: 0.45, 2: 1.0, 3: 1.9}
 _RECORDED_TILT = {1: -0.4, 2: 0.0, 3: 0.5}   # first-difference mix: <0 darker, >0 brighter
 
@@ -24,15 +20,8 @@ def check_level(level: int) -> int:
     return level
 
 
-def espeak_settings(level: int, rate_wpm: int, pitch: int, pitch_range: int) -> dict:
-    """Keyword arguments for EspeakSynth.synthesise at this level, from a speaker's normal settings."""
-    check_level(level)
-    return {"rate": int(round(rate_wpm * _ESPEAK_RATE_SCALE[level])), "pitch": pitch,
-            "volume": _ESPEAK_VOLUME[level], "pitch_range": int(min(100, round(pitch_range * _ESPEAK_RANGE_SCALE[level])))}
-
-
 def recorded_effort(samples: np.ndarray, level: int) -> np.ndarray:
-    """Recorded speech at a level: spectral tilt (mix of the first difference) then gain, soft-limited.
+    """Speech at a level: spectral tilt (mix of the first difference) then gain, soft-limited.
 
     samples: (n,) float32 in [-1, 1]. The limiter (0.98 tanh(x / 0.98)) is near-linear below -6 dBFS.
     """

@@ -2,7 +2,7 @@
 
 A passage joins sentences (each a 16 kHz float32 audio with its ARPAbet timeline, from any voice or a
 recording) with pauses of 0.2-1.5 s, starts and ends with 0.1-1.0 s of silence, and puts non-speech
-sounds into some pauses: a breath (band-limited noise with a swell), a click (a few ms decaying burst),
+sounds into some pauses (and makes clips of nothing else, `non_speech_clip`): a breath (band-limited noise with a swell), a click (a few ms decaying burst),
 or room noise alone. All of it is labelled SIL, so the rig keeps the face at rest there. A faint noise
 floor (-66 to -54 dBFS) runs under the whole passage: real pauses are never digital silence.
 Deterministic for a given numpy Generator.
@@ -110,3 +110,16 @@ def _pause(rng: np.random.Generator, seconds: float) -> tuple[np.ndarray, str]:
         noise = sosfilt(butter(2, 1500, "lowpass", fs=SAMPLE_RATE, output="sos"), rng.standard_normal(len(gap)))
         gap[:] = noise * 10 ** (rng.uniform(-50, -40) / 20) / (np.std(noise) + 1e-12)
     return gap.astype(np.float32), kind
+
+
+def non_speech_clip(rng: np.random.Generator, seconds: float):
+    """A clip with no speech at all, `seconds` long: stretches of breath, clicks or room noise over the noise
+    floor, all labelled SIL (the face rests throughout): (float32 audio, [(0, end, 'SIL')], kinds)."""
+    parts, kinds, total = [], [], int(round(seconds * SAMPLE_RATE))
+    while sum(len(part) for part in parts) < total:
+        gap, kind = _pause(rng, rng.uniform(*PAUSE_S))
+        parts.append(gap)
+        kinds.append(kind)
+    audio = np.concatenate(parts)[:total]
+    audio = np.clip(audio + _noise_floor(rng, total), -1.0, 1.0).astype(np.float32)
+    return audio, [(0.0, round(total / SAMPLE_RATE, 4), "SIL")], kinds

@@ -11,8 +11,6 @@ import numpy as np
 from backend.atomic import atomic_path
 from backend.datasets import open_dataset
 from backend.errors import BackendError
-from backend.mesh import load_flame_mesh
-from training.corpus.paths import default_paths
 
 _LIGHT = np.array([0.3, 0.4, 1.0]) / np.linalg.norm([0.3, 0.4, 1.0])
 _SKIN = np.array([0.87, 0.72, 0.62])
@@ -142,12 +140,13 @@ def render_frame(path, vertices: np.ndarray, faces: np.ndarray, audio: np.ndarra
     pyplot.close(figure)
 
 
-def render_clip(corpus_dir, clip_id: str, out_dir, frames=None, template=None) -> list[Path]:
-    """Render frames of a corpus clip to `<out_dir>/<clip>_frame<NNNN>.png`; returns the paths."""
+def render_clip(corpus_dir, clip_id: str, out_dir, frames=None) -> list[Path]:
+    """Render frames of a corpus clip (decoded from its stored controls) to `<out_dir>/<clip>_frame<NNNN>.png`;
+    returns the paths. The corpus folder has all it needs (templates and the rig's triangles)."""
     dataset = open_dataset(corpus_dir, kind="corpus", fps=None)
     clip = dataset.load(clip_id)
     vertices = clip.vertices
-    faces = load_flame_mesh(default_paths(template)[0]).faces
+    faces = dataset.faces()
     timeline = clip.timeline or []
     frames = list(frames) if frames else interesting_frames(timeline, len(vertices), clip.fps)
     bad = [frame for frame in frames if not 0 <= frame < len(vertices)]

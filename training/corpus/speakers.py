@@ -1,4 +1,5 @@
-"""Synthetic speakers: a smooth identity deformation of the FLAME template, a voice, an articulation style.
+"""Synthetic speakers: a smooth identity deformation of the FLAME template and an articulation style (the
+voice is chosen per clip by the builder; ESPEAK_ACCENTS x ESPEAK_VARIANTS are the espeak voices it draws from).
 
 Identities are low-order polynomial displacement fields over head-normalised coordinates (left-right
 symmetric) plus a global scale, so every subject is a plausible, smooth variation of the template.
@@ -25,17 +26,12 @@ class Speaker:
     name: str
     scale: float
     shape: tuple                # coefficients: len(_X_TERMS) for dx, then len(_YZ_TERMS) each for dy, dz
-    voice: str                  # espeak-ng voice, e.g. 'en-us+f3'
-    rate_wpm: int
-    pitch: int
-    pitch_range: int
     style: ArticulationStyle
 
     def as_dict(self) -> dict:
         """JSON-ready description for the manifest."""
         style = self.style
-        return {"scale": round(self.scale, 4), "voice": self.voice, "rate_wpm": self.rate_wpm, "pitch": self.pitch,
-                "pitch_range": self.pitch_range, "articulation_gain": round(style.gain, 4),
+        return {"scale": round(self.scale, 4), "articulation_gain": round(style.gain, 4),
                 "jaw_balance": round(style.jaw_balance, 4), "lip_balance": round(style.lip_balance, 4),
                 "timing_offset_ms": round(style.timing_offset_s * 1000, 2),
                 "blink_rate_hz": round(style.blink_rate_hz, 3), "brow_gain": round(style.brow_gain, 3)}
@@ -46,15 +42,12 @@ def make_speakers(count: int, rng: np.random.Generator, first_number: int = 1) -
     speakers = []
     for number in range(first_number, first_number + count):
         shape = rng.normal(0.0, 0.035, len(_X_TERMS) + 2 * len(_YZ_TERMS))
-        voice = f"{ESPEAK_ACCENTS[rng.integers(len(ESPEAK_ACCENTS))]}+{ESPEAK_VARIANTS[rng.integers(len(ESPEAK_VARIANTS))]}"
         style = ArticulationStyle(gain=float(rng.uniform(0.85, 1.15)), jaw_balance=float(rng.uniform(0.8, 1.2)),
                                   lip_balance=float(rng.uniform(0.8, 1.2)),
                                   timing_offset_s=float(rng.uniform(-0.008, 0.008)),
                                   blink_rate_hz=float(rng.uniform(0.2, 0.45)), brow_gain=float(rng.uniform(0.5, 1.0)))
         speakers.append(Speaker(name=f"SYN{number:02d}", scale=float(rng.uniform(0.93, 1.07)),
-                                shape=tuple(float(value) for value in shape), voice=voice,
-                                rate_wpm=int(rng.integers(140, 200)), pitch=int(rng.integers(30, 70)),
-                                pitch_range=int(rng.integers(30, 70)), style=style))
+                                shape=tuple(float(value) for value in shape), style=style))
     return speakers
 
 
