@@ -163,18 +163,18 @@ def test_training_clips_carry_an_augmentation_pool_that_is_cached_and_time_scale
     from training.generators.clips import ClipLoader, training_styles
     config = generator_preset("tiny", variants=3)
     styles = training_styles(ci_corpus)
-    loader = ClipLoader(ci_corpus, "train", styles, config, cache=tmp_path / "cache")
+    loader = ClipLoader(ci_corpus, "val", styles, config, cache=tmp_path / "cache")   # the smallest split
     model = build_generator(config, len(styles))
     model.set_statistics(loader.fit_statistics())
     clips = loader.clips(model.motion_basis)
-    clean = {clip.clip_id: clip for clip in clips if "+" not in clip.clip_id}
-    copies = [clip for clip in clips if "+" in clip.clip_id]
+    clean = {clip.clip_id: clip for clip in clips if "@" not in clip.clip_id}
+    copies = [clip for clip in clips if "@" in clip.clip_id]
     assert len(clean) == len(loader.ids) and len(copies) > len(loader.ids) // 2
     for clip in clips:
         assert clip.features.shape == (1, clip.frames, FEATURE_DIM) and len(clip.lip_gap) == len(clip.weights) == clip.frames
-    assert any(clip.frames != clean[clip.clip_id.split("+")[0]].frames for clip in copies)   # tempo copies
+    assert any(clip.frames != clean[clip.clip_id.split("@")[0]].frames for clip in copies)   # tempo copies
     assert all(float(clip.weights.max()) == config.bilabial_weight for clip in clean.values() if clip.timeline
                and any(label in ("P", "B", "M") for _, _, label in clip.timeline))
-    again = ClipLoader(ci_corpus, "train", styles, config, cache=tmp_path / "cache")
+    again = ClipLoader(ci_corpus, "val", styles, config, cache=tmp_path / "cache")
     assert [clip.frames for clip in again.clips(model.motion_basis)] == [clip.frames for clip in clips]
     assert again.cache.misses == 0   # a second run (another family) neither augments nor runs the front end

@@ -114,7 +114,7 @@ class ClipLoader:
                 with torch.no_grad():
                     coefficients = basis.encode(displacement.float())
                 result.append(TrainingClip(
-                    f"{clip_id}{'+' + augmentation if augmentation else ''}",
+                    f"{clip_id}{'@' + augmentation if augmentation else ''}",
                     torch.from_numpy(features[:frames])[None],
                     coefficients, torch.from_numpy(lip_gap(vertices[:frames])),
                     torch.from_numpy(frame_weights(timeline, frames, self.config.bilabial_weight)), template, style,
