@@ -24,7 +24,7 @@ from torch import nn
 from backend.flame import LOWER_LIP_CENTRE, MM_PER_M, NUM_VERTICES, UPPER_LIP_CENTRE, VERTEX_VALUES
 
 MM2_PER_M2 = MM_PER_M ** 2
-FIT_FRAMES = 3000          # frames sampled for the PCA (Gram matrix 3000 x 3000)
+FIT_FRAMES = 2000          # frames sampled for the PCA (Gram matrix 2000 x 2000: ~3 s)
 MIN_FEATURE_STD = 1e-3     # floor of the features' standard deviation (constant columns)
 
 
