@@ -156,7 +156,7 @@ PRESETS = {
     "tiny": GeneratorConfig(name="tiny", width=16, heads=2, conv_layers=2, encoder_blocks=0, decoder_blocks=1,
                             basis_size=8, crop_frames=60, steps=12, clips_per_step=2, warmup_steps=2, log_every=2,
                             checkpoint_every=4),
-    "small": GeneratorConfig(name="small", steps=5000, clips_per_step=4, learning_rate=2e-3, warmup_steps=100,
+    "small": GeneratorConfig(name="small", steps=3000, clips_per_step=4, learning_rate=2e-3, warmup_steps=100,
                              log_every=50, checkpoint_every=250, variants=3),
     "full": GeneratorConfig(name="full", width=256, heads=8, conv_layers=5, encoder_blocks=4, decoder_blocks=4,
                             basis_size=64, crop_frames=450, variants=6, steps=40_000, clips_per_step=8,
@@ -167,8 +167,8 @@ PRESETS = {
 # Steps of the `small` preset per family: each family's step costs differently (KMTalk runs two backbones,
 # SelfTalk a lip reader and three CTCs, CodeTalker two stages), so each gets the steps that fit its time budget
 # on 2 cores (the model cards give the measured times).
-FAMILY_STEPS = {"small": {"faceformer": 5000, "kmtalk": 3000, "codetalker-vq": 1500, "codetalker": 3000,
-                          "selftalk": 2000}}
+FAMILY_STEPS = {"small": {"faceformer": 3000, "kmtalk": 2000, "codetalker-vq": 1000, "codetalker": 2000,
+                          "selftalk": 1500}}
 
 
 def generator_preset(name: str, **overrides) -> GeneratorConfig:
