@@ -167,8 +167,8 @@ PRESETS = {
 # Steps of the `small` preset per family: each family's step costs differently (KMTalk runs two backbones,
 # SelfTalk a lip reader and three CTCs, CodeTalker two stages), so each gets the steps that fit its time budget
 # on 2 cores (the model cards give the measured times).
-FAMILY_STEPS = {"small": {"faceformer": 3000, "kmtalk": 2000, "codetalker-vq": 800, "codetalker": 1500,
-                          "selftalk": 1200}}
+FAMILY_STEPS = {"small": {"faceformer": 3000, "kmtalk": 2000, "codetalker-vq": 500, "codetalker": 800,
+                          "selftalk": 600}}
 
 
 def generator_preset(name: str, **overrides) -> GeneratorConfig:
