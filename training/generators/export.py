@@ -185,12 +185,13 @@ def model_card(values: dict, report: dict | None = None) -> str:
         "## Training",
         f"- Data: {source}; {data.get('train_clips')} training clips and augmented copies "
         f"({config['variants']} per clip: the clean one and {config['variants'] - 1} from "
-        "`training.corpus.augment` plans, no babble).",
+        "`training.corpus.augment` plans, babble taken from other training clips).",
         f"- Provenance: {data_sentence(data, values['synthetic_training_data'])}.",
         f"- {values['training_steps']} steps of {config['clips_per_step']} crops of {config['crop_frames']} frames; "
         f"loss: vertex MSE + {config['lip_gap_weight']} × lip-gap error, /p b m/ frames × {config['bilabial_weight']}.",
-        f"- Training time on this machine: {timing['train']:.0f} s of steps + {timing['data']:.0f} s reading the "
-        f"corpus and its features ({timing['threads']} torch thread(s))." if timing else
+        f"- Training time on this machine: {timing['train']:.0f} s of steps (summed over resumed sessions) + "
+        f"{timing['data']:.0f} s reading the corpus and its cached features in the last session "
+        f"({timing['threads']} torch thread(s), 2 shared cores)." if timing else
         "- Training time: not recorded.", "",
         *benchmark_section(values, report),
         "## Known limits",
