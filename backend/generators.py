@@ -15,16 +15,29 @@ A generator is a folder `<models>/generators/<name>/` holding `model.json` and i
     kind                     "one_shot" (the only kind this version runs; "stepwise" is reserved for
                              autoregressive graphs with a cached state and is refused with ModelError)
     synthetic_training_data  bool, true when trained on the synthetic corpus
+    input                    optional str, what the graph hears (contract v2): "audio" (the default when the
+                             field is absent: the v1 graphs of the first release) or "speech_features" (the
+                             frozen speech front end's features, below)
     anything else (training preset, metrics, licence notes) is kept in GeneratorInfo.metadata.
 
-`one_shot` graph `generator.onnx`:
+`one_shot` graph `generator.onnx`, input "audio" (v1):
     inputs   audio     float32 (1, N)        mono, 16 kHz, samples in [-1, 1]
              template  float32 (1, 5023, 3)  the subject's neutral face, metres, FLAME frame
              style     float32 (1, S)        one-hot over `styles`
     output   vertices  float32 (1, T, 5023, 3), T = frame_count(N) (below), absolute positions
+`one_shot` graph `generator.onnx`, input "speech_features" (v2):
+    inputs   speech_features  float32 (1, T, 447)  the speech front end's features at 30 fps (below)
+             template, style  as in v1
+    output   vertices  float32 (1, T, 5023, 3), the same T: one output frame per feature frame
+The backend computes the features once per take, whatever its length: `backend.speech_frontend` (hama 1.6's
+phoneme recogniser, level-normalised, chunked and crossfaded inside) gives (T50, 447) = 191 CTC log-posteriors
+then the 256-d hidden layer at 50 Hz, and `speech_frontend.to_mesh_rate` resamples them to T = frame_count(N)
+frames at 30 fps (the one 50 -> 30 Hz resampling; training uses the same function). The graph holds its own
+normalisation; the front end's ~15 ms bilabial delay (`BILABIAL_DELAY_S`) is the graph's to look past (the
+shipped v2 graphs are non-causal). Callers see no difference: `Generator.animate` takes audio either way.
 A clip of up to 20 s runs in one call, so the backend's work is O(T) and no Python loop runs per frame.
 
-Long takes (`CHUNK_SAMPLES`, `OVERLAP_SAMPLES`): longer audio runs in 20 s chunks that start every 16 s, so
+Long takes (`CHUNK_SAMPLES`, `OVERLAP_SAMPLES`): longer audio (for v2, its feature frames) runs in 20 s chunks that start every 16 s, so
 neighbours share 4 s (120 frames) and the graph's memory never grows with the take (a one-shot call on 10 min
 would return 1.08 GB and hold several times that in intermediates). In each shared span the two chunks are
 crossfaded linearly (the later one's weight rising from 0 to 1), which hides the edge frames where a chunk
@@ -46,6 +59,11 @@ not a face speaking. Failing outputs raise ModelError.
 Frame count rule (used everywhere: graphs, training targets, this runner): T = round-half-up(N * 30 / 16000),
 i.e. the number of 30 fps frames whose start lies in the audio, rounded to the nearest frame.
 
+The default generator (`DEFAULT_FILE`, read once into `DEFAULT_GENERATOR`): `python -m training choose-default`
+runs the real-speech benchmark over the shipped generators and writes {"name": ..., "rule": ..., "scores": ...};
+`backend animate` without --model, the add-on's panel and the benchmark's close-ups use that name. Without the
+file (or when it names no usable generator) the first usable generator by name is the default.
+
 Python API: `scan_generators`, `list_generators`, `load_generator`, `Generator.animate`,
 `Generator.animate_blocks`, `default_models_dir`, `frame_count`, `chunk_starts`, `DEFAULT_GENERATOR` (the name a
 UI should preselect).
@@ -63,19 +81,20 @@ from backend.errors import BackendError, MeshError, ModelError
 from backend.flame import NUM_VERTICES
 from backend.frame_rate import MESH_FPS
 from backend.onnx_session import open_session
+from backend.speech_frontend import FEATURE_DIM, load_frontend, to_mesh_rate
 
 SAMPLE_RATE = 16_000
 MODEL_FILE = "model.json"
 ONE_SHOT_FILE = "generator.onnx"
 GENERATORS = "generators"
-# The generator a UI should preselect: FaceFormer-style small is the fastest shipped generator
-# (one-shot ONNX, > 200x real time on one core) and the best on MTM/LVE on the held-out corpus split.
-DEFAULT_GENERATOR = "faceformer_small"
+DEFAULT_FILE = "default.json"   # <models>/generators/default.json: the generator a UI preselects (below)
 MAX_DISPLACEMENT_M = 0.10   # see "Output check" above
 CHUNK_SAMPLES, OVERLAP_SAMPLES = 20 * SAMPLE_RATE, 4 * SAMPLE_RATE   # see "Long takes" above
 KINDS = ("one_shot",)
 RESERVED_KINDS = ("stepwise",)
 INPUT_AUDIO, INPUT_TEMPLATE, INPUT_STYLE = "audio", "template", "style"
+INPUT_SPEECH_FEATURES = "speech_features"
+INPUTS = (INPUT_AUDIO, INPUT_SPEECH_FEATURES)   # the values of model.json's optional "input" field
 OUTPUT_VERTICES = "vertices"
 REQUIRED_FIELDS = {"name": str, "family": str, "description": str, "fps": int, "sample_rate": int,
                    "styles": list, "default_style": str, "kind": str, "synthetic_training_data": bool}
@@ -109,7 +128,20 @@ class GeneratorInfo:
     synthetic_training_data: bool
     fps: int = MESH_FPS
     sample_rate: int = SAMPLE_RATE
+    input: str = INPUT_AUDIO
     metadata: dict = field(default_factory=dict, compare=False)
+
+
+def read_default_generator(models_dir=None) -> str:
+    """The default generator's name: `DEFAULT_FILE`'s "name" when that generator is usable under `models_dir`
+    (default: the shipped folder), else the first usable generator by name, else ""."""
+    root = Path(models_dir) if models_dir is not None else default_models_dir()
+    names = [info.name for info in list_generators(root)]
+    try:
+        chosen = json.loads((root / DEFAULT_FILE).read_text(encoding="utf-8")).get("name")
+    except (OSError, ValueError, AttributeError):
+        chosen = None
+    return chosen if chosen in names else (names[0] if names else "")
 
 
 def read_generator_info(folder) -> GeneratorInfo:
@@ -142,11 +174,15 @@ def read_generator_info(folder) -> GeneratorInfo:
         raise ModelError(f"{path}: 'styles' is {styles!r}; expected a non-empty list of distinct names")
     if values["default_style"] not in styles:
         raise ModelError(f"{path}: default_style '{values['default_style']}' is not one of the styles {styles}")
-    metadata = {key: value for key, value in values.items() if key not in REQUIRED_FIELDS}
+    graph_input = values.get("input", INPUT_AUDIO)
+    if graph_input not in INPUTS:
+        raise ModelError(f"{path}: field 'input' is {graph_input!r}; expected one of {', '.join(INPUTS)} "
+                         "(absent means audio)")
+    metadata = {key: value for key, value in values.items() if key not in REQUIRED_FIELDS and key != "input"}
     return GeneratorInfo(name=values["name"], family=values["family"], description=values["description"],
                          path=folder, styles=tuple(styles), default_style=values["default_style"],
                          kind=values["kind"], synthetic_training_data=values["synthetic_training_data"],
-                         metadata=metadata)
+                         input=graph_input, metadata=metadata)
 
 
 def scan_generators(models_dir=None) -> tuple:
@@ -210,10 +246,17 @@ class Generator:
         path = info.path / ONE_SHOT_FILE
         self.session = _session(path, threads)
         inputs = {item.name: item.shape for item in self.session.get_inputs()}
-        expected = {INPUT_AUDIO: 2, INPUT_TEMPLATE: 3, INPUT_STYLE: 2}
+        speech, rank, shape = ((INPUT_AUDIO, 2, "(1, N)") if info.input == INPUT_AUDIO
+                               else (INPUT_SPEECH_FEATURES, 3, f"(1, T, {FEATURE_DIM})"))
+        expected = {speech: rank, INPUT_TEMPLATE: 3, INPUT_STYLE: 2}
         if set(inputs) != set(expected) or any(len(inputs[name]) != rank for name, rank in expected.items()):
-            raise ModelError(f"{path}: graph inputs are {inputs}; the generator contract needs audio (1, N), "
-                             f"template (1, {NUM_VERTICES}, 3) and style (1, {len(info.styles)})")
+            raise ModelError(f"{path}: graph inputs are {inputs}; {MODEL_FILE} says input '{info.input}', for which "
+                             f"the generator contract needs {speech} {shape}, template (1, {NUM_VERTICES}, 3) and "
+                             f"style (1, {len(info.styles)})")
+        if info.input == INPUT_SPEECH_FEATURES and inputs[speech][2] not in (FEATURE_DIM, None) \
+                and isinstance(inputs[speech][2], int):
+            raise ModelError(f"{path}: speech_features input has width {inputs[speech][2]}; the speech front end "
+                             f"gives {FEATURE_DIM} values per frame")
         style_width = inputs[INPUT_STYLE][1]
         if isinstance(style_width, int) and style_width != len(info.styles):
             raise ModelError(f"{path}: style input has width {style_width} but {MODEL_FILE} lists "
@@ -270,38 +313,53 @@ class Generator:
         template = _checked_template(template)
         style_vector = self.style_vector(style)
         samples = np.clip(audio_io.resample(samples, sample_rate, SAMPLE_RATE).astype(np.float32), -1.0, 1.0)
-        checkpoint(0.1)
         total = frame_count(samples.size)
+        speech = samples if self.info.input == INPUT_AUDIO else speech_features(samples)
+        checkpoint(0.2 if self.info.input == INPUT_SPEECH_FEATURES else 0.1)
         yield total
         starts = chunk_starts(samples.size)
         overlap = OVERLAP_SAMPLES * MESH_FPS // SAMPLE_RATE
         pending = None   # the previous chunk's last `overlap` frames, to be crossfaded into the next chunk
         for index, start in enumerate(starts):
             last = index == len(starts) - 1
-            chunk = self._run(samples[start:] if last else samples[start:start + CHUNK_SAMPLES], template,
-                              style_vector)
             first = start * MESH_FPS // SAMPLE_RATE
+            if self.info.input == INPUT_AUDIO:
+                piece = samples[start:] if last else samples[start:start + CHUNK_SAMPLES]
+                frames = frame_count(piece.size)
+            else:
+                frames = total - first if last else frame_count(CHUNK_SAMPLES)
+                piece = speech[first:first + frames]
+            chunk = self._run(piece, frames, template, style_vector)
             if pending is not None:
                 fade = ((np.arange(overlap, dtype=np.float32) + 0.5) / overlap)[:, None, None]
                 chunk[:overlap] = chunk[:overlap] * fade + pending * (1.0 - fade)
             pending = None if last else chunk[len(chunk) - overlap:].copy()
             block = chunk if last else chunk[:len(chunk) - overlap]
             yield first, check_output(block, template, f"generator '{self.info.name}'", first_frame=first)
-            checkpoint(0.1 + 0.9 * (index + 1) / len(starts))
+            checkpoint(0.2 + 0.8 * (index + 1) / len(starts))
 
-    def _run(self, samples: np.ndarray, template: np.ndarray, style_vector: np.ndarray) -> np.ndarray:
-        """One graph call: (N,) float32 samples -> (frame_count(N), 5023, 3) float32."""
-        feeds = {INPUT_AUDIO: samples[None], INPUT_TEMPLATE: template[None], INPUT_STYLE: style_vector}
+    def _run(self, speech: np.ndarray, frames: int, template: np.ndarray, style_vector: np.ndarray) -> np.ndarray:
+        """One graph call on (N,) float32 samples or (frames, 447) features -> (frames, 5023, 3) float32."""
+        feeds = {self.info.input: speech[None], INPUT_TEMPLATE: template[None], INPUT_STYLE: style_vector}
         try:
             (vertices,) = self.session.run([OUTPUT_VERTICES], feeds)
         except Exception as error:  # shape errors inside the graph surface as onnxruntime exceptions
-            raise ModelError(f"generator '{self.info.name}' failed on {samples.size} samples: "
+            raise ModelError(f"generator '{self.info.name}' failed on {self.info.input} of shape {speech.shape}: "
                              f"{str(error).splitlines()[0]}") from None
-        expected = (1, frame_count(samples.size), NUM_VERTICES, 3)
+        expected = (1, frames, NUM_VERTICES, 3)
         if vertices.shape != expected:
             raise ModelError(f"generator '{self.info.name}' returned vertices of shape {vertices.shape}; "
                              f"the contract requires {expected}")
         return np.ascontiguousarray(vertices[0], dtype=np.float32)
+
+
+DEFAULT_GENERATOR = read_default_generator()   # the name a UI should preselect (see "The default generator")
+
+
+def speech_features(samples: np.ndarray) -> np.ndarray:
+    """(N,) 16 kHz float32 samples -> (frame_count(N), 447) float32: the v2 graphs' input (the shipped speech
+    front end, then `to_mesh_rate`), for a whole take at once."""
+    return to_mesh_rate(load_frontend().features(samples).stacked(), frame_count(samples.size))
 
 
 def chunk_starts(num_samples: int) -> list:

@@ -198,6 +198,26 @@ def chunk_spans(total: int) -> list:
     return [(k * (total - length) // (count - 1), k * (total - length) // (count - 1) + length) for k in range(count)]
 
 
+def to_mesh_rate(features: np.ndarray, frames: int) -> np.ndarray:
+    """(T50, D) front-end features at FRAME_RATE -> (frames, D) float32 at the mesh rate (30 fps): THE 50 -> 30 Hz
+    resampling that generators are trained and run on. Mesh frame t lies at t / 30 s, i.e. at front-end position
+    c = t * 50 / 30; its value is a triangle-weighted mean of the front-end frames within one mesh frame of c
+    (half-width 5/3 front-end frames: linear interpolation widened so that every front-end frame, e.g. a 20 ms
+    CTC spike, reaches at least one mesh frame with weight >= 1/3). Positions past the last frame use the last."""
+    features = np.asarray(features, dtype=np.float32)
+    width = FRAME_RATE / MESH_FPS
+    centres = np.arange(frames) * width
+    first = np.floor(centres - width).astype(np.int64) + 1
+    taps = [first + k for k in range(int(np.ceil(2 * width)))]
+    weights = [np.maximum(0.0, 1.0 - np.abs(tap - centres) / width) for tap in taps]
+    total = np.sum(weights, axis=0)
+    out = np.zeros((frames, features.shape[1]), dtype=np.float32)
+    last = features.shape[0] - 1
+    for tap, weight in zip(taps, weights):
+        out += (weight / total).astype(np.float32)[:, None] * features[np.clip(tap, 0, last)]
+    return out
+
+
 def _stitch(out: np.ndarray, new: np.ndarray, start: int, previous_end: int) -> None:
     """Write a chunk's frames `new` (covering out[start:start + len(new)]) into `out`, crossfading linearly
     with what the previous chunk wrote up to `previous_end`, skipping EDGE_FRAMES at either chunk edge."""
@@ -214,7 +234,9 @@ def _stitch(out: np.ndarray, new: np.ndarray, start: int, previous_end: int) -> 
 def features_at_fps(stacked: np.ndarray, num_frames: int, fps: float = MESH_FPS) -> np.ndarray:
     """(T, 447) features at FRAME_RATE -> (num_frames, 447) float32 at `fps`: row j is the features at time
     j / fps (linear interpolation, backend.frame_rate.resample_frames), the last row repeated past the end of the
-    audio and rows past `num_frames` dropped, so row j pairs with mesh frame j."""
+    audio and rows past `num_frames` dropped, so row j pairs with mesh frame j. This is the speech-mesh
+    representation's resampling (models/speech_mesh and models/plrs_evaluator were trained on it); generators use
+    `to_mesh_rate`. Two rules for one concern until the representation is retrained on `to_mesh_rate`."""
     stacked = np.asarray(stacked, dtype=np.float32)
     if stacked.ndim != 2 or stacked.shape[0] == 0:
         raise ValueError(f"expected front-end features of shape (T >= 1, D); got {stacked.shape}")

@@ -1,11 +1,18 @@
-"""Generator speed: inference as a multiple of real time, and training step time per preset.
+"""Generator speed and memory: inference as a multiple of real time, the peak memory of a 10-minute take, and
+training step time per preset.
 
-Inference: every generator folder (default: the shipped models/generators/*) through the torch-free
-runner (`backend.generators`, onnxruntime, `--threads` intra-op threads, default 1 core) on SYNTHETIC
-speech-like audio of 10 s and 60 s; best of `--repeats`. Baseline measured in the same run: writing
-the output itself (template + zero motion broadcast to (T, 5023, 3) in numpy), the memory floor of
-any generator; the table gives both and their ratio. Times are wall clock and process CPU time: on a
+Inference: every generator folder (default: the shipped models/generators/*, v1 audio graphs and v2 front-end
+graphs side by side) through the torch-free runner (`backend.generators`, onnxruntime, `--threads` intra-op
+threads, default 1 core) on SYNTHETIC speech-like audio of 10 s and 60 s, audio in and vertices out: for a v2
+generator the speech front end is included (it runs on one thread); best of `--repeats`. Baseline measured in
+the same run: writing the output itself (template + zero motion broadcast to (T, 5023, 3) in numpy), the memory
+floor of any generator; the table gives both and their ratio. Times are wall clock and process CPU time: on a
 shared machine the CPU time of a one-thread run is what one dedicated core would take.
+
+Memory (`--memory-minutes`, default 10; 0 skips): `backend animate --model NAME` on a SYNTHETIC take of that
+length in a fresh process per generator, its peak resident set (ru_maxrss) beside that of a process that only
+imports the same modules (benchmarks/memory.py's probe). Target (issue 18): >= 200x real time for 60 s on one
+thread, <= 1 GB at 10 minutes.
 
 Training: one optimiser step (`clips_per_step` clips of 2 s SYNTHETIC audio with random target
 motion) of each preset and family, without and with the perceptual loss (frozen speech-mesh
@@ -24,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 SECONDS = (10, 60)
 
@@ -48,6 +56,26 @@ def inference_rows(folders: list, threads: int, repeats: int) -> list:
     return rows
 
 
+def memory_rows(folders: list, minutes: float) -> list:
+    """[(name, imports-only peak MB, animate peak MB)] for a `minutes`-long SYNTHETIC take."""
+    import subprocess
+    import tempfile
+
+    from memory import CLI_BASELINE, SHARED, make_audio, measure
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        audio = make_audio(minutes, folder)
+        baseline = measure([sys.executable, "-c", CLI_BASELINE])
+        rows = []
+        for path in folders:
+            peak = measure([sys.executable, "-m", "backend", "animate", "--audio", str(audio), "--template",
+                            str(SHARED / "flame" / "FLAME_sample.ply"), "--model", str(path),
+                            "--out", str(folder / "take.npy")])
+            rows.append((Path(path).name, baseline, peak))
+            subprocess.run(["rm", "-f", str(folder / "take.npy")], check=False)
+    return rows
+
+
 def _timed(work) -> tuple:
     """(wall seconds, process CPU seconds) of work()."""
     wall, cpu = time.perf_counter(), time.process_time()
@@ -58,10 +86,9 @@ def _timed(work) -> tuple:
 def training_rows(device_name: str, steps: int) -> list:
     import torch
 
-    from backend.datasets.clip import Clip
     from training.generators.config import generator_preset
     from training.generators.export import speech_like_audio
-    from training.generators.families import FAMILY_CLASSES, build_generator
+    from training.generators.families import build_generator
     from training.generators.protocol import TrainingClip
     from training.generators.train import clip_losses
     from training.loop import optimiser_step
@@ -79,16 +106,14 @@ def training_rows(device_name: str, steps: int) -> list:
                 torch.manual_seed(0)
                 model = build_generator(config, 3).to(device)
                 optimiser = torch.optim.AdamW(model.parameters(), lr=1e-4)
-                audio = speech_like_audio(2.0, 0)[0]
-                frames = 60
+                frames = config.crop_frames or 60                   # one training crop (whole clip with perceptual)
+                audio = speech_like_audio(frames / 30, 0)[0]
                 perceptual = None
                 if weight:
                     perceptual = PerceptualLoss(build_speech_encoder(representation), MeshEncoder(representation), weight).to(device)
-                vertices = 0.01 * torch.randn(frames, 5023, 3)
-                source = Clip(audio, 16000, vertices.numpy(), 30.0, np.zeros((5023, 3), np.float32), "synthetic", "")
-                clip = TrainingClip("synthetic", torch.from_numpy(audio)[None], vertices, torch.zeros(5023, 3),
-                                    torch.eye(3)[0], FAMILY_CLASSES[family].clip_inputs(config, "synthetic", source,
-                                                                                        frames))
+                clip = TrainingClip("synthetic", torch.randn(1, frames, 447), torch.randn(frames, config.basis_size),
+                                    torch.full((frames,), 0.004), torch.ones(frames), torch.zeros(5023, 3),
+                                    torch.eye(3)[0])
                 if perceptual is not None:
                     clip.speech_target = perceptual.speech_target(speech_features(audio, 16000, frames)).cpu()
                 clip = clip.to(device)
@@ -104,7 +129,7 @@ def training_rows(device_name: str, steps: int) -> list:
                     elapsed = _timed(one_step)
                     if step:
                         times.append(elapsed)
-                rows.append((preset_name, family, "yes" if weight else "no", config.clips_per_step,
+                rows.append((preset_name, family, "yes" if weight else "no", config.clips_per_step, frames,
                              float(np.mean([t[0] for t in times])), float(np.mean([t[1] for t in times])),
                              sum(p.numel() for p in model.parameters())))
     return rows
@@ -119,6 +144,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--skip-training", action="store_true")
     parser.add_argument("--skip-inference", action="store_true")
+    parser.add_argument("--memory-minutes", type=float, default=10.0, help="take length for the memory rows (0: skip)")
     args = parser.parse_args()
     if not args.skip_inference:
         from backend.generators import list_generators
@@ -131,14 +157,22 @@ def main() -> None:
                                                                                        args.repeats):
             print(f"| {name} | {seconds} | {wall:.3f} | {by_wall:.0f}× | {cpu:.3f} | {by_cpu:.0f}× | {floor:.3f} | "
                   f"{ratio:.1f} |")
+        if args.memory_minutes > 0:
+            print(f"\nPeak memory of `backend animate` on {args.memory_minutes:g} min of SYNTHETIC audio\n")
+            print("| generator | imports only (MB) | peak RSS (MB) | target |")
+            print("|---|---|---|---|")
+            for name, baseline, peak in memory_rows(folders, args.memory_minutes):
+                print(f"| {name} | {baseline:.0f} | {peak:.0f} | 1024 {'met' if peak <= 1024 else 'MISSED'} |")
     if not args.skip_training:
         import torch
         torch.set_num_threads(args.threads)
         print(f"\nTraining step time on {args.device} ({args.threads} thread(s)), 2 s SYNTHETIC clips\n")
-        print("| preset | family | perceptual loss | clips / step | wall s / step | CPU s / step | parameters |")
-        print("|---|---|---|---|---|---|---|")
-        for preset_name, family, perceptual, clips, wall, cpu, parameters in training_rows(args.device, args.steps):
-            print(f"| {preset_name} | {family} | {perceptual} | {clips} | {wall:.3f} | {cpu:.3f} | "
+        print("| preset | family | perceptual loss | clips / step | frames / clip | wall s / step | CPU s / step | "
+              "parameters |")
+        print("|---|---|---|---|---|---|---|---|")
+        for preset_name, family, perceptual, clips, frames, wall, cpu, parameters in training_rows(args.device,
+                                                                                                   args.steps):
+            print(f"| {preset_name} | {family} | {perceptual} | {clips} | {frames} | {wall:.3f} | {cpu:.3f} | "
                   f"{parameters / 1e6:.2f} M |")
 
 

@@ -177,11 +177,11 @@ def long_takes(clips: list[Clip], min_seconds: float = LONG_TAKE_S, takes: int =
 class Rows:
     """Makes each row's (T, 5023, 3) animation of a clip: generators and the reference rows."""
 
-    def __init__(self, names, template: np.ndarray, rig: FlameRig):
+    def __init__(self, names, template: np.ndarray, rig: FlameRig, models_dir=None):
         self.template, self.rig = template, rig
         self._basis = ShapeBasis.build(rig) if any(name.endswith(REBUILT) for name in names) else None
         bases = dict.fromkeys(name.removesuffix(REBUILT) for name in names)
-        self.generators = {name: load_generator(name) for name in bases if name not in REFERENCE_ROWS}
+        self.generators = {name: load_generator(name, models_dir) for name in bases if name not in REFERENCE_ROWS}
         self._reference_gaps = {}
         self._last = (None, None)   # (row, clip name) -> vertices of the last row made (its rebuilt row reuses it)
 
@@ -378,12 +378,12 @@ def build_sets(wanted: str, shared: Path) -> tuple[list, dict]:
     return groups, notes
 
 
-def run_benchmark(sets: str, models: list, out: Path, shared: Path, show_progress=None) -> dict:
+def run_benchmark(sets: str, models: list, out: Path, shared: Path, show_progress=None, models_dir=None) -> dict:
     started = time.monotonic()
     mesh = load_flame_mesh(shared / "flame" / "FLAME_sample.ply")
     regions = FlameRegions.load(shared / "flame" / "FLAME_masks.npz")
     rig = FlameRig(mesh.vertices, mesh.faces, regions.masks)
-    rows_maker = Rows(models, mesh.vertices, rig)
+    rows_maker = Rows(models, mesh.vertices, rig, models_dir)
     rest_m = phone_checks.rest_gap(mesh.vertices)
     groups, notes = build_sets(sets, shared)
     for folder in ("plots", "closeups", "strips"):

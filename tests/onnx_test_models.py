@@ -3,7 +3,8 @@ PLRS encoder contracts:
 - the "offset" generator: vertices = template + style @ STYLE_OFFSETS, one frame per frame_count rule;
 - the "rms_jaw" generator (TEST ONLY): the lower-lip centre moves down with the RMS of each HOP-sample frame;
 - a PLRS encoder pair (TEST ONLY): speech = mean fbank over time, mesh = mean frame @ fixed weights;
-- `linear_model`: one encoder as a fixed linear projection (flatten, then @ weights)."""
+- `linear_model`: one encoder as a fixed linear projection (flatten, then @ weights);
+- the "feature" generator (TEST ONLY, contract v2): the lower lip follows one front-end feature."""
 
 import json
 from pathlib import Path
@@ -171,3 +172,42 @@ def linear_model(path, input_name, input_shape, weights, output_name="embedding"
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
     onnx.save(model, str(path))
     return path
+
+
+FEATURE_GAIN = 1e-3   # metres of lower-lip travel per unit of the blank log-posterior (TEST ONLY)
+
+
+def feature_generator_model(style_width: int = len(STYLES)) -> onnx.ModelProto:
+    """Contract v2 (TEST ONLY): speech_features (1, T, 447) -> frame t = template + FEATURE_GAIN x
+    features[t, 190] (the blank log-posterior, <= 0) x D, D moving only the lower-lip centre up: a frame-local
+    graph, so chunked and one-pass outputs must agree exactly. The style input is accepted and unused."""
+    weights = np.zeros((447, 1), np.float32)
+    weights[190, 0] = FEATURE_GAIN
+    direction = np.zeros((1, 1, 5023, 3), np.float32)
+    direction[0, 0, LOWER_LIP_CENTRE, 1] = 1.0
+    nodes = [
+        constant("weights", weights, TensorProto.FLOAT),
+        helper.make_node("MatMul", ["speech_features", "weights"], ["opening"]),     # (1, T, 1)
+        constant("last_axis", [3]),
+        helper.make_node("Unsqueeze", ["opening", "last_axis"], ["opening_4d"]),   # (1, T, 1, 1)
+        constant("direction", direction, TensorProto.FLOAT),
+        helper.make_node("Mul", ["opening_4d", "direction"], ["motion"]),
+        constant("frame_axis", [1]),
+        helper.make_node("Unsqueeze", ["template", "frame_axis"], ["template_4d"]),
+        helper.make_node("Add", ["template_4d", "motion"], ["vertices"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "feature_generator",
+        [helper.make_tensor_value_info("speech_features", TensorProto.FLOAT, [1, "T", 447]),
+         helper.make_tensor_value_info("template", TensorProto.FLOAT, [1, 5023, 3]),
+         helper.make_tensor_value_info("style", TensorProto.FLOAT, [1, style_width])],
+        [helper.make_tensor_value_info("vertices", TensorProto.FLOAT, [1, "T", 5023, 3])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=10)
+    onnx.checker.check_model(model)
+    return model
+
+
+def write_feature_generator(folder, **overrides):
+    """A v2 generator folder ("input": "speech_features") around feature_generator_model."""
+    return write_generator(folder, feature_generator_model(), **{"name": folder.name, "input": "speech_features",
+                                                                   **overrides})

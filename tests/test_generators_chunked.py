@@ -28,21 +28,22 @@ def test_chunks_cover_the_take_on_frame_boundaries():
         assert OVERLAP_SAMPLES < samples - starts[-1] <= CHUNK_SAMPLES
 
 
-def local_graph(samples, template, style_vector):
-    """A shift-invariant stand-in for a graph: frame t moves by the sample at its start time."""
-    frames = np.arange(frame_count(samples.size))
-    values = samples[np.minimum(frames * SAMPLE_RATE // 30, samples.size - 1)]
+def local_graph(samples, frames, template, style_vector):
+    """A shift-invariant stand-in for a v1 graph: frame t moves by the sample at its start time."""
+    assert frames == frame_count(samples.size)
+    values = samples[np.minimum(np.arange(frames) * SAMPLE_RATE // 30, samples.size - 1)]
     return (template[None] + 0.01 * values[:, None, None]).astype(np.float32)
 
 
 def test_chunked_output_equals_one_pass_for_a_shift_invariant_graph(flame_mesh, monkeypatch):
-    generator = load_generator(generators.DEFAULT_GENERATOR)
+    generator = load_generator("faceformer_small")   # a v1 (audio) graph of the first release
     monkeypatch.setattr(generator, "_run", local_graph)
     rng = np.random.default_rng(0)
     audio = rng.uniform(-0.5, 0.5, 70 * SAMPLE_RATE + 777).astype(np.float32)
     template = flame_mesh.vertices.astype(np.float32)
     chunked = generator.animate(audio, SAMPLE_RATE, template)
-    np.testing.assert_allclose(chunked, local_graph(audio, template, None), atol=1e-7, rtol=0)
+    np.testing.assert_allclose(chunked, local_graph(audio, frame_count(audio.size), template, None), atol=1e-7,
+                               rtol=0)
 
 
 def speech(speech_dir, seconds: float) -> np.ndarray:
@@ -58,17 +59,23 @@ def speech(speech_dir, seconds: float) -> np.ndarray:
     pytest.skip(f"less than {seconds} s of speech in {speech_dir}")
 
 
-def test_shipped_generator_chunked_is_close_to_one_pass_without_seam_jumps(flame_mesh, speech_dir):
-    """Stated tolerances (faceformer_small, 70 s of real speech, 4 seams; measured 0.10 mm mean, first chunk
-    <= 0.8 mm): the graphs are not shift-invariant (periodic positional encoding, attention blocks counted
-    from frame 0, a length-dependent resampling of the spectrogram), so chunked and one-pass differ everywhere a
-    little; what must hold is a small mean difference and no frame-to-frame jump at a seam larger than the
-    one-pass output's own largest step."""
-    generator = load_generator(generators.DEFAULT_GENERATOR)
+V2_DEFAULT = [info.name for info in generators.list_generators()
+              if info.name == generators.DEFAULT_GENERATOR and info.input == generators.INPUT_SPEECH_FEATURES]
+
+
+@pytest.mark.parametrize("name", ["faceformer_small", *V2_DEFAULT])
+def test_shipped_generator_chunked_is_close_to_one_pass_without_seam_jumps(flame_mesh, speech_dir, name):
+    """Stated tolerances (faceformer_small (v1) and the default generator when it is v2, 70 s of real speech, 4 seams;
+    measured for faceformer_small 0.10 mm mean, first chunk <= 0.8 mm): the graphs are not shift-invariant
+    (periodic positional encoding, attention blocks counted from frame 0, convolution padding at the chunk's
+    ends), so chunked and one-pass differ everywhere a little; what must hold is a small mean difference and no
+    frame-to-frame jump at a seam larger than the one-pass output's own largest step."""
+    generator = load_generator(name)
     audio = speech(speech_dir, 70)
     template = flame_mesh.vertices.astype(np.float32)
     chunked = generator.animate(audio, SAMPLE_RATE, template)
-    one_pass = generator._run(np.clip(audio, -1, 1), template, generator.style_vector(None))
+    whole = np.clip(audio, -1, 1) if generator.info.input == "audio" else generators.speech_features(audio)
+    one_pass = generator._run(whole, frame_count(audio.size), template, generator.style_vector(None))
     difference = np.linalg.norm(chunked - one_pass, axis=-1)                    # (T, V) metres
     assert difference.mean() < 0.3e-3
     assert difference[:360].max() < 1.5e-3     # the first chunk, away from its seam: same audio, same start

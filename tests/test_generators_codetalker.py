@@ -18,7 +18,7 @@ from training.generators.compare import code_usage
 from training.generators.config import generator_preset
 from training.generators.export import export_generator, speech_like_audio
 from training.generators.families import build_generator, load_generator_checkpoint
-from training.generators.train import load_clips, training_styles
+from training.generators.clips import ClipLoader, training_styles
 
 pytestmark = pytest.mark.training
 
@@ -63,22 +63,30 @@ def test_tiny_codetalker_trains_both_stages_with_a_frozen_prior(codetalker_runs)
     for out, term, weight in (("vq", "vq", 1.0), ("stage2", "code", 0.1)):  # code_weight 0.1 (codetalker section)
         rows = read_log(codetalker_runs / out / "loss.csv")
         assert len(rows) == 4 and all(float(row[term]) > 0 for row in rows)
-        assert all(float(row["loss"]) == pytest.approx(float(row["mse"]) + weight * float(row[term]), rel=1e-4)
-                   for row in rows)
+        gap_weight = generator_preset("tiny").lip_gap_weight
+        assert all(float(row["loss"]) == pytest.approx(float(row["mse"]) + gap_weight * float(row["lip_gap"])
+                                                       + weight * float(row[term]), rel=1e-4) for row in rows)
     prior = {name[len("prior."):]: value for name, value in stage2["model"].items() if name.startswith("prior.")}
     assert prior.keys() == vq["model"].keys()
     assert all(torch.equal(value, vq["model"][name]) for name, value in prior.items())
 
 
-def test_codebook_starts_from_encoder_outputs(ci_corpus):
-    config = generator_preset("tiny", family="codetalker-vq")
-    styles = training_styles(ci_corpus)
-    clips = load_clips(ci_corpus, "train", styles, config)
+def fitted(config, corpus):
+    """(model of `config` with the data statistics of the corpus's train split, its training clips)."""
+    styles = training_styles(corpus)
+    loader = ClipLoader(corpus, "train", styles, config)
     torch.manual_seed(0)
     model = build_generator(config, len(styles))
+    model.set_statistics(loader.fit_statistics())
+    return model, loader.clips(model.motion_basis)
+
+
+def test_codebook_starts_from_encoder_outputs(ci_corpus):
+    config = generator_preset("tiny", family="codetalker-vq")
+    model, clips = fitted(config, ci_corpus)
     model.prepare_training(clips)
     with torch.no_grad():
-        latent = model.encode(clips[0].vertices[None], clips[0].template[None])
+        latent = model.encode(clips[0].coefficients[None])
         usage = code_usage(model.quantiser.indices(latent), config.codetalker.codebook_size)
     assert usage["used"] > 8  # a uniform +-1/K initialisation maps every frame to one or two codes
 
@@ -94,8 +102,7 @@ def test_codetalker_export_meets_the_contract(codetalker_runs, flame_ply, tmp_pa
 
 
 def test_codetalker_needs_a_matching_stage_one_prior(codetalker_runs, ci_corpus, tmp_path):
-    styles = training_styles(ci_corpus)
-    clips = load_clips(ci_corpus, "train", styles, generator_preset("tiny"))[:2]
+    clips = fitted(generator_preset("tiny"), ci_corpus)[1][:2]
     missing = build_generator(generator_preset("tiny", family="codetalker"), 3)
     with pytest.raises(ModelError, match="needs its stage-1 motion prior: train family 'codetalker-vq' first"):
         missing.prepare_training(clips)
@@ -116,7 +123,7 @@ def test_codetalker_needs_a_matching_stage_one_prior(codetalker_runs, ci_corpus,
 def test_the_motion_autoencoder_cannot_animate_audio():
     model = build_generator(generator_preset("tiny", family="codetalker-vq"), 2)
     with pytest.raises(ModelError, match="stage-1 motion autoencoder: it needs ground-truth motion"):
-        model(torch.zeros(1, 16000), torch.zeros(1, 5023, 3), torch.eye(2)[:1])
+        model(torch.zeros(1, 30, 447), torch.zeros(1, 5023, 3), torch.eye(2)[:1])
 
 
 def test_code_groups_must_divide_the_width():

@@ -1,5 +1,6 @@
-"""The generator models (training/generators): local biased attention, frame counts, key-frame masks,
-KMTalk's composed key embedding, ONNX export parity and the exported graph through backend.generators."""
+"""The generator models (training/generators): local biased attention, one output frame per feature frame,
+key-frame masks from the front end's phone spikes, the motion basis (fit, vertex MSE, lip gap), ONNX export
+parity and the exported v2 graph through backend.generators."""
 
 import json
 import math
@@ -8,13 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-from backend.generators import frame_count, load_generator
+from backend.flame import LOWER_LIP_CENTRE, UPPER_LIP_CENTRE
+from backend.generators import frame_count, load_generator, speech_features
+from backend.speech_frontend import BLANK_TOKEN, FEATURE_DIM
 from training.checkpoints import save_checkpoint
 from training.generators.config import generator_preset
 from training.generators.export import export_generator, speech_like_audio
 from training.generators.families import build_generator
-from training.generators.audio_encoder import BiasedSelfAttention, alibi_slopes, frames_of, periodic_positional_encoding
-from training.generators.kmtalk import timeline_key_mask, uniform_key_mask
+from training.generators.audio_encoder import BiasedSelfAttention, alibi_slopes, periodic_positional_encoding
+from training.generators.kmtalk import local_peaks, phone_key_mask, uniform_key_mask
+from training.generators.motion_basis import MotionBasis, fit_statistics
 
 
 
@@ -64,42 +68,76 @@ def test_periodic_positional_encoding_repeats_with_the_period():
     assert not torch.allclose(encoding[0], encoding[1])
 
 
-@pytest.mark.parametrize("samples", [3200, 16000, 16266, 16267, 40001])
-def test_model_frame_count_is_the_backend_rule(samples):
-    assert frames_of(torch.zeros(1, samples)) == frame_count(samples)
-    model = build_generator(generator_preset("tiny"), 2)
-    out = model(torch.zeros(1, samples), torch.zeros(1, 5023, 3), torch.eye(2)[:1])
-    assert out.vertices.shape == (1, frame_count(samples), 5023, 3)
+@pytest.mark.parametrize("family", ["faceformer", "kmtalk", "selftalk", "codetalker"])
+@pytest.mark.parametrize("frames", [1, 7, 65])
+def test_every_family_gives_one_frame_per_feature_frame(family, frames):
+    model = build_generator(generator_preset("tiny", family=family), 2)
+    vertices = model.animate(torch.randn(1, frames, FEATURE_DIM), torch.zeros(1, 5023, 3), torch.eye(2)[:1])
+    assert vertices.shape == (1, frames, 5023, 3)
 
 
 def test_key_masks():
-    timeline = [(0.0, 0.1, "W"), (0.1, 0.2, "IH"), (0.2, 0.5, "L")]
-    mask = timeline_key_mask(timeline, 16)
-    assert torch.nonzero(mask).flatten().tolist() == [0, 3, 6, 15]   # 0.5 s -> frame 15
     assert torch.nonzero(uniform_key_mask(10, 3)).flatten().tolist() == [0, 3, 6, 9]
+    peaks = local_peaks(torch.tensor([[0.0, 2.0, 1.0, 1.0, 3.0, 3.0, -1.0, 0.5]]))
+    assert torch.nonzero(peaks[0]).flatten().tolist() == [1, 4, 7]
+    features = torch.zeros(1, 8, FEATURE_DIM)
+    blank = torch.tensor([0.9, 0.2, 0.6, 0.95, 0.3, 0.1, 0.4, 0.7])   # p(blank): spikes at 1 and 5; 6 is no peak
+    features[0, :, BLANK_TOKEN] = blank.log()
+    assert torch.nonzero(phone_key_mask(features)[0]).flatten().tolist() == [1, 5]
 
 
-def test_kmtalk_composed_key_embedding_equals_embedding_the_displacements():
-    torch.manual_seed(0)
-    model = build_generator(generator_preset("tiny", family="kmtalk"), 3)
-    for parameter in model.head.parameters():
-        torch.nn.init.normal_(parameter, std=0.01)
-    hidden = torch.randn(1, 9, 16)
-    composed = model.embedded_key_motion(hidden) + model.key_embedding.bias
-    direct = model.key_embedding(model.head(hidden).flatten(2))
-    torch.testing.assert_close(composed, direct, atol=1e-6, rtol=1e-4)
+def test_phone_key_frames_of_real_speech_follow_its_phones(speech_dir):
+    """On a real Kathleen take the front end's phone spikes give roughly one key frame per labelled phone."""
+    from backend.audio import load_audio
+    from backend.rig.timeline import SILENCE, read_lab
+    take = sorted(speech_dir.glob("*.phones.lab"))[0]
+    audio, _ = load_audio(take.with_name(take.name.replace(".phones.lab", ".flac")), 16000)
+    phones = [label for _, _, label in read_lab(take) if label != SILENCE]
+    keys = int(phone_key_mask(torch.from_numpy(speech_features(audio))[None]).sum())
+    assert 0.5 * len(phones) <= keys <= 1.3 * len(phones)
+
+
+def test_motion_basis_spans_the_fitted_motion_and_its_losses_are_vertex_losses():
+    rng = np.random.default_rng(0)
+    directions = rng.normal(size=(3, 15069)) * 1e-3
+    displacements = [rng.normal(size=(40, 3)) @ directions for _ in range(3)]
+    features = [rng.normal(size=(40, FEATURE_DIM)).astype(np.float32) for _ in range(3)]
+    statistics = fit_statistics(features, displacements, 5)
+    basis = MotionBasis(5)
+    basis.set(statistics.motion_mean, statistics.components, statistics.explained)
+    assert statistics.explained[:3].sum() > 0.999 and statistics.feature_std.shape == (FEATURE_DIM,)
+    target = torch.from_numpy(displacements[1]).float()
+    coefficients = basis.encode(target)
+    decoded = basis.displacements(coefficients[None])[0].reshape(40, -1)
+    torch.testing.assert_close(decoded, target, atol=1e-6, rtol=1e-3)
+    other = coefficients + torch.randn(coefficients.shape, generator=torch.Generator().manual_seed(0)) * 0.1
+    direct = ((basis.displacements(other[None]) - basis.displacements(coefficients[None])) ** 2).mean() * 1e6
+    torch.testing.assert_close(basis.vertex_mse(other, coefficients, torch.ones(40)), direct, rtol=1e-3, atol=1e-9)
+    template = torch.from_numpy(rng.normal(scale=0.05, size=(5023, 3))).float()
+    vertices = basis.vertices(other[None], template[None])[0]
+    gap = torch.linalg.vector_norm(vertices[:, UPPER_LIP_CENTRE] - vertices[:, LOWER_LIP_CENTRE], dim=-1)
+    torch.testing.assert_close(basis.lip_gap(other[None], template[None])[0], gap, rtol=1e-4, atol=1e-7)
+
+
+def random_basis(model, size: int, seed: int = 0) -> None:
+    """A random orthogonal motion basis of a few mm per unit coefficient (what a fit would store)."""
+    rng = np.random.default_rng(seed)
+    directions, _ = np.linalg.qr(rng.normal(size=(15069, size)))
+    components = (directions.T * 0.02).astype(np.float32)
+    model.motion_basis.set(np.zeros(15069, np.float32), components, np.full(size, 1.0 / size))
 
 
 @pytest.mark.parametrize("overrides", [{}, {"family": "kmtalk"},
                                        {"family": "kmtalk", "kmtalk": {"backbone": "faceformer", "key_frames": "uniform",
                                                                        "audio_guidance": False}}])
 def test_export_parity_and_backend_run(tmp_path, overrides):
-    """Random (non-zero) weights, so the parity check compares real motion, not the template."""
+    """Random (non-zero) weights and basis, so the parity check compares real motion, not the template."""
     config = generator_preset("tiny", **overrides)
     torch.manual_seed(1)
     model = build_generator(config, 2)
     for parameter in model.parameters():
-        torch.nn.init.normal_(parameter, std=0.004)   # motion stays under the backend's 0.10 m check
+        torch.nn.init.normal_(parameter, std=0.05)
+    random_basis(model, config.basis_size)
     checkpoint = tmp_path / "checkpoint.pt"
     save_checkpoint(checkpoint, {"model": model.state_dict(), "step": 0, "config": json.dumps(config.to_dict()),
                                  "styles": json.dumps(["A", "B"]), "data": json.dumps({
@@ -111,16 +149,32 @@ def test_export_parity_and_backend_run(tmp_path, overrides):
     assert generator.info.family == config.family and generator.styles == ("A", "B")
     audio = speech_like_audio(2.05, 3)[0]
     template = np.random.default_rng(0).normal(scale=0.05, size=(5023, 3)).astype(np.float32)
+    assert generator.info.input == "speech_features"
     vertices = generator.animate(audio, 16000, template, style="B")
     with torch.no_grad():
-        expected = model.eval()(torch.from_numpy(audio)[None], torch.from_numpy(template)[None],
-                                torch.tensor([[0.0, 1.0]])).vertices[0].numpy()
+        expected = model.eval().animate(torch.from_numpy(speech_features(audio))[None],
+                                        torch.from_numpy(template)[None], torch.tensor([[0.0, 1.0]]))[0].numpy()
     assert vertices.shape == (frame_count(audio.size), 5023, 3)
     assert np.max(np.abs(vertices - expected)) <= 1e-4
-    assert np.max(np.abs(vertices - template)) > 1e-3   # the motion is not trivially the template
+    assert np.max(np.abs(vertices - template)) > 1e-4   # the motion is not trivially the template
 
 
-def test_boundary_peaks_are_local_maxima():
-    from training.generators.kmtalk import boundary_peaks
-    logits = torch.tensor([[0.0, 2.0, 1.0, 1.0, 3.0, 3.0, -1.0, 0.5]])
-    assert torch.nonzero(boundary_peaks(logits)[0]).flatten().tolist() == [1, 4, 7]
+def test_training_clips_carry_an_augmentation_pool_that_is_cached_and_time_scaled(ci_corpus, tmp_path):
+    from training.generators.clips import ClipLoader, training_styles
+    config = generator_preset("tiny", variants=3)
+    styles = training_styles(ci_corpus)
+    loader = ClipLoader(ci_corpus, "val", styles, config, cache=tmp_path / "cache")   # the smallest split
+    model = build_generator(config, len(styles))
+    model.set_statistics(loader.fit_statistics())
+    clips = loader.clips(model.motion_basis)
+    clean = {clip.clip_id: clip for clip in clips if "@" not in clip.clip_id}
+    copies = [clip for clip in clips if "@" in clip.clip_id]
+    assert len(clean) == len(loader.ids) and len(copies) > len(loader.ids) // 2
+    for clip in clips:
+        assert clip.features.shape == (1, clip.frames, FEATURE_DIM) and len(clip.lip_gap) == len(clip.weights) == clip.frames
+    assert any(clip.frames != clean[clip.clip_id.split("@")[0]].frames for clip in copies)   # tempo copies
+    assert all(float(clip.weights.max()) == config.bilabial_weight for clip in clean.values() if clip.timeline
+               and any(label in ("P", "B", "M") for _, _, label in clip.timeline))
+    again = ClipLoader(ci_corpus, "val", styles, config, cache=tmp_path / "cache")
+    assert [clip.frames for clip in again.clips(model.motion_basis)] == [clip.frames for clip in clips]
+    assert again.cache.misses == 0   # a second run (another family) neither augments nor runs the front end

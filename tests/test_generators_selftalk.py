@@ -18,7 +18,7 @@ from training.generators.config import generator_preset
 from training.generators.export import export_generator
 from training.generators.families import build_generator, load_generator_checkpoint
 from training.generators.selftalk import LIP_VERTICES, PHONEMES, lip_region, phoneme_labels
-from training.generators.train import load_clips, training_styles
+from training.generators.clips import ClipLoader, training_styles
 
 pytestmark = pytest.mark.training
 
@@ -51,7 +51,8 @@ def test_tiny_selftalk_trains_and_exports(selftalk_run, ci_corpus, flame_ply, tm
     rows = read_log(selftalk_run / "loss.csv")
     assert len(rows) == 4 and all(float(row["phoneme"]) > 0 for row in rows)
     checkpoint = load_generator_checkpoint(selftalk_run / "checkpoint.pt")
-    template = load_clips(ci_corpus, "train", training_styles(ci_corpus), generator_preset("tiny"))[0].template
+    loader = ClipLoader(ci_corpus, "train", training_styles(ci_corpus), generator_preset("tiny"))
+    template = torch.from_numpy(loader.dataset.load(loader.ids[0]).template)
     assert torch.equal(checkpoint["model"]["lip_indices"], lip_region(template))
     folder, error = export_generator(selftalk_run / "checkpoint.pt", tmp_path / "selftalk_tiny")
     assert error <= 1e-4 and load_generator(folder).info.family == "selftalk"
@@ -60,9 +61,11 @@ def test_tiny_selftalk_trains_and_exports(selftalk_run, ci_corpus, flame_ply, tm
 def test_generated_lips_train_the_generator_not_the_lip_reader(ci_corpus):
     config = generator_preset("tiny", family="selftalk")
     styles = training_styles(ci_corpus)
-    clip = load_clips(ci_corpus, "train", styles, config)[0]
+    loader = ClipLoader(ci_corpus, "train", styles, config)
     torch.manual_seed(0)
     model = build_generator(config, len(styles))
+    model.set_statistics(loader.fit_statistics())
+    clip = loader.clips(model.motion_basis)[0]
     with torch.no_grad():
         model.head.linear.weight.normal_(std=1e-4)  # a trained head: the lips move
     output = model.training_output(clip)
@@ -84,4 +87,4 @@ def test_selftalk_needs_phoneme_timelines(ci_corpus, tmp_path):
     (copy / "manifest.json").write_text(json.dumps(manifest))
     first = manifest["clips"][0]["id"]
     with pytest.raises(BackendError, match=f"clip {first} has no phoneme timeline; the SelfTalk-style family"):
-        load_clips(copy, "train", training_styles(copy), generator_preset("tiny", family="selftalk"))
+        ClipLoader(copy, "train", training_styles(copy), generator_preset("tiny", family="selftalk")).fit_statistics()

@@ -14,9 +14,6 @@ def register(subparsers) -> None:
     parser.add_argument("--split", default="test")
     parser.add_argument("--out", type=Path, required=True, help="folder for table.md, table.csv, predictions/")
     add_encoders_and_masks(parser)
-    parser.add_argument("--key-frames", choices=("model", "timeline"), default="model",
-                        help="key frames of families that use them: the model's own (default) or the test clips' "
-                             "phoneme timelines")
     parser.add_argument("--render", type=int, default=0, metavar="N",
                         help="also render lip close-ups of N clips (needs the FLAME template: $FLAME_TEMPLATE)")
     parser.set_defaults(run=run)
@@ -24,5 +21,5 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     print(evaluate(parse_model_arguments(args.model), args.corpus, args.out, args.split, args.encoders, args.masks,
-                   args.key_frames, args.render))
+                   args.render))
     return 0

@@ -13,10 +13,13 @@ def register(subparsers) -> None:
     parser.add_argument("--name", help="generator name (default: the folder name)")
     parser.add_argument("--description", default="", help="one line for a UI")
     parser.add_argument("--force", action="store_true", help="replace an existing generator folder")
+    parser.add_argument("--benchmark", type=Path, help="real_speech.json of benchmarks/real_speech.py: its rows for "
+                        "this model go into MODEL_CARD.md")
     parser.set_defaults(run=run)
 
 
 def run(args) -> int:
-    path, error = export_generator(args.checkpoint, args.out, args.name, args.description, args.force)
+    path, error = export_generator(args.checkpoint, args.out, args.name, args.description, args.force,
+                                   args.benchmark)
     print(f"{path} (torch/onnxruntime parity: max |difference| {error:.2e} m)")
     return 0

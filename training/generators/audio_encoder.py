@@ -1,8 +1,9 @@
-"""Blocks shared by the generators: our speech encoder (no pretrained wav2vec 2.0 weights exist offline),
-attention with ALiBi-like distance biases, FaceFormer's periodic positional encoding, and the vertex head.
+"""Blocks shared by the generators: the speech encoder over the frozen front end's features, attention with
+ALiBi-like distance biases, FaceFormer's periodic positional encoding, and the coefficient head; plus the
+fixed log-mel (`LogMel`) that the front-end probe compares against.
 
-Shapes: audio (B, N) float32 16 kHz -> features (B, T, W) at 30 fps, T = frame_count(N) (computed from
-the tensor's shape so the ONNX export keeps it dynamic).
+Shapes: speech_features (B, T, 447) at 30 fps (backend.generators' contract v2) -> (B, T, W) -> coefficients
+(B, T, K) of the model's MotionBasis (training.generators.motion_basis).
 """
 
 import math
@@ -12,20 +13,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from backend.flame import NUM_VERTICES, VERTEX_VALUES
-from backend.frame_rate import MESH_FPS
 from backend.generators import SAMPLE_RATE
+from backend.speech_frontend import FEATURE_DIM
 
 WINDOW = 400        # 25 ms analysis window at 16 kHz
 HOP = 160           # 10 ms hop: 100 spectral frames per second
 FFT_BINS = WINDOW // 2 + 1
 LOG_FLOOR = 1e-6
-
-
-def frames_of(audio: torch.Tensor):
-    """T = round-half-up(N * 30 / 16000) from the shape of audio (B, N): backend.generators.frame_count,
-    written with shape arithmetic so that tracing keeps it dynamic."""
-    return (audio.shape[1] * (2 * MESH_FPS) + SAMPLE_RATE) // (2 * SAMPLE_RATE)
 
 
 def mel_filterbank(mel_bins: int, low_hz: float = 20.0, high_hz: float = SAMPLE_RATE / 2) -> np.ndarray:
@@ -134,35 +128,49 @@ class EncoderBlock(nn.Module):
 
 
 class SpeechEncoder(nn.Module):
-    """audio (B, N) -> (B, T, W) 30 fps features: log-mel at 100 fps, two 1-D convolutions, linear
-    interpolation to the 30 fps frame times, then bidirectional transformer blocks with ALiBi-like biases."""
+    """speech_features (B, T, 447) -> (B, T, W): z-scored with the training data's statistics (buffers set once by
+    `set_statistics`), a linear projection, `conv_layers` residual dilated convolutions (kernel 3, dilations 1, 2,
+    4, ...: a receptive field of +-(2^L - 1) frames, +-0.5 s for L = 4, enough to look past the front end's
+    bilabial delay), then `blocks` bidirectional biased-attention blocks. Non-causal, like the front end."""
 
-    def __init__(self, width: int, heads: int, blocks: int, mel_bins: int, period: int, block: int):
+    def __init__(self, width: int, heads: int, blocks: int, conv_layers: int, period: int, block: int):
         super().__init__()
-        self.log_mel = LogMel(mel_bins)
-        self.convolutions = nn.Sequential(nn.Conv1d(mel_bins, width, 5, padding=2), nn.GELU(),
-                                          nn.Conv1d(width, width, 5, padding=2), nn.GELU())
+        self.register_buffer("feature_mean", torch.zeros(FEATURE_DIM))
+        self.register_buffer("feature_std", torch.ones(FEATURE_DIM))
+        self.project = nn.Linear(FEATURE_DIM, width)
+        self.convolutions = nn.ModuleList(nn.Conv1d(width, width, 3, padding=2 ** layer, dilation=2 ** layer)
+                                          for layer in range(conv_layers))
         self.blocks = nn.ModuleList(EncoderBlock(width, heads, period, False, block) for _ in range(blocks))
 
-    def forward(self, audio: torch.Tensor) -> torch.Tensor:
-        mel = (self.log_mel(audio) + 5.0) / 5.0                           # roughly unit scale
-        hidden = self.convolutions(mel.transpose(1, 2))                  # (B, W, F)
-        frames = frames_of(audio)
-        hidden = F.interpolate(hidden, size=frames, mode="linear", align_corners=False).transpose(1, 2)
+    @classmethod
+    def from_config(cls, config) -> "SpeechEncoder":
+        """The encoder of a GeneratorConfig's sizes (every speech-driven family has one)."""
+        return cls(config.width, config.heads, config.encoder_blocks, config.conv_layers, config.period,
+                   config.attention_block)
+
+    def set_statistics(self, mean: np.ndarray, std: np.ndarray) -> None:
+        self.feature_mean.copy_(torch.from_numpy(mean))
+        self.feature_std.copy_(torch.from_numpy(std))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        hidden = self.project((features - self.feature_mean) / self.feature_std).transpose(1, 2)   # (B, W, T)
+        for convolution in self.convolutions:
+            hidden = hidden + F.gelu(convolution(hidden))
+        hidden = hidden.transpose(1, 2)
         for block in self.blocks:
             hidden = block(hidden)
         return hidden
 
 
-class VertexHead(nn.Module):
-    """(B, T, W) -> per-vertex displacement (B, T, 5023, 3); zero-initialised so training starts at the
-    template (as FaceFormer does)."""
+class CoefficientHead(nn.Module):
+    """(B, T, W) -> (B, T, K) motion-basis coefficients; zero-initialised so training starts at the training
+    data's mean displacement (as FaceFormer starts at the template)."""
 
-    def __init__(self, width: int):
+    def __init__(self, width: int, size: int):
         super().__init__()
-        self.linear = nn.Linear(width, VERTEX_VALUES)
+        self.linear = nn.Linear(width, size)
         nn.init.zeros_(self.linear.weight)
         nn.init.zeros_(self.linear.bias)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.linear(hidden).reshape(hidden.shape[0], hidden.shape[1], NUM_VERTICES, 3)
+        return self.linear(hidden)

@@ -1,16 +1,16 @@
 """CodeTalker-style generator (Xing et al. 2023): a discrete motion prior, then speech-driven code prediction.
 
-Stage 1, family "codetalker-vq" (`CodeTalkerVQ`): a vector-quantised autoencoder over facial motion
-(vertices - template, in mm). Encoder: per-frame Linear(15069 -> W), bidirectional transformer blocks,
+Stage 1, family "codetalker-vq" (`CodeTalkerVQ`): a vector-quantised autoencoder over facial motion (its
+coefficients in the model's fixed motion basis, which spans the displacements). Encoder: per-frame Linear(K -> W), bidirectional transformer blocks,
 a projection; each frame's latent (W values) is cut into `code_groups` codes of W / code_groups values,
 each replaced by its nearest entry of one learned codebook (`codebook_size` entries). VQ-VAE training:
 codebook loss + commitment_weight x commitment loss, straight-through gradients. The codebook starts
 from encoder outputs of training frames (`prepare_training`), which keeps codes from dying at the start.
-Decoder: projection, transformer blocks, the vertex head.
+Decoder: projection, transformer blocks, the coefficient head.
 
-Stage 2, family "codetalker" (`CodeTalkerStyle`): our speech encoder and the FaceFormer-style decoder
-(causal biased self-attention, subject style) predict each frame's latent; it is quantised with the
-frozen stage-1 codebook and decoded by the frozen stage-1 decoder. Loss: vertex MSE (training loop) +
+Stage 2, family "codetalker" (`CodeTalkerStyle`): the speech encoder (over the front end's features) and the
+FaceFormer-style decoder (causal biased self-attention, subject style) predict each frame's latent; it is
+quantised with the frozen stage-1 codebook and decoded by the frozen stage-1 decoder, through the prior's basis. Loss: vertex MSE (training loop) +
 code_weight x MSE between the predicted latent and the ground-truth motion's quantised latent.
 
 Deviation from CodeTalker: its stage 2 is autoregressive (each step feeds the motion decoded so far back
@@ -27,14 +27,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from backend.errors import ModelError
-from backend.flame import MM_PER_M, VERTEX_VALUES
-from training.generators.audio_encoder import EncoderBlock, SpeechEncoder, VertexHead
+from training.generators.audio_encoder import CoefficientHead, EncoderBlock, SpeechEncoder
 from training.generators.config import GeneratorConfig
 from training.generators.faceformer import FaceFormerDecoder
+from training.generators.motion_basis import MotionBasis
 from training.generators.protocol import Family, GeneratorOutput, LossTerm, TrainingClip, load_generator_checkpoint
 
 INIT_FRAMES = 4096      # encoder outputs sampled to initialise the codebook
-MATCHING_FIELDS = ("width", "heads", "encoder_blocks", "decoder_blocks", "period", "attention_block")
+MATCHING_FIELDS = ("width", "heads", "encoder_blocks", "decoder_blocks", "period", "attention_block", "basis_size")
+BASIS_TOLERANCE = 1e-5   # metres: a stage-2 run must see the motion basis its prior was trained in
 MATCHING_SECTION_FIELDS = ("codebook_size", "code_groups")
 
 
@@ -63,18 +64,17 @@ class VectorQuantiser(nn.Module):
 
 
 class CodeTalkerVQ(Family):
-    """Stage 1. audio (unused), template (B, 5023, 3), style (unused) and target vertices (B, T, 5023, 3) ->
-    GeneratorOutput(reconstructed vertices, code_indices (B, T, G), losses {"vq": codebook + commitment})."""
+    """Stage 1. speech features (unused), template (B, 5023, 3), style (unused) and target coefficients (B, T, K)
+    -> GeneratorOutput(reconstructed coefficients, code_indices (B, T, G), losses {"vq": codebook + commitment})."""
 
     title = "CodeTalker-style stage 1 (VQ autoencoder)"
     animates_speech = False
 
     def __init__(self, config: GeneratorConfig, num_styles: int):
-        super().__init__()
+        super().__init__(config)
         width, heads, block = config.width, config.heads, config.attention_block
         section = config.codetalker
-        self.config = config
-        self.motion_in = nn.Sequential(nn.Linear(VERTEX_VALUES, width), nn.LayerNorm(width))
+        self.motion_in = nn.Sequential(nn.Linear(config.basis_size, width), nn.LayerNorm(width))
         self.encoder = nn.ModuleList(EncoderBlock(width, heads, config.period, False, block)
                                      for _ in range(config.encoder_blocks))
         self.to_latent = nn.Linear(width, width)
@@ -82,18 +82,17 @@ class CodeTalkerVQ(Family):
         self.from_latent = nn.Linear(width, width)
         self.decoder = nn.ModuleList(EncoderBlock(width, heads, config.period, False, block)
                                      for _ in range(config.decoder_blocks))
-        self.head = VertexHead(width)
+        self.head = CoefficientHead(width, config.basis_size)
 
-    def encode(self, vertices: torch.Tensor, template: torch.Tensor) -> torch.Tensor:
-        """(B, T, 5023, 3) absolute vertices -> (B, T, W) unquantised latents."""
-        motion = ((vertices - template[:, None]) * MM_PER_M).flatten(2)
-        hidden = self.motion_in(motion)
+    def encode(self, coefficients: torch.Tensor) -> torch.Tensor:
+        """(B, T, K) motion coefficients -> (B, T, W) unquantised latents."""
+        hidden = self.motion_in(coefficients)
         for block in self.encoder:
             hidden = block(hidden)
         return self.to_latent(hidden)
 
     def decode(self, quantised: torch.Tensor) -> torch.Tensor:
-        """(B, T, W) quantised latents -> (B, T, 5023, 3) displacements (metres)."""
+        """(B, T, W) quantised latents -> (B, T, K) motion coefficients."""
         hidden = self.from_latent(quantised)
         for block in self.decoder:
             hidden = block(hidden)
@@ -103,22 +102,19 @@ class CodeTalkerVQ(Family):
     def loss_names(cls, config: GeneratorConfig) -> tuple:
         return ("vq",)
 
-    def forward(self, audio, template: torch.Tensor, style=None, vertices: torch.Tensor | None = None) -> GeneratorOutput:
-        if vertices is None:
+    def forward(self, features, template: torch.Tensor, style=None,
+                coefficients: torch.Tensor | None = None) -> GeneratorOutput:
+        if coefficients is None:
             raise ModelError("a 'codetalker-vq' model is the stage-1 motion autoencoder: it needs ground-truth "
                              "motion, not audio; train a 'codetalker' model on top of it to animate speech")
-        latent = self.encode(vertices, template)
+        latent = self.encode(coefficients)
         straight, indices, quantised = self.quantiser(latent)
         vq_loss = F.mse_loss(quantised, latent.detach()) + \
             self.config.codetalker.commitment_weight * F.mse_loss(latent, quantised.detach())
-        return GeneratorOutput(template[:, None] + self.decode(straight), code_indices=indices,
-                               losses={"vq": LossTerm(vq_loss)})
+        return GeneratorOutput(self.decode(straight), code_indices=indices, losses={"vq": LossTerm(vq_loss)})
 
     def training_output(self, clip: TrainingClip) -> GeneratorOutput:
-        return self(clip.audio, clip.template[None], clip.style[None], clip.vertices[None])
-
-    def predict(self, audio, template, style, timeline=None) -> GeneratorOutput:
-        return self(audio, template, style)
+        return self(clip.features, clip.template[None], clip.style[None], clip.coefficients[None])
 
     @torch.no_grad()
     def prepare_training(self, clips: list) -> None:
@@ -129,48 +125,52 @@ class CodeTalkerVQ(Family):
         for clip in clips:
             if frames >= INIT_FRAMES:
                 break
-            codes.append(self.encode(clip.vertices[None], clip.template[None]).reshape(-1, depth))
-            frames += len(clip.vertices)
+            codes.append(self.encode(clip.coefficients[None]).reshape(-1, depth))
+            frames += clip.frames
         codes = torch.cat(codes)
         chosen = torch.randperm(len(codes))[:size] if len(codes) >= size else torch.randint(len(codes), (size,))
         self.quantiser.codebook.copy_(codes[chosen] + 1e-3 * torch.randn(size, depth))
 
 
 class CodeTalkerStyle(Family):
-    """Stage 2. audio (B, N), template (B, 5023, 3), style (B, S), optional target vertices (B, T, 5023, 3) ->
-    GeneratorOutput(vertices (B, T, 5023, 3), code_indices (B, T, G), with targets losses {"code": latent MSE})."""
+    """Stage 2. speech_features (B, T, 447), template (B, 5023, 3), style (B, S), optional target coefficients
+    (B, T, K) -> GeneratorOutput(coefficients (B, T, K), code_indices (B, T, G), with targets losses
+    {"code": latent MSE}). Its motion basis is the prior's."""
 
     title = "CodeTalker-style"
     prior_family = "codetalker-vq"
 
     def __init__(self, config: GeneratorConfig, num_styles: int):
-        super().__init__()
+        super().__init__(config)
+        del self.basis   # the prior's basis is the one this model outputs through
         width, block = config.width, config.attention_block
-        self.config = config
-        self.speech_encoder = SpeechEncoder(width, config.heads, config.encoder_blocks, config.mel_bins,
-                                            config.period, block)
+        self.speech_encoder = SpeechEncoder.from_config(config)
         self.decoder = FaceFormerDecoder(width, config.heads, config.decoder_blocks, num_styles, config.period, block)
         self.to_latent = nn.Linear(width, width)
         self.prior = CodeTalkerVQ(config, num_styles)
+
+    @property
+    def motion_basis(self) -> MotionBasis:
+        return self.prior.basis
 
     @classmethod
     def loss_names(cls, config: GeneratorConfig) -> tuple:
         return ("code",)
 
-    def forward(self, audio: torch.Tensor, template: torch.Tensor, style: torch.Tensor,
-                vertices: torch.Tensor | None = None) -> GeneratorOutput:
-        predicted = self.to_latent(self.decoder(self.speech_encoder(audio), style))
+    def forward(self, features: torch.Tensor, template: torch.Tensor, style: torch.Tensor,
+                coefficients: torch.Tensor | None = None) -> GeneratorOutput:
+        predicted = self.to_latent(self.decoder(self.speech_encoder(features), style))
         straight, indices, _ = self.prior.quantiser(predicted)
-        output = GeneratorOutput(template[:, None] + self.prior.decode(straight), code_indices=indices)
-        if vertices is not None:
+        output = GeneratorOutput(self.prior.decode(straight), code_indices=indices)
+        if coefficients is not None:
             with torch.no_grad():
-                target = self.prior.quantiser(self.prior.encode(vertices, template))[2]
+                target = self.prior.quantiser(self.prior.encode(coefficients))[2]
             output.losses["code"] = LossTerm(F.mse_loss(predicted[:, :target.shape[1]], target),
                                              self.config.codetalker.code_weight)
         return output
 
     def training_output(self, clip: TrainingClip) -> GeneratorOutput:
-        return self(clip.audio, clip.template[None], clip.style[None], clip.vertices[None])
+        return self(clip.features, clip.template[None], clip.style[None], clip.coefficients[None])
 
     def prepare_training(self, clips: list) -> None:
         """Load the stage-1 checkpoint named by codetalker.motion_prior into `prior` and freeze it."""
@@ -190,6 +190,10 @@ class CodeTalkerStyle(Family):
         if differing:
             raise ModelError(f"{path}: the motion prior was trained with other sizes "
                              f"({'; '.join(differing)}); train both stages with the same preset")
+        fitted = self.prior.basis.components.clone()
         self.prior.load_state_dict(checkpoint["model"])
         self.prior.requires_grad_(False)
+        if float((self.prior.basis.components - fitted).abs().max()) > BASIS_TOLERANCE:
+            raise ModelError(f"{path}: the motion prior was trained in another motion basis (another corpus or "
+                             "seed); train both stages on the same corpus with the same seed")
 

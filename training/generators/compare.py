@@ -22,23 +22,20 @@ import multiprocessing
 import platform
 import resource
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from backend.atomic import atomic_stream, write_json, write_text
-from backend.audio import resample
 from backend.errors import BackendError
-from backend.generators import SAMPLE_RATE
 from training import loop
-from backend.datasets import open_dataset
 from training.configuration import merged
 from training.generators.config import GeneratorConfig, generator_preset
 from training.generators.evaluate import evaluate
 from training.generators.families import FAMILY_CLASSES, load_generator_checkpoint, load_trained
-from training.generators.protocol import TrainingClip
+from training.generators.clips import ClipLoader
 from training.generators.train import (clip_losses, clip_order, loop_settings, prepared_model, train)
 from training.provenance import data_provenance
 from training.representation.config import Config, preset
@@ -202,26 +199,21 @@ def code_usage(indices: torch.Tensor, codebook_size: int) -> dict:
 
 def codebook_usage(runs_dir: Path, corpus, split: str, family: str = "codetalker") -> dict:
     """Usage of the prior's codebook of `family`: the prior's own codes for the split's ground-truth motion
-    (its training forward), and the codes each trained `family` model predicts from the split's audio."""
-    dataset = open_dataset(corpus, split=split)
-    clips = [dataset.load(clip_id) for clip_id in dataset.clip_ids()]
-    audio = [torch.from_numpy(resample(clip.audio, clip.sample_rate, SAMPLE_RATE).astype(np.float32))[None]
-             for clip in clips]
+    (its training forward), and the codes each trained `family` model predicts from the split's speech."""
     report = {}
     prior, config, styles, _ = load_trained(runs_dir / prior_run(family).name / loop.CHECKPOINT_FILE)
+    clips = ClipLoader(corpus, split, styles, replace(config, variants=1)).clips(prior.motion_basis)
     size = config.codetalker.codebook_size
     with torch.no_grad():
-        codes = [prior.training_output(TrainingClip(clip_id, samples, torch.from_numpy(clip.vertices),
-                                                    torch.from_numpy(clip.template), torch.eye(len(styles))[0]))
-                 .code_indices.flatten() for clip_id, clip, samples in zip(dataset.clip_ids(), clips, audio)]
+        codes = [prior.training_output(clip).code_indices.flatten() for clip in clips]
         report["stage 1: ground-truth motion"] = code_usage(torch.cat(codes), size)
         for name in (f"{family}_base", f"{family}_perceptual"):
             path = runs_dir / name / loop.CHECKPOINT_FILE
             if not path.is_file():
                 continue
             model, config, styles, _ = load_trained(path)
-            chosen = [model.predict(samples, torch.from_numpy(clip.template)[None], torch.eye(len(styles))[:1])
-                      .code_indices.flatten() for clip, samples in zip(clips, audio)]
+            chosen = [model.predict(clip.features, clip.template[None], torch.eye(len(styles))[:1])
+                      .code_indices.flatten() for clip in clips]
             report[f"stage 2 ({name}): codes predicted from speech"] = code_usage(torch.cat(chosen),
                                                                                    config.codetalker.codebook_size)
     return report
@@ -250,7 +242,7 @@ def measure_cost(config: GeneratorConfig, corpus, representation, steps: int, de
     torch.manual_seed(config.seed)
     device = torch.device(device_name)
     baseline_mb = _resident_mb()
-    model, _, clips, perceptual = prepared_model(config, corpus, representation, device)
+    model, _, clips, perceptual, _ = prepared_model(config, corpus, representation, device)
     parameters = [parameter for parameter in model.parameters() if parameter.requires_grad]
     settings = loop_settings(config)
     optimiser = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)

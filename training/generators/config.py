@@ -3,8 +3,9 @@
 training.configuration.build: presets with overrides, `--set KEY=VALUE` (`--set kmtalk.key_frames=uniform`) and
 saved checkpoints alike.
 
-Presets: `tiny` (CI: seconds), `small` (shipped CPU models: minutes on 2 cores), `full` (FaceFormer-like width
-for a GPU).
+Presets: `tiny` (CI: seconds), `small` (the shipped CPU models: a bounded number of steps sized to train in
+about 8-10 minutes on 2 cores; see the model cards for the measured times), `full` (FaceFormer-like width for a
+GPU).
 """
 
 from dataclasses import asdict, dataclass, field
@@ -14,28 +15,28 @@ from backend.errors import BackendError
 from training.configuration import at_least, build, with_overrides
 
 FAMILIES = ("faceformer", "kmtalk", "codetalker-vq", "codetalker", "selftalk")  # training.generators.families
-KEY_FRAME_SOURCES = ("timeline", "uniform")
+KEY_FRAME_SOURCES = ("phonemes", "uniform")
 BACKBONES = ("transformer", "faceformer")
 
 
 @dataclass(frozen=True)
 class KMTalkConfig:
     """backbone: the key-motion decoder, "transformer" (KMTalk) or "faceformer" (KMTalk's scheme plugged into the
-    FaceFormer-style decoder). key_frames: phoneme boundaries from the timeline, or the `uniform` ablation (every
+    FaceFormer-style decoder). key_frames: "phonemes", the phones the speech front end recognises (its CTC
+    spikes: the frames where the non-blank posterior peaks above 0.5), or the `uniform` ablation (every
     uniform_spacing frames). audio_guidance: motion completion sees the audio (False = ablation).
-    key_weight, boundary_weight: loss weights of the key-motion MSE (mm^2) and the boundary head's BCE."""
+    key_weight: loss weight of the key-motion MSE (mm^2)."""
 
     backbone: str = "transformer"
-    key_frames: str = "timeline"
+    key_frames: str = "phonemes"
     uniform_spacing: int = 3
     audio_guidance: bool = True
     key_weight: float = 1.0
-    boundary_weight: float = 0.1
     WHAT: ClassVar[str] = "kmtalk"
 
     def check(self) -> list:
         problems = at_least({"kmtalk.uniform_spacing": self.uniform_spacing}, 1)
-        problems += at_least({"kmtalk.key_weight": self.key_weight, "kmtalk.boundary_weight": self.boundary_weight}, 0)
+        problems += at_least({"kmtalk.key_weight": self.key_weight}, 0)
         if self.key_frames not in KEY_FRAME_SOURCES:
             problems.append(f"unknown key-frame source {self.key_frames!r}; expected one of {', '.join(KEY_FRAME_SOURCES)}")
         if self.backbone not in BACKBONES:
@@ -78,20 +79,32 @@ class SelfTalkConfig:
 
 @dataclass(frozen=True)
 class GeneratorConfig:
-    """A generator run. perceptual_weight: 0 = baseline; > 0 adds PerceptualLoss (published FaceFormer weight
-    1e-7). period: periodic positional encoding / ALiBi period in frames (FaceFormer: 25 at 25-30 fps).
-    attention_block: self-attention is local in blocks of this many frames (sees >= this many either side).
-    Schedule (training.loop): linear warm-up, cosine decay to learning_rate_floor x learning_rate."""
+    """A generator run. Input: the speech front end's features (backend.generators contract v2); conv_layers
+    dilated convolutions and encoder_blocks attention blocks encode them (training.generators.audio_encoder).
+    Output: basis_size coefficients of the fixed motion basis (training.generators.motion_basis).
+    Loss (training.generators.train): vertex MSE + lip_gap_weight x lip-gap error (both mm^2), frames inside
+    /p b m/ weighted bilabial_weight; steps see random crops of crop_frames frames (0 = whole clips);
+    variants: copies per clip in the fixed augmentation pool (1 = clean audio only; the others follow
+    training.corpus.augment's plans, their features cached once). perceptual_weight: 0 = baseline; > 0 adds
+    PerceptualLoss (published FaceFormer weight 1e-7). period: periodic positional encoding / ALiBi period in
+    frames (FaceFormer: 25 at 25-30 fps). attention_block: self-attention is local in blocks of this many frames
+    (sees >= this many either side). Schedule (training.loop): linear warm-up, cosine decay to
+    learning_rate_floor x learning_rate."""
 
     name: str
     family: str = "faceformer"
     width: int = 64
     heads: int = 4
-    encoder_blocks: int = 2
+    conv_layers: int = 4
+    encoder_blocks: int = 1
     decoder_blocks: int = 2
-    mel_bins: int = 80
+    basis_size: int = 48
     period: int = 25
     attention_block: int = 64
+    lip_gap_weight: float = 0.2
+    bilabial_weight: float = 3.0
+    crop_frames: int = 240
+    variants: int = 1
     perceptual_weight: float = 0.0
     steps: int = 600
     clips_per_step: int = 4
@@ -112,10 +125,12 @@ class GeneratorConfig:
         if self.family not in FAMILIES:
             return [f"unknown generator family {self.family!r}; expected one of {', '.join(FAMILIES)}"]
         problems = at_least({key: getattr(self, key) for key in (
-            "width", "heads", "encoder_blocks", "decoder_blocks", "mel_bins", "period", "attention_block", "steps",
+            "width", "heads", "decoder_blocks", "basis_size", "period", "attention_block", "steps", "variants",
             "clips_per_step", "log_every", "checkpoint_every")}, 1)
-        problems += at_least({"warmup_steps": self.warmup_steps, "weight_decay": self.weight_decay,
-                              "perceptual_weight": self.perceptual_weight}, 0)
+        problems += at_least({key: getattr(self, key) for key in (
+            "warmup_steps", "weight_decay", "perceptual_weight", "conv_layers", "encoder_blocks", "lip_gap_weight",
+            "crop_frames")}, 0)
+        problems += at_least({"bilabial_weight": self.bilabial_weight}, 1)
         if self.learning_rate <= 0 or self.grad_clip <= 0:
             problems.append(f"learning_rate and grad_clip must be positive; got {self.learning_rate} and "
                             f"{self.grad_clip}")
@@ -138,18 +153,29 @@ class GeneratorConfig:
 
 
 PRESETS = {
-    "tiny": GeneratorConfig(name="tiny", width=16, heads=2, encoder_blocks=1, decoder_blocks=1, mel_bins=40,
-                            steps=12, clips_per_step=2, warmup_steps=2, log_every=2, checkpoint_every=4),
-    "small": GeneratorConfig(name="small"),
-    "full": GeneratorConfig(name="full", width=256, heads=8, encoder_blocks=6, decoder_blocks=4, steps=40_000,
-                            clips_per_step=8, learning_rate=1e-4, warmup_steps=1000, log_every=100,
-                            checkpoint_every=1000),
+    "tiny": GeneratorConfig(name="tiny", width=16, heads=2, conv_layers=2, encoder_blocks=0, decoder_blocks=1,
+                            basis_size=8, crop_frames=60, steps=12, clips_per_step=2, warmup_steps=2, log_every=2,
+                            checkpoint_every=4),
+    "small": GeneratorConfig(name="small", steps=3000, clips_per_step=4, learning_rate=2e-3, warmup_steps=100,
+                             log_every=50, checkpoint_every=250, variants=3),
+    "full": GeneratorConfig(name="full", width=256, heads=8, conv_layers=5, encoder_blocks=4, decoder_blocks=4,
+                            basis_size=64, crop_frames=450, variants=6, steps=40_000, clips_per_step=8,
+                            learning_rate=3e-4, warmup_steps=1000, log_every=100, checkpoint_every=1000),
 }
+
+
+# Steps of the `small` preset per family: each family's step costs differently (KMTalk runs two backbones,
+# SelfTalk a lip reader and three CTCs, CodeTalker two stages), so each gets the steps that fit its time budget
+# on 2 cores (the model cards give the measured times).
+FAMILY_STEPS = {"small": {"faceformer": 3000, "kmtalk": 2000, "codetalker-vq": 500, "codetalker": 800,
+                          "selftalk": 600}}
 
 
 def generator_preset(name: str, **overrides) -> GeneratorConfig:
     """A generator preset by name with overrides (plain values, dicts for sections: family="kmtalk",
-    kmtalk={"key_frames": "uniform"}), checked."""
+    kmtalk={"key_frames": "uniform"}), checked; a preset's FAMILY_STEPS come before the overrides."""
     if name not in PRESETS:
         raise BackendError(f"unknown generator preset {name!r}; expected one of {', '.join(PRESETS)}")
-    return with_overrides(PRESETS[name], overrides)
+    family = overrides.get("family", PRESETS[name].family)
+    steps = FAMILY_STEPS.get(name, {}).get(family)
+    return with_overrides(PRESETS[name], {**({"steps": steps} if steps else {}), **overrides})

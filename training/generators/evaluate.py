@@ -20,7 +20,7 @@ from backend.atomic import atomic_path, atomic_stream, write_text
 from backend.audio import resample
 from backend.errors import BackendError
 from backend.flame import FlameRegions, find_masks_path
-from backend.generators import MODEL_FILE, SAMPLE_RATE, load_generator
+from backend.generators import MODEL_FILE, SAMPLE_RATE, load_generator, speech_features
 from backend.mesh import save_vertex_sequence
 from backend.metrics.evaluation import Regions, score_folder
 from backend.metrics.plrs import OnnxSpeechMeshEncoders, find_encoder_directory
@@ -51,9 +51,9 @@ def _safe_name(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.+-]+", "_", label)
 
 
-def predict_clips(path: Path, clips: list, key_frames: str = "model"):
-    """Yield (clip_id, (T, 5023, 3) prediction) for each corpus Clip with the model at `path`; key_frames
-    "timeline" hands each clip's phoneme timeline to the family's `predict` (KMTalk-style key frames)."""
+def predict_clips(path: Path, clips: list):
+    """Yield (clip_id, (T, 5023, 3) prediction) for each corpus Clip with the model at `path` (a torch checkpoint
+    hears the same front-end features as an exported graph)."""
     if (path / MODEL_FILE).is_file():
         generator = load_generator(path)
         for clip_id, clip in clips:
@@ -62,15 +62,15 @@ def predict_clips(path: Path, clips: list, key_frames: str = "model"):
     model, _, styles, _ = load_trained(path)
     style = torch.eye(len(styles))[:1]
     for clip_id, clip in clips:
-        audio = torch.from_numpy(resample(clip.audio, clip.sample_rate, SAMPLE_RATE).astype(np.float32))[None]
-        timeline = clip.timeline if key_frames == "timeline" else None
+        features = torch.from_numpy(speech_features(resample(clip.audio, clip.sample_rate, SAMPLE_RATE)
+                                                    .astype(np.float32)))[None]
         with torch.no_grad():
-            vertices = model.predict(audio, torch.from_numpy(clip.template)[None], style, timeline).vertices
+            vertices = model.predict(features, torch.from_numpy(clip.template)[None], style).vertices
         yield clip_id, vertices[0].numpy()
 
 
 def evaluate(models: dict, corpus, out_dir, split: str = "test", encoders_dir=None, masks=None,
-             key_frames: str = "model", render_clips: int = 0) -> str:
+             render_clips: int = 0) -> str:
     """Score every model on the corpus split; writes table.md and table.csv in `out_dir`; returns the
     Markdown table."""
     out_dir = Path(out_dir)
@@ -85,7 +85,7 @@ def evaluate(models: dict, corpus, out_dir, split: str = "test", encoders_dir=No
         pred_dir = out_dir / "predictions" / _safe_name(label)
         pred_dir.mkdir(parents=True, exist_ok=True)
         produced = ((clip_id, clip.vertices) for clip_id, clip in clips) if path is None else \
-            predict_clips(Path(path), clips, key_frames)
+            predict_clips(Path(path), clips)
         for clip_id, vertices in progress(produced, total=len(clips), description=f"predict {label}"):
             save_vertex_sequence(pred_dir / f"{clip_id}.npy", vertices)
         report = score_folder(pred_dir, corpus, regions, encoders, split=split, show_progress=False)

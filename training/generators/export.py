@@ -1,10 +1,11 @@
-"""Export a generator checkpoint to the ONNX contract of backend/generators.py (one-shot graph), with a
-parity check against torch on two audio lengths, plus model.json and a MODEL_CARD.md written from it. The
+"""Export a generator checkpoint to the ONNX contract v2 of backend/generators.py (one-shot graph on the speech
+front end's features, `"input": "speech_features"`; the motion basis is inside the graph), with a parity check
+against torch on two lengths of front-end features, plus model.json and a MODEL_CARD.md written from it. The
 folder is replaced as a whole (built beside it, then swapped in), and only when asked to (`--force`);
 `synthetic_training_data` comes from the training data's manifest as recorded in the checkpoint.
 
 The TorchScript-based exporter (`dynamo=False`, opset 17, IR version 10 for onnxruntime 1.22 and
-Blender's Python) keeps the audio length N and the frame count T dynamic; onnxruntime's basic
+Blender's Python) keeps the frame count T dynamic; onnxruntime's basic
 optimisations then fold constants (see fold_constants), and the parity check runs on the final file.
 """
 
@@ -23,11 +24,12 @@ from torch import nn
 
 from backend.atomic import write_json, write_text
 from backend.errors import BackendError, ModelError
-from backend.generators import (INPUT_AUDIO, INPUT_STYLE, INPUT_TEMPLATE, MODEL_FILE, ONE_SHOT_FILE,
-                                OUTPUT_VERTICES, SAMPLE_RATE, read_generator_info)
+from backend.generators import (INPUT_SPEECH_FEATURES, INPUT_STYLE, INPUT_TEMPLATE, MODEL_FILE, ONE_SHOT_FILE,
+                                OUTPUT_VERTICES, SAMPLE_RATE, read_generator_info, speech_features)
 from backend.flame import NUM_VERTICES
 from backend.onnx_session import OPSET, open_session
 from backend.frame_rate import MESH_FPS
+from training import loop
 from training.generators.families import load_trained
 
 IR_VERSION = 10
@@ -38,14 +40,14 @@ AT_FDCWD, RENAME_EXCHANGE = -100, 2   # renameat2(2): paths relative to the work
 
 
 class OneShot(nn.Module):
-    """The contract's signature around a trained generator: (audio, template, style) -> vertices."""
+    """The contract's signature around a trained generator: (speech_features, template, style) -> vertices."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, audio: torch.Tensor, template: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        return self.model(audio, template, style).vertices
+    def forward(self, features: torch.Tensor, template: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        return self.model.animate(features, template, style)
 
 
 def fold_constants(path: Path) -> None:
@@ -75,14 +77,19 @@ def speech_like_audio(seconds: float, seed: int) -> np.ndarray:
     return (0.3 * envelope * voice / np.max(np.abs(voice)))[None].astype(np.float32)
 
 
+def speech_like_features(seconds: float, seed: int) -> np.ndarray:
+    """(1, T, 447) front-end features at 30 fps of `speech_like_audio` (SYNTHETIC; for parity checks only)."""
+    return speech_features(speech_like_audio(seconds, seed)[0])[None]
+
+
 def parity_error(module: nn.Module, path: Path, template: np.ndarray, num_styles: int) -> float:
-    """Largest |torch - onnxruntime| vertex difference (metres) over PARITY_SECONDS audio lengths."""
+    """Largest |torch - onnxruntime| vertex difference (metres) over PARITY_SECONDS lengths of features."""
     session = open_session(path)
     worst = 0.0
     for index, seconds in enumerate(PARITY_SECONDS):
-        audio = speech_like_audio(seconds, index)
         style = np.eye(num_styles, dtype=np.float32)[[index % num_styles]]
-        feeds = {INPUT_AUDIO: audio, INPUT_TEMPLATE: template[None], INPUT_STYLE: style}
+        feeds = {INPUT_SPEECH_FEATURES: speech_like_features(seconds, index), INPUT_TEMPLATE: template[None],
+                 INPUT_STYLE: style}
         (onnx_out,) = session.run([OUTPUT_VERTICES], feeds)
         with torch.no_grad():
             torch_out = module(*(torch.from_numpy(value) for value in feeds.values())).numpy()
@@ -101,28 +108,100 @@ def shareable_config(config) -> dict:
     return values
 
 
-def model_card(values: dict) -> str:
-    """MODEL_CARD.md of an exported generator, written from its model.json (regenerated on every export)."""
+BENCHMARK_REFERENCE_ROWS = ("rig", "static_rest")
+TARGETS = {"closure": (0.95, "≥ 95 %"), "rest": (0.90, "≥ 90 %"), "mtm_median_ms": (45.0, "≤ 45 ms"),
+           "openness_rho": (0.5, "≥ 0.5"), "lag_frames": (1.0, "|lag| ≤ 1")}
+TARGET_SETS = ("a:", "b:", "c:")
+
+
+def data_sentence(data: dict, synthetic: bool) -> str:
+    """What the model learnt from, said exactly: the motion's nature and the audio's sources."""
+    sources = data.get("sources") or {}
+    listed = ", ".join(f"{name} {count} clips ({hours:.2f} h)" for name, (count, hours) in sources.items())
+    real = [name for name in sources if name == "kathleen"]
+    motion = ("SYNTHETIC motion (the articulatory FLAME rig driven by phone timings, not captured faces)"
+              if synthetic else "motion from the data folder (not marked synthetic)")
+    audio = ("partly real audio: the `kathleen` clips are real recordings of one speaker, every other source "
+             "is TTS" if real and len(sources) > 1 else "real recordings" if real else "audio as listed")
+    hours = f"{data['hours']:.2f} h in all; " if data.get("hours") else ""
+    return f"{motion} on {audio} ({hours}sources: {listed or 'not recorded'})"
+
+
+def benchmark_section(values: dict, report: dict | None) -> list:
+    """The real-speech benchmark rows of this model beside the rig and static rows, and the targets it misses."""
+    if report is None:
+        return ["## Real-speech benchmark", "", "Not run for this export: rerun `export-generator --benchmark "
+                "out/real_speech/real_speech.json --force` after `benchmarks/real_speech.py`.", ""]
+    rows = [row for row in report["rows"] if row["model"] in (values["name"], *BENCHMARK_REFERENCE_ROWS)]
+    lines = ["## Real-speech benchmark", "",
+             "`OMP_NUM_THREADS=1 .venv/bin/python benchmarks/real_speech.py --out out/real_speech` "
+             "(REFERENCE §8; the rig is the ceiling, static_rest passes closure and rest by definition):", "",
+             "| model | set | clips | closure | rest | openness ρ | lag | MTM median ms |", "|---|---|---|---|---|---|---|---|"]
+    missed = []
+    for row in rows:
+        summary = row["summary"]
+
+        def shown(key, percent=False, digits=2):
+            value = summary.get(key)
+            return "n/a" if value is None else f"{100 * value:.0f} %" if percent else f"{value:.{digits}f}"
+        lines.append(f"| {row['model']} | {row['set']} | {summary['clips']} | {shown('closure', True)} | "
+                     f"{shown('rest', True)} | {shown('openness_rho')} | {shown('lag_frames', digits=1)} | "
+                     f"{shown('mtm_median_ms', digits=0)} |")
+        if row["model"] == values["name"] and row["set"].startswith(TARGET_SETS):
+            for key, (limit, text) in TARGETS.items():
+                value = summary.get(key)
+                if value is None:
+                    continue
+                failed = abs(value) > limit if key == "lag_frames" else (value > limit if key == "mtm_median_ms"
+                                                                          else value < limit)
+                if failed:
+                    missed.append(f"{row['set']}: {key} {value:.3g} (target {text})")
+    lines += ["", "Targets missed (issue 18, sets a–c): " + ("; ".join(missed) if missed else "none") + ".", ""]
+    return lines
+
+
+def model_card(values: dict, report: dict | None = None) -> str:
+    """MODEL_CARD.md of an exported generator, written from its model.json and, when given, a real-speech benchmark
+    report (regenerated on every export)."""
     data = values["training_data"]
     kind = "SYNTHETIC" if values["synthetic_training_data"] else "not synthetic"
-    source = (f"the {kind} corpus `{data['folder']}` (preset {data.get('preset')}, seed {data.get('seed')})"
+    source = (f"the corpus `{data['folder']}` (preset {data.get('preset')}, seed {data.get('seed')})"
               if data.get("manifest") else f"`{data['folder']}` (no corpus manifest: recorded as not synthetic)")
+    config = values["config"]
+    timing = values.get("training_seconds")
     return "\n".join([
-        f"# {values['name']} — {values['description']} ({kind} training data)", "",
+        f"# {values['name']} — {values['description']} ({kind} training motion)", "",
         "Written by `python -m training export-generator` from the run's checkpoint; re-exporting rewrites it.", "",
         "## What it is",
-        f"- Family `{values['family']}`, kind `{values['kind']}` (contract in `backend/generators.py`): `audio` (1, N) "
-        f"{values['sample_rate']} Hz, `template` (1, 5023, 3), `style` (1, {len(values['styles'])}) one-hot → "
-        f"`vertices` (1, T, 5023, 3) at {values['fps']} fps.",
-        f"- Preset `{values['preset']}`, {values['parameters']:,} parameters; styles "
-        f"{', '.join(f'`{style}`' for style in values['styles'])} (default `{values['default_style']}`).", "",
+        f"- Family `{values['family']}`, kind `{values['kind']}`, contract v2 (`backend/generators.py`): input "
+        f"`{values['input']}` (1, T, 447) — the frozen hama 1.6 speech front end's 191 CTC log-posteriors and "
+        f"256-d hidden layer, resampled to {values['fps']} fps by the backend — plus `template` (1, 5023, 3) and "
+        f"`style` (1, {len(values['styles'])}) one-hot → `vertices` (1, T, 5023, 3). Callers pass audio "
+        "(16 kHz after resampling); the backend runs the front end.",
+        f"- Preset `{values['preset']}`, {values['parameters']:,} parameters (motion basis included); styles "
+        f"{', '.join(f'`{style}`' for style in values['styles'])} (default `{values['default_style']}`).",
+        f"- Output through a fixed linear motion basis of {config['basis_size']} components (PCA of the training "
+        f"displacements, {100 * values.get('basis_explained', 0):.2f} % of their variance), stored in the graph.", "",
         "## Training",
-        f"- Data: {source}; {data.get('train_clips')} training clips.",
-        f"- {values['training_steps']} steps (`config` in model.json holds every setting).", "",
+        f"- Data: {source}; {data.get('train_clips')} training clips and augmented copies "
+        f"({config['variants']} per clip: the clean one and {config['variants'] - 1} from "
+        "`training.corpus.augment` plans, babble taken from other training clips).",
+        f"- Provenance: {data_sentence(data, values['synthetic_training_data'])}.",
+        f"- {values['training_steps']} steps of {config['clips_per_step']} crops of {config['crop_frames']} frames; "
+        f"loss: vertex MSE + {config['lip_gap_weight']} × lip-gap error, /p b m/ frames × {config['bilabial_weight']}.",
+        f"- Training time on this machine: {timing['train']:.0f} s of steps (summed over resumed sessions) + "
+        f"{timing['data']:.0f} s reading the corpus and its cached features in the last session "
+        f"({timing['threads']} torch thread(s), 2 shared cores)." if timing else
+        "- Training time: not recorded.", "",
+        *benchmark_section(values, report),
+        "## Known limits",
+        "- The motion it learnt is the rig's, not a captured face's: its style, coarticulation and the rig's own "
+        "anticipatory opening in pauses carry over.",
+        "- The front end hears phones (hama 1.6, one model for every voice): it was trained on undocumented data; "
+        "crosstalk and non-English speech are outside what the corpus taught.", "",
         "## Export",
         f"- ONNX opset {OPSET}, IR {IR_VERSION}; torch ↔ onnxruntime parity {values['parity_max_abs_m']:.1e} m "
-        f"(limit {PARITY_TOLERANCE:g}).", "",
-        "No evaluation is recorded here: run `python -m training evaluate` and add its table.", ""])
+        f"(limit {PARITY_TOLERANCE:g}).", ""])
 
 
 def _swap_folders(new: Path, target: Path) -> None:
@@ -147,13 +226,30 @@ def training_data(checkpoint: dict) -> dict:
     return json.loads(checkpoint["data"])
 
 
+def training_seconds(checkpoint, data: dict) -> dict | None:
+    """{"train": seconds of steps (loss.csv beside the checkpoint, summed over resumed sessions), "data": seconds
+    preparing the clips, "threads"} or None when the run folder has no log."""
+    rows = loop.read_log(Path(checkpoint).parent / loop.LOG_FILE)
+    if not rows or "data_seconds" not in data:
+        return None
+    total, previous = 0.0, 0.0
+    for row in rows:
+        seconds = float(row["seconds"])
+        if seconds < previous:
+            total += previous
+        previous = seconds
+    return {"train": total + previous, "data": float(data["data_seconds"]), "threads": data.get("threads")}
+
+
 def export_generator(checkpoint, out_dir, name: str | None = None, description: str = "",
-                     force: bool = False) -> tuple[Path, float]:
+                     force: bool = False, benchmark=None) -> tuple[Path, float]:
     """Write generator.onnx, model.json and MODEL_CARD.md as the folder `out_dir`; returns (folder, parity error).
 
     The folder is built beside `out_dir` and swapped in at once, so a kill at any moment leaves the old model or
     the new one, never a mix. An existing `out_dir` is replaced only with `force`. ModelError if the ONNX graph
-    differs from torch by more than PARITY_TOLERANCE metres (nothing is replaced then)."""
+    differs from torch by more than PARITY_TOLERANCE metres (nothing is replaced then). `benchmark`: a
+    real_speech.json whose rows for this model go into the card."""
+    report = None if benchmark is None else json.loads(Path(benchmark).read_text(encoding="utf-8"))
     out_dir = Path(out_dir)
     if out_dir.exists() and not force:
         raise BackendError(f"{out_dir} exists; pass --force to replace it (the old generator is kept until the new "
@@ -169,12 +265,13 @@ def export_generator(checkpoint, out_dir, name: str | None = None, description: 
     building = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
     try:
         path = building / ONE_SHOT_FILE
-        example = (torch.from_numpy(speech_like_audio(1.0, 0)), torch.zeros(1, NUM_VERTICES, 3),
+        example = (torch.from_numpy(speech_like_features(1.0, 0)), torch.zeros(1, NUM_VERTICES, 3),
                    torch.eye(len(styles))[:1])
         with torch.no_grad():
-            torch.onnx.export(module, example, str(path), input_names=[INPUT_AUDIO, INPUT_TEMPLATE, INPUT_STYLE],
+            torch.onnx.export(module, example, str(path),
+                              input_names=[INPUT_SPEECH_FEATURES, INPUT_TEMPLATE, INPUT_STYLE],
                               output_names=[OUTPUT_VERTICES], opset_version=OPSET, dynamo=False,
-                              dynamic_axes={INPUT_AUDIO: {1: "N"}, OUTPUT_VERTICES: {1: "T"}})
+                              dynamic_axes={INPUT_SPEECH_FEATURES: {1: "T"}, OUTPUT_VERTICES: {1: "T"}})
         fold_constants(path)
         template = (np.random.default_rng(1).normal(scale=0.05, size=(NUM_VERTICES, 3))).astype(np.float32)
         error = parity_error(module, path, template, len(styles))
@@ -184,12 +281,14 @@ def export_generator(checkpoint, out_dir, name: str | None = None, description: 
         name = name or out_dir.name
         values = {"name": name, "family": config.family, "description": description or f"{config.family}-style "
                   f"generator ({config.name} preset)", "fps": MESH_FPS, "sample_rate": SAMPLE_RATE, "styles": styles,
-                  "default_style": styles[0], "kind": "one_shot", "synthetic_training_data": data["synthetic"],
+                  "default_style": styles[0], "kind": "one_shot", "synthetic_training_data": data["synthetic"], "input": INPUT_SPEECH_FEATURES,
                   "training_data": {key: value for key, value in data.items() if key != "path"},
                   "preset": config.name, "config": shareable_config(config), "training_steps": int(state["step"]),
-                  "parity_max_abs_m": error, "parameters": sum(p.numel() for p in model.parameters())}
+                  "parity_max_abs_m": error, "parameters": sum(p.numel() for p in model.parameters()),
+                  "basis_explained": float(model.motion_basis.explained.sum()),
+                  "training_seconds": training_seconds(checkpoint, data)}
         write_json(building / MODEL_FILE, values)
-        write_text(building / CARD_FILE, model_card(values))
+        write_text(building / CARD_FILE, model_card(values, report))
         read_generator_info(building)  # the folder must satisfy the contract it claims
         _swap_folders(building, out_dir)
     finally:

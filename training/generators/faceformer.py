@@ -1,11 +1,12 @@
 """FaceFormer-style generator (Fan et al. 2022), non-autoregressive variant.
 
-Speech encoder (ours) -> decoder blocks, each: causal self-attention with FaceFormer's biased mask
+Speech encoder (over the frozen front end's features) -> decoder blocks, each: causal self-attention with FaceFormer's biased mask
 (-slope_h * floor((i - j) / period), no future frames; local in blocks, see BiasedSelfAttention), cross-attention to the speech features under
 FaceFormer's alignment mask (frame t sees only speech frame t, which makes the softmax exactly 1, so
 it reduces to the value/output projections of that frame), and a feed-forward; the decoder input is
-the speech features + a subject-style embedding + the periodic positional encoding. The output is a
-per-vertex displacement added to the template.
+the speech features + a subject-style embedding + the periodic positional encoding. The output is the
+coefficients of the model's fixed motion basis (training.generators.motion_basis), decoded to vertices inside
+the exported graph.
 
 Deviation from the paper: the decoder input does not feed back past predicted motions
 (teacher forcing / autoregression). That keeps inference one parallel pass (O(T) per clip in the
@@ -15,9 +16,10 @@ backend, > 200x real time on one core) and one ONNX graph.
 import torch
 from torch import nn
 
+from training.generators.audio_encoder import (CoefficientHead, EncoderBlock, SpeechEncoder,
+                                               periodic_positional_encoding)
 from training.generators.config import GeneratorConfig
 from training.generators.protocol import Family, GeneratorOutput
-from training.generators.audio_encoder import EncoderBlock, SpeechEncoder, VertexHead, periodic_positional_encoding
 
 
 class AlignedCrossAttention(nn.Module):
@@ -66,18 +68,17 @@ class FaceFormerDecoder(nn.Module):
 
 
 class FaceFormerStyle(Family):
-    """audio (B, N), template (B, 5023, 3), style (B, S) -> GeneratorOutput(vertices (B, T, 5023, 3))."""
+    """speech_features (B, T, 447), template (B, 5023, 3), style (B, S) -> GeneratorOutput(coefficients (B, T, K))."""
 
     title = "FaceFormer-style"
 
     def __init__(self, config: GeneratorConfig, num_styles: int):
-        super().__init__()
-        self.speech_encoder = SpeechEncoder(config.width, config.heads, config.encoder_blocks, config.mel_bins,
-                                            config.period, config.attention_block)
+        super().__init__(config)
+        self.speech_encoder = SpeechEncoder.from_config(config)
         self.decoder = FaceFormerDecoder(config.width, config.heads, config.decoder_blocks, num_styles,
                                          config.period, config.attention_block)
-        self.head = VertexHead(config.width)
+        self.head = CoefficientHead(config.width, config.basis_size)
 
-    def forward(self, audio: torch.Tensor, template: torch.Tensor, style: torch.Tensor) -> GeneratorOutput:
-        motion = self.decoder(self.speech_encoder(audio), style)
-        return GeneratorOutput(template[:, None] + self.head(motion))
+    def forward(self, features: torch.Tensor, template: torch.Tensor, style: torch.Tensor) -> GeneratorOutput:
+        return GeneratorOutput(self.head(self.decoder(self.speech_encoder(features), style)))
+

@@ -1,12 +1,14 @@
 """SelfTalk-style generator (Peng et al. 2023): non-autoregressive speech-to-motion with a commonsense
 consistency loop.
 
-- Speech to motion: our speech encoder, bidirectional biased-attention blocks with subject style and the
-  periodic positional encoding (the KMTalk-style backbone), the vertex head. One parallel pass.
-- Audio-side phoneme recogniser: a linear CTC head on the speech features (SelfTalk fine-tunes an ASR
-  model; no pretrained one exists offline, so ours learns phonemes from the corpus timelines). Its CTC
-  loss (recogniser_weight) also shapes the shared speech encoder.
-- Lip reader: per-frame lip displacements (mm) of LIP_VERTICES vertices around the lip centre -> a
+- Speech to motion: the speech encoder over the frozen front end's features, bidirectional biased-attention
+  blocks with subject style and the periodic positional encoding (the KMTalk-style backbone), the
+  coefficient head of the motion basis. One parallel pass.
+- Audio-side phoneme recogniser: a linear CTC head on the encoded speech (SelfTalk fine-tunes an ASR model;
+  ours reads hama's pretrained features and maps them to ARPAbet with the corpus timelines). Its CTC loss
+  (recogniser_weight) also shapes the shared speech encoder.
+- Lip reader: per-frame lip displacements (mm) of LIP_VERTICES vertices around the lip centre (decoded from
+  the coefficients through the basis rows of those vertices only) -> a
   transformer block -> phoneme CTC log-probabilities. It learns on the ground-truth lips (CTC against the
   clip's phoneme sequence) and reads the generated lips with its weights detached, so only the generator
   is pushed by: lip_reading_weight x CTC(generated lips) and consistency_weight x KL(audio recogniser ||
@@ -24,7 +26,7 @@ from torch.func import functional_call
 
 from backend.errors import BackendError
 from backend.flame import LOWER_LIP_CENTRE, MM_PER_M, NUM_VERTICES, UPPER_LIP_CENTRE
-from training.generators.audio_encoder import EncoderBlock, SpeechEncoder, VertexHead
+from training.generators.audio_encoder import CoefficientHead, EncoderBlock, SpeechEncoder
 from training.generators.config import GeneratorConfig
 from training.generators.kmtalk import TransformerBackbone
 from training.generators.protocol import Family, GeneratorOutput, LossTerm, TrainingClip
@@ -83,19 +85,18 @@ class LipReader(nn.Module):
 
 
 class SelfTalkStyle(Family):
-    """audio (B, N), template (B, 5023, 3), style (B, S), optional target vertices (1, T, 5023, 3) with their
-    phonemes (L,) -> GeneratorOutput(vertices (B, T, 5023, 3); with targets losses {"phoneme": the weighted sum
-    of the selftalk.* terms} and details (its unweighted parts))."""
+    """speech_features (B, T, 447), template (B, 5023, 3), style (B, S), optional target coefficients (1, T, K)
+    with their phonemes (L,) -> GeneratorOutput(coefficients (B, T, K); with targets losses {"phoneme": the
+    weighted sum of the selftalk.* terms} and details (its unweighted parts))."""
 
     title = "SelfTalk-style"
 
     def __init__(self, config: GeneratorConfig, num_styles: int):
-        super().__init__()
+        super().__init__(config)
         width, heads, block = config.width, config.heads, config.attention_block
-        self.config = config
-        self.speech_encoder = SpeechEncoder(width, heads, config.encoder_blocks, config.mel_bins, config.period, block)
+        self.speech_encoder = SpeechEncoder.from_config(config)
         self.backbone = TransformerBackbone(width, heads, config.decoder_blocks, num_styles, config.period, block)
-        self.head = VertexHead(width)
+        self.head = CoefficientHead(width, config.basis_size)
         self.recogniser = nn.Linear(width, VOCABULARY)
         self.lip_reader = LipReader(width, heads, config.period, block)
         self.register_buffer("lip_indices", torch.arange(LIP_VERTICES) * (NUM_VERTICES // LIP_VERTICES))
@@ -105,27 +106,29 @@ class SelfTalkStyle(Family):
         return ("phoneme",)
 
     @classmethod
-    def clip_inputs(cls, config: GeneratorConfig, clip_id: str, clip, frames: int) -> dict:
-        """phonemes (L,): the CTC targets of the clip's timeline (BackendError without one)."""
+    def check_clip(cls, config: GeneratorConfig, clip_id: str, clip) -> None:
+        """BackendError for a clip without a phoneme timeline (the lip reader's CTC targets) or with labels
+        outside ARPAbet."""
         if not clip.timeline:
             raise BackendError(f"clip {clip_id} has no phoneme timeline; the SelfTalk-style family "
                                "trains its lip reader on the corpus manifest's timelines")
-        return {"phonemes": phoneme_labels(clip.timeline)}
+        phoneme_labels(clip.timeline)
 
     def training_output(self, clip: TrainingClip) -> GeneratorOutput:
-        return self(clip.audio, clip.template[None], clip.style[None], clip.vertices[None], clip.inputs["phonemes"])
+        return self(clip.features, clip.template[None], clip.style[None], clip.coefficients[None],
+                    phoneme_labels(clip.timeline or []))
 
-    def forward(self, audio: torch.Tensor, template: torch.Tensor, style: torch.Tensor,
+    def forward(self, features: torch.Tensor, template: torch.Tensor, style: torch.Tensor,
                 target: torch.Tensor | None = None, labels: torch.Tensor | None = None) -> GeneratorOutput:
-        speech = self.speech_encoder(audio)
-        vertices = template[:, None] + self.head(self.backbone(speech, style))
+        speech = self.speech_encoder(features)
+        coefficients = self.head(self.backbone(speech, style))
         if target is None:
-            return GeneratorOutput(vertices)
-        frames = min(vertices.shape[1], target.shape[1])
+            return GeneratorOutput(coefficients)
+        frames = min(coefficients.shape[1], target.shape[1])
         audio_log_probabilities = torch.log_softmax(self.recogniser(speech[:, :frames]), dim=-1)
         frozen_reader = {name: value.detach() for name, value in self.lip_reader.named_parameters()}
-        generated = functional_call(self.lip_reader, frozen_reader, (self.lips(vertices[:, :frames], template),))
-        real = self.lip_reader(self.lips(target[:, :frames], template))
+        generated = functional_call(self.lip_reader, frozen_reader, (self.lips(coefficients[:, :frames]),))
+        real = self.lip_reader(self.lips(target[:, :frames]))
         terms = {"recogniser_ctc": sequence_ctc(audio_log_probabilities, labels),
                  "lip_reader_ctc": sequence_ctc(real, labels),
                  "generated_ctc": sequence_ctc(generated, labels),
@@ -135,12 +138,11 @@ class SelfTalkStyle(Family):
         phoneme = (weights.recogniser_weight * terms["recogniser_ctc"]
                    + weights.lip_reading_weight * (terms["lip_reader_ctc"] + terms["generated_ctc"])
                    + weights.consistency_weight * terms["consistency"])
-        return GeneratorOutput(vertices, losses={"phoneme": LossTerm(phoneme)}, details=terms)
+        return GeneratorOutput(coefficients, losses={"phoneme": LossTerm(phoneme)}, details=terms)
 
-    def lips(self, vertices: torch.Tensor, template: torch.Tensor) -> torch.Tensor:
-        """(B, T, 5023, 3) -> (B, T, LIP_VERTICES * 3) lip displacements from the template, in mm."""
-        motion = (vertices[:, :, self.lip_indices] - template[:, None, self.lip_indices]) * MM_PER_M
-        return motion.flatten(2)
+    def lips(self, coefficients: torch.Tensor) -> torch.Tensor:
+        """(B, T, K) -> (B, T, LIP_VERTICES * 3) lip displacements from the template, in mm."""
+        return (self.motion_basis.region(coefficients, self.lip_indices) * MM_PER_M).flatten(2)
 
     def prepare_training(self, clips: list) -> None:
         """The lip region from the first training clip's template (kept in the checkpoint, not in the ONNX graph)."""
