@@ -194,7 +194,7 @@ def scan_generators(models_dir=None) -> tuple:
     if not root.is_dir():
         return [], []
     infos, broken = [], []
-    for folder in sorted(child for child in root.iterdir() if (child / MODEL_FILE).is_file()):
+    for folder in sorted(child for child in root.iterdir() if _holds_model_file(child)):
         try:
             info = read_generator_info(folder)
             if not (folder / ONE_SHOT_FILE).is_file():
@@ -206,6 +206,15 @@ def scan_generators(models_dir=None) -> tuple:
         else:
             infos.append(info)
     return infos, broken
+
+
+def _holds_model_file(folder: Path) -> bool:
+    """Whether `folder` has a model.json; a folder that cannot be looked into counts (it is then listed as broken
+    with the reason), so that an unreadable folder never breaks the scan (or the import that reads the default)."""
+    try:
+        return (folder / MODEL_FILE).is_file()
+    except OSError:
+        return True
 
 
 def list_generators(models_dir=None) -> list:

@@ -263,6 +263,7 @@ def export_generator(checkpoint, out_dir, name: str | None = None, description: 
     for stale in out_dir.parent.glob(f".{out_dir.name}.*.tmp"):  # left by an export that was killed
         shutil.rmtree(stale)
     building = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    building.chmod(0o755)   # mkdtemp makes it private; a shipped model folder is readable by every user
     try:
         path = building / ONE_SHOT_FILE
         example = (torch.from_numpy(speech_like_features(1.0, 0)), torch.zeros(1, NUM_VERTICES, 3),
