@@ -171,8 +171,8 @@ def _too_long_message(duration_s: float, max_seconds: float) -> str:
 def load_audio(path, rate: int | None = None, max_seconds: float = DEFAULT_MAX_SECONDS) -> tuple[np.ndarray, int]:
     """Load an audio file as mono float32 in [-1, 1]; resample to `rate` when given.
 
-    Channels are mixed by their mean. The length limit is checked on the header before decoding, so a
-    long file is refused cheaply. Returns (samples (n,), sample_rate).
+    Channels are mixed by their mean; a float file that peaks above full scale is scaled to peak 1. The length
+    limit is checked on the header before decoding, so a long file is refused cheaply. Returns (samples (n,), sample_rate).
     """
     out_rate = None if rate is None else check_rate(rate)
     with _open_checked(path) as sound:
@@ -194,6 +194,11 @@ def load_audio(path, rate: int | None = None, max_seconds: float = DEFAULT_MAX_S
     out_rate = out_rate or file_rate
     try:
         _require_finite(samples)  # before clipping, which would turn inf into full scale
+        # Float files have no full scale: a hot float recording (peaks of 2 or 150) is scaled down to peak 1,
+        # keeping its waveform; clipping it would feed the front end a square wave.
+        peak = 10 ** (peak_dbfs(samples) / 20)
+        if peak > 1.0:
+            samples = samples / np.float32(peak)
         if samples.size and out_rate != file_rate:
             samples = resample(samples, file_rate, out_rate)
         # Resampling (and lossy or float files) can overshoot full scale slightly: clip back to [-1, 1].

@@ -7,6 +7,7 @@ printed as one clear line and exit with code 2; anything else is a bug and keeps
 
 import argparse
 import importlib
+import math
 import sys
 
 from backend.errors import BackendError
@@ -16,6 +17,38 @@ COMMAND_MODULES = (
     "backend.commands.score",
     "backend.commands.animate",
 )
+
+
+def _number_at_least(text: str, minimum: float, kind):
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a {'whole ' if kind is int else ''}number >= {minimum:g}; "
+                                         f"got {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"expected a {'whole ' if kind is int else ''}number >= {minimum:g}; "
+                                         f"got {value:g}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1 (threads, workers, steps)."""
+    return _number_at_least(text, 1, int)
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: a whole number >= 0 (a seed: what numpy and torch accept; a count where 0 means none)."""
+    return _number_at_least(text, 0, int)
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0 (a frame rate)."""
+    value = _number_at_least(text, 0.0, float)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0; got {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -312,6 +312,15 @@ def test_resample_clip_when_overshooting(tmp_path):
     assert np.max(np.abs(samples)) <= 1.0  # ...and load_audio clips it back
 
 
+def test_hot_float_file_is_scaled_to_full_scale_not_clipped(tmp_path):
+    speech_like = tone(0.5, 16000, freq=220, amplitude=1.0) * np.linspace(0.2, 1.0, 8000)
+    hot = write(tmp_path / "hot.wav", 150.0 * speech_like, 16000, subtype="FLOAT")
+    samples, _ = load_audio(hot)
+    assert np.max(np.abs(samples)) == pytest.approx(1.0, abs=1e-6)
+    np.testing.assert_allclose(samples, speech_like / np.max(np.abs(speech_like)), atol=1e-6)  # shape kept
+    assert np.mean(np.abs(samples) > 0.999) < 0.01  # a clipped copy would sit at full scale most of the time
+
+
 def test_real_speech(speech_dir):
     path = sorted(speech_dir.glob("*.flac"))[0]
     info = audio_info(path)

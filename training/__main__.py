@@ -17,7 +17,7 @@ import sys
 import torch
 
 from backend.cli import dispatch
-from training.commands.options import positive_int
+from backend.cli import positive_int
 
 COMMAND_MODULES = (
     "training.commands.represent",

@@ -80,6 +80,8 @@ def build(cls, values: dict, prefix: str = ""):
         raise BackendError(f"{what} settings lack {', '.join(prefix + name for name in missing)}")
     config = cls(**arguments)
     problems = config.check() if hasattr(config, "check") else []
+    if getattr(config, "seed", 0) < 0:  # numpy and torch generators take non-negative seeds only
+        problems.append(f"seed must be at least 0; got {config.seed}")
     if problems:
         raise BackendError("; ".join(problems))
     return config

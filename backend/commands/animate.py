@@ -13,6 +13,7 @@ from pathlib import Path
 
 from backend.atomic import check_writable
 from backend.audio import load_audio
+from backend.cli import positive_int
 from backend.flame import find_template_path
 from backend.flame_frame import FlameFrame
 from backend.frame_rate import MESH_FPS
@@ -31,7 +32,7 @@ def register(subparsers) -> None:
     parser.add_argument("--models-dir", type=Path, help="folder of generator folders (default: shipped models)")
     parser.add_argument("--style", help="subject style (default: the generator's default style)")
     parser.add_argument("--out", type=Path, help="output .npy vertex sequence (T, 5023, 3) at 30 fps")
-    parser.add_argument("--threads", type=int, default=1, help="onnxruntime threads (default 1)")
+    parser.add_argument("--threads", type=positive_int, default=1, help="onnxruntime threads (default 1)")
     parser.add_argument("--list", action="store_true", help="list the available generators and exit")
     parser.set_defaults(run=run, parser=parser)
 

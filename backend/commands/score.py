@@ -18,6 +18,7 @@ import numpy as np
 
 from backend.atomic import atomic_stream, check_writable, write_json
 from backend.audio import load_audio
+from backend.cli import positive_float
 from backend.errors import MetricError
 from backend.frame_rate import MESH_FPS
 from backend.flame import FlameRegions, find_masks_path, find_template_path
@@ -49,9 +50,9 @@ def register(subparsers) -> None:
     folder.add_argument("--split", help="only clips of this split (needs the dataset's manifest.json)")
     folder.add_argument("--resample", action="store_true",
                         help="interpolate ground truth whose fps is not an integer multiple of --fps")
-    parser.add_argument("--fps", type=float, default=float(MESH_FPS),
+    parser.add_argument("--fps", type=positive_float, default=float(MESH_FPS),
                         help=f"prediction frame rate (default {MESH_FPS})")
-    parser.add_argument("--gt-fps", type=float,
+    parser.add_argument("--gt-fps", type=positive_float,
                         help="ground-truth frame rate (default: manifest fps, else 60 for folders, --fps for --gt)")
     parser.add_argument("--encoders", type=Path,
                         help="folder with speech_encoder.onnx and mesh_encoder.onnx (PLRS; default: the shipped ones)")

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import torch
 
+from backend.cli import positive_int
 from training.commands.options import add_encoders_and_masks, add_seed_and_settings, overrides
 from training.generators.compare import FAMILIES, PARTS, compare
 from training.generators.config import GeneratorConfig
@@ -24,7 +25,7 @@ def register(subparsers) -> None:
     parser.add_argument("--families", nargs="+", default=list(FAMILIES), metavar="FAMILY",
                         help=f"subset of {', '.join(FAMILIES)}")
     parser.add_argument("--parts", nargs="+", default=list(PARTS), metavar="PART", help=f"subset of {', '.join(PARTS)}")
-    parser.add_argument("--cost-steps", type=int, default=10, help="measured iterations per cost row")
+    parser.add_argument("--cost-steps", type=positive_int, default=10, help="measured iterations per cost row")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
                         help="device for the cost rows (training runs use the GPU when present)")
     parser.set_defaults(run=run)

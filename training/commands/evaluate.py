@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from backend.cli import non_negative_int
 from training.commands.options import add_encoders_and_masks
 from training.generators.evaluate import evaluate, parse_model_arguments
 
@@ -14,7 +15,7 @@ def register(subparsers) -> None:
     parser.add_argument("--split", default="test")
     parser.add_argument("--out", type=Path, required=True, help="folder for table.md, table.csv, predictions/")
     add_encoders_and_masks(parser)
-    parser.add_argument("--render", type=int, default=0, metavar="N",
+    parser.add_argument("--render", type=non_negative_int, default=0, metavar="N",
                         help="also render lip close-ups of N clips (needs the FLAME template: $FLAME_TEMPLATE)")
     parser.set_defaults(run=run)
 

@@ -5,23 +5,13 @@ training.configuration)."""
 import argparse
 from pathlib import Path
 
+from backend.cli import non_negative_int
 from training.configuration import merged, parse_settings
-
-
-def positive_int(text: str) -> int:
-    """argparse type: a whole number >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1; got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1; got {value}")
-    return value
 
 
 def add_seed_and_settings(parser, config_name: str, example: str) -> None:
     """--seed N and repeatable --set KEY=VALUE (KEY may be section.field) for a command that trains."""
-    parser.add_argument("--seed", type=int, help="random seed of the run (default: the preset's, 0)")
+    parser.add_argument("--seed", type=non_negative_int, help="random seed of the run (default: the preset's, 0)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help=f"override any {config_name} field, e.g. {example} (repeat)")
 

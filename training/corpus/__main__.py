@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from backend.cli import dispatch
+from backend.cli import dispatch, non_negative_int, positive_int
 
 
 def _build(args) -> int:
@@ -72,10 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--preset", choices=("ci", "small", "full"), default="ci",
                        help="ci: tiny, for tests; small: about 1 h; full: over 5 h")
     build.add_argument("--out", required=True, help="output folder")
-    build.add_argument("--seed", type=int, default=0)
+    build.add_argument("--seed", type=non_negative_int, default=0)
     build.add_argument("--force", action="store_true", help="replace another corpus (finished, or an unfinished "
                        "build of another preset/seed) in --out (its own files only); the same build continues anyway")
-    build.add_argument("--workers", type=int, help="processes (default: every core)")
+    build.add_argument("--workers", type=positive_int, help="processes (default: every core)")
     build.add_argument("--speech", help="recorded speech with .phones.lab (default $SPEECH_DIR or ../shared/speech/kathleen)")
     build.set_defaults(run=_build)
     render = commands.add_parser("render", help="render frames of a clip to PNG (face, lips, waveform + phones)")
@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     align.set_defaults(run=_align)
     timing = commands.add_parser("timing", help="check TTS voices' phone times on their audio (bilabial closures)")
     timing.add_argument("--voices", help="comma-separated voice ids (default: every flite, festival, piper voice)")
-    timing.add_argument("--sentences", type=int, default=40, help="ARCTIC prompts to speak (not held-out ones)")
+    timing.add_argument("--sentences", type=positive_int, default=40, help="ARCTIC prompts to speak (not held-out ones)")
     timing.add_argument("--speech", help="folder with the ARCTIC <id>.txt prompts (default ../shared/speech/kathleen)")
     timing.set_defaults(run=_timing)
     build.add_argument("--template", help="FLAME template (default $FLAME_TEMPLATE or ../shared/flame/FLAME_sample.ply)")
