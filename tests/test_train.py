@@ -177,6 +177,7 @@ def test_evaluate_writes_the_paper_table(trained, ci_corpus, flame_masks, flame_
     (["--preset", "tiny", "--set", "learning_rate=nan"], "learning_rate=nan: expected a finite number"),
     (["--preset", "tiny", "--set", "learning_rate=-1"], "learning_rate and grad_clip must be positive"),
     (["--preset", "tiny", "--set", "steps=0"], "steps must be at least 1; got 0"),
+    (["--preset", "tiny", "--set", "seed=-1"], "seed must be at least 0; got -1"),
 ])
 def test_train_bad_arguments(ci_corpus, tmp_path, capsys, arguments, message):
     assert training_main(["train", *arguments, "--corpus", str(ci_corpus), "--out", str(tmp_path / "run")]) == 2
