@@ -122,8 +122,13 @@ class FlameFrame:
         """(..., 3) local coordinates -> FLAME frame, float32."""
         if self.is_identity:
             return np.asarray(local, dtype=np.float32)
-        flame = self.scale * np.asarray(local, dtype=np.float64) @ self.rotation.T + self.translation
-        return flame.astype(np.float32)
+        local = np.asarray(local)
+        points = local.reshape(-1, 3)
+        flame = np.empty(points.shape, dtype=np.float32)
+        for start in range(0, len(points), POINTS_PER_BLOCK):   # float64 temporaries of a block, not the take
+            block = slice(start, start + POINTS_PER_BLOCK)
+            flame[block] = self.scale * points[block].astype(np.float64) @ self.rotation.T + self.translation
+        return flame.reshape(local.shape)
 
     def to_local(self, flame: np.ndarray) -> np.ndarray:
         """(..., 3) FLAME frame -> local coordinates, float32 (the exact inverse of `to_flame`)."""

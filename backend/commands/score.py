@@ -22,6 +22,7 @@ from backend.cli import positive_float
 from backend.errors import MetricError
 from backend.frame_rate import MESH_FPS
 from backend.flame import FlameRegions, find_masks_path, find_template_path
+from backend.flame_frame import FlameFrame
 from backend.mesh import load_flame_mesh, load_vertex_sequence
 from backend.metrics import phone_checks
 from backend.metrics.evaluation import Regions, ScoreReport, convert_fps, score_clip, score_folder
@@ -95,15 +96,25 @@ def run(args) -> int:
     return 0
 
 
+def _in_flame_frame(vertices: np.ndarray, source) -> np.ndarray:
+    """`vertices` ((V, 3) or (T, V, 3), FLAME topology) in the FLAME frame the metrics and encoders measure in:
+    a head in centimetres, rotated or mirrored (what `animate` writes for such a template) is mapped back,
+    recovered from its own first frame (backend.flame_frame), and the caller is told."""
+    frame = FlameFrame.recover(vertices.reshape(-1, *vertices.shape[-2:])[0])
+    for note in frame.notes:
+        print(f"warning: {source}: {note.split(':')[0]}; scored in FLAME metres", file=sys.stderr)
+    return frame.to_flame(vertices)
+
+
 def _score_one(args, regions: Regions, encoders) -> ScoreReport:
-    pred = load_vertex_sequence(args.pred, num_vertices=None)
+    pred = _in_flame_frame(load_vertex_sequence(args.pred, num_vertices=None), args.pred)
     samples, rate = load_audio(args.audio)
     gt = template = curve = None
     if args.gt is not None:
-        gt = convert_fps(load_vertex_sequence(args.gt, num_vertices=None), args.gt_fps or args.fps, args.fps,
-                         resample=False, source=str(args.gt))
+        gt = convert_fps(_in_flame_frame(load_vertex_sequence(args.gt, num_vertices=None), args.gt),
+                         args.gt_fps or args.fps, args.fps, resample=False, source=str(args.gt))
     if args.template is not None:
-        template = load_flame_mesh(args.template).vertices
+        template = _in_flame_frame(load_flame_mesh(args.template).vertices, args.template)
     if args.reference_curve is not None:
         curve = np.load(args.reference_curve, allow_pickle=False)
     return score_clip(pred, samples, rate, regions, args.fps, gt, template, curve, encoders)
@@ -139,9 +150,10 @@ def write_csv(report: ScoreReport, path: Path) -> None:
 
 def _phone_checks(args, masks: FlameRegions) -> phone_checks.ClipChecks:
     """The real-speech checks of --pred against --phones, with the rig built on the template used."""
-    mesh = load_flame_mesh(find_template_path(args.template))
-    rig = FlameRig(mesh.vertices, mesh.faces, masks.masks)
-    pred = load_vertex_sequence(args.pred)
+    path = find_template_path(args.template)
+    mesh = load_flame_mesh(path)
+    rig = FlameRig(_in_flame_frame(mesh.vertices, path), mesh.faces, masks.masks)
+    pred = _in_flame_frame(load_vertex_sequence(args.pred), args.pred)
     return phone_checks.check_clip(pred, read_lab(args.phones), rig, args.fps)
 
 
