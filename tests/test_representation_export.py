@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from backend.errors import ModelError
+from backend.errors import BackendError, ModelError
 from backend.metrics.plrs import OnnxSpeechMeshEncoders
 from backend.metrics.plrs import read_bands
 from backend.models import PLRS_EVALUATOR, SPEECH_MESH, default_models_dir
@@ -68,6 +68,28 @@ def test_export_refuses_a_checkpoint_without_encoders(tmp_path):
     with pytest.raises(ModelError, match="bad.pt: checkpoint lacks speech_encoder, mesh_encoder; expected one "
                                          "written by `python -m training represent`"):
         export_representation(tmp_path / "bad.pt", tmp_path / "onnx")
+
+
+def test_an_exported_representation_is_replaced_only_with_force_and_never_by_a_failed_export(tmp_path, monkeypatch):
+    import training.representation.export as export
+    first = random_checkpoint(tmp_path / "first.pt", "two-stage", "frontend", 0)
+    second = random_checkpoint(tmp_path / "second.pt", "syncnet", "frontend", 0)
+    out = tmp_path / "onnx"
+    export_representation(first, out)
+    (out / "MODEL_CARD.md").write_text("the card stays")
+    before = {name: (out / name).read_bytes() for name in ("speech_encoder.onnx", "mesh_encoder.onnx",
+                                                          "representation.json")}
+    with pytest.raises(BackendError, match="already holds an exported representation .*pass --force"):
+        export_representation(second, out)
+    monkeypatch.setattr(export, "PARITY_TOLERANCE", -1.0)       # every export now fails its parity check
+    with pytest.raises(ModelError, match="is unchanged"):
+        export_representation(second, out, force=True)
+    assert {name: (out / name).read_bytes() for name in before} == before
+    monkeypatch.undo()
+    export_representation(second, out, force=True)
+    assert (out / "representation.json").read_bytes() != before["representation.json"]
+    assert (out / "MODEL_CARD.md").read_text() == "the card stays"
+    assert sorted(path.name for path in out.iterdir()) == ["MODEL_CARD.md", *sorted(before)]   # no leftovers
 
 
 SHIPPED = {SPEECH_MESH: default_models_dir(SPEECH_MESH), PLRS_EVALUATOR: default_models_dir(PLRS_EVALUATOR)}

@@ -4,8 +4,14 @@ parity check against torch on random inputs.
 speech_encoder.onnx: `frontend` (B, 5, 447) or `fbank` (B, 20, 128) (what the encoder hears) -> `embedding` (B, D);
 mesh_encoder.onnx: `vertices` (B, 5, 15069) -> `embedding` (B, D). Opset 17 (onnxruntime 1.22, also in Blender's Python); the batch
 axis is dynamic. The TorchScript-based exporter (`dynamo=False`) needs no extra package.
+
+The three files are built in a hidden folder inside the target and moved in only after the parity check, so a
+failed or killed export leaves the old encoders in place; a folder that already holds them (e.g. the shipped
+models/speech_mesh/) is replaced only when asked to (`force`).
 """
 
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +20,7 @@ from torch import nn
 
 from backend import features
 from backend.atomic import atomic_path, write_json
-from backend.errors import ModelError
+from backend.errors import BackendError, ModelError
 from backend.flame import VERTEX_VALUES
 from backend.onnx_session import OPSET, open_session
 from backend.metrics.plrs import EMBEDDING_OUTPUT, MESH_ENCODER_FILE, MESH_INPUT, SPEECH_ENCODER_FILE
@@ -59,23 +65,34 @@ def random_inputs(speech_encoder: nn.Module, mesh_encoder: nn.Module, batch: int
     return speech, mean + noise * spread
 
 
-def export_representation(checkpoint, out_dir, batch: int = 7) -> list[Path]:
+def export_representation(checkpoint, out_dir, batch: int = 7, force: bool = False) -> list[Path]:
     """Export a checkpoint's encoders to `out_dir` (plus its training metadata as representation.json),
-    check parity on a random batch of `batch` (not the export batch of 2), raise ModelError past 1e-4."""
-    representation = load_representation(checkpoint)
+    check parity on a random batch of `batch` (not the export batch of 2), raise ModelError past 1e-4.
+    BackendError if `out_dir` already holds any of the three files and not `force`."""
     out = Path(out_dir)
-    speech_encoder = representation.speech_encoder
-    speech_name = speech_encoder.input_name
-    example_speech, _ = random_inputs(speech_encoder, representation.mesh_encoder, 2, seed=1)
-    speech_path = export_encoder(speech_encoder, example_speech, speech_name, out / SPEECH_ENCODER_FILE)
-    _, mesh_example = random_inputs(speech_encoder, representation.mesh_encoder, 2, seed=2)
-    mesh_path = export_encoder(representation.mesh_encoder, mesh_example, MESH_INPUT, out / MESH_ENCODER_FILE)
-    fbank, vertices = random_inputs(speech_encoder, representation.mesh_encoder, batch)
-    errors = {"speech": parity_error(speech_encoder, speech_path, speech_name, fbank),
-              "mesh": parity_error(representation.mesh_encoder, mesh_path, MESH_INPUT, vertices)}
-    if max(errors.values()) > PARITY_TOLERANCE:
-        raise ModelError(f"ONNX export differs from torch by {errors} (max abs); expected at most {PARITY_TOLERANCE}")
-    meta_path = out / META_FILE
-    meta = {**representation.meta, "onnx_opset": OPSET, "parity_max_abs_error": errors}
-    write_json(meta_path, meta, indent=1, sort_keys=True)
-    return [speech_path, mesh_path, meta_path]
+    names = (SPEECH_ENCODER_FILE, MESH_ENCODER_FILE, META_FILE)
+    existing = [name for name in names if (out / name).exists()]
+    if existing and not force:
+        raise BackendError(f"{out} already holds an exported representation ({', '.join(existing)}); pass --force "
+                           "to replace it (the old files stay until the new ones pass the parity check)")
+    representation = load_representation(checkpoint)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out, prefix=".export-") as building:
+        build = Path(building)
+        speech_encoder = representation.speech_encoder
+        speech_name = speech_encoder.input_name
+        example_speech, _ = random_inputs(speech_encoder, representation.mesh_encoder, 2, seed=1)
+        speech_path = export_encoder(speech_encoder, example_speech, speech_name, build / SPEECH_ENCODER_FILE)
+        _, mesh_example = random_inputs(speech_encoder, representation.mesh_encoder, 2, seed=2)
+        mesh_path = export_encoder(representation.mesh_encoder, mesh_example, MESH_INPUT, build / MESH_ENCODER_FILE)
+        fbank, vertices = random_inputs(speech_encoder, representation.mesh_encoder, batch)
+        errors = {"speech": parity_error(speech_encoder, speech_path, speech_name, fbank),
+                  "mesh": parity_error(representation.mesh_encoder, mesh_path, MESH_INPUT, vertices)}
+        if max(errors.values()) > PARITY_TOLERANCE:
+            raise ModelError(f"ONNX export differs from torch by {errors} (max abs); expected at most "
+                             f"{PARITY_TOLERANCE}; {out} is unchanged")
+        meta = {**representation.meta, "onnx_opset": OPSET, "parity_max_abs_error": errors}
+        write_json(build / META_FILE, meta, indent=1, sort_keys=True)
+        for name in names:   # the metadata last: a folder whose json is new holds the new encoders
+            os.replace(build / name, out / name)
+    return [out / name for name in names]
