@@ -89,3 +89,23 @@ def test_align_command_writes_labels_and_skips_a_bad_recording(tmp_path, speech_
     assert sorted(path.name for path in out_dir.iterdir()) == [f"{clip}.phones.lab", f"{clip}.words.lab"]
     assert read_lab(out_dir / f"{clip}.phones.lab")[0][2] in ("AO", "SIL")
     assert main(["align", "--audio", str(tmp_path / "nowhere"), "--text", str(text_dir), "--out", str(out_dir)]) == 2
+
+
+def test_align_keeps_labels_that_already_exist_unless_forced(tmp_path, speech_dir, capsys):
+    from training.corpus.__main__ import main
+    audio_dir, text_dir = tmp_path / "audio", tmp_path / "text"
+    audio_dir.mkdir()
+    text_dir.mkdir()
+    clip = CLIPS[0]
+    shutil.copy(speech_dir / f"{clip}.flac", audio_dir / f"{clip}.flac")
+    shutil.copy(speech_dir / f"{clip}.txt", text_dir / f"{clip}.txt")
+    corrected = "0.00\t0.50\tSIL\n0.50\t0.90\tM\n"          # labels the user fixed by hand
+    (audio_dir / f"{clip}.phones.lab").write_text(corrected)
+    argv = ["align", "--audio", str(audio_dir), "--text", str(text_dir), "--out", str(audio_dir)]
+    assert main(argv) == 0
+    assert (audio_dir / f"{clip}.phones.lab").read_text() == corrected
+    assert not (audio_dir / f"{clip}.words.lab").exists()
+    assert "1 kept their existing labels (--force realigns them)" in capsys.readouterr().err
+    assert main(argv + ["--force"]) == 0
+    assert (audio_dir / f"{clip}.phones.lab").read_text() != corrected
+    assert (audio_dir / f"{clip}.words.lab").exists()

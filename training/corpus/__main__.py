@@ -48,9 +48,12 @@ def _stats(args) -> int:
 
 def _align(args) -> int:
     from training.corpus.align import align_folder
-    result = align_folder(args.audio, args.text, args.out, report=lambda line: print(line, file=sys.stderr))
+    result = align_folder(args.audio, args.text, args.out, report=lambda line: print(line, file=sys.stderr),
+                          force=args.force)
+    kept = (f"; {len(result['kept'])} kept their existing labels (--force realigns them)"
+            if result["kept"] else "")
     print(f"aligned {len(result['aligned'])} recordings into {args.out}; {len(result['failed'])} failed, "
-          f"{len(result['no_transcript'])} without a transcript", file=sys.stderr)
+          f"{len(result['no_transcript'])} without a transcript{kept}", file=sys.stderr)
     return 2 if result["failed"] else 0
 
 
@@ -94,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     align.add_argument("--audio", required=True, help="folder of <id>.flac/.wav/.ogg recordings")
     align.add_argument("--text", required=True, help="folder of <id>.txt transcripts")
     align.add_argument("--out", required=True, help="folder for <id>.phones.lab and <id>.words.lab")
+    align.add_argument("--force", action="store_true", help="realign recordings that already have labels in --out")
     align.set_defaults(run=_align)
     timing = commands.add_parser("timing", help="check TTS voices' phone times on their audio (bilabial closures)")
     timing.add_argument("--voices", help="comma-separated voice ids (default: every flite, festival, piper voice)")

@@ -205,11 +205,12 @@ def write_lab(path: Path, timeline) -> None:
     write_text(path, "".join(f"{start:.2f}\t{end:.2f}\t{label}\n" for start, end, label in timeline))
 
 
-def align_folder(audio_dir, text_dir, out_dir, report=print) -> dict:
+def align_folder(audio_dir, text_dir, out_dir, report=print, force: bool = False) -> dict:
     """Align every recording in `audio_dir` that has `<id>.txt` in `text_dir`; write `<id>.phones.lab` and
-    `<id>.words.lab` into `out_dir`. One failing utterance is reported and skipped, never the rest.
+    `<id>.words.lab` into `out_dir`. One failing utterance is reported and skipped, never the rest. A recording
+    whose labels already exist in `out_dir` (perhaps corrected by hand) is kept as it is unless `force`.
 
-    Returns {"aligned": [...ids], "failed": {id: message}, "no_transcript": [...ids]}.
+    Returns {"aligned": [...ids], "failed": {id: message}, "no_transcript": [...ids], "kept": [...ids]}.
     """
     audio_dir, text_dir, out_dir = Path(audio_dir), Path(text_dir), Path(out_dir)
     for folder, what in ((audio_dir, "audio"), (text_dir, "transcript")):
@@ -221,11 +222,14 @@ def align_folder(audio_dir, text_dir, out_dir, report=print) -> dict:
         raise AudioError(f"{audio_dir}: no recordings; expected <id>.flac, <id>.wav or <id>.ogg files")
     out_dir.mkdir(parents=True, exist_ok=True)
     aligner = Aligner()
-    result = {"aligned": [], "failed": {}, "no_transcript": []}
+    result = {"aligned": [], "failed": {}, "no_transcript": [], "kept": []}
     for recording in recordings:
         name, transcript = recording.stem, text_dir / f"{recording.stem}.txt"
         if not transcript.is_file():
             result["no_transcript"].append(name)
+            continue
+        if not force and any((out_dir / f"{name}.{kind}.lab").exists() for kind in ("phones", "words")):
+            result["kept"].append(name)
             continue
         try:
             audio, _ = load_audio(recording, SAMPLE_RATE)
