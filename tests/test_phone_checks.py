@@ -135,6 +135,10 @@ def test_bad_inputs_say_what_was_expected(rig, reference):
         phone_checks.check_clip(reference[:, :100], TIMELINE, rig, FPS)
     with pytest.raises(AudioError, match="ARPAbet"):
         phone_checks.check_clip(reference, [(0.0, 1.0, "XX")], rig, FPS)
+    seconds = len(reference) / FPS    # the labels of another, longer recording (they were ignored past the clip)
+    with pytest.raises(MetricError, match=f"the phone labels run to {seconds + 10:.2f} s but the clip is "
+                                          f"{seconds:.2f} s long; expected the labels of this recording"):
+        phone_checks.check_clip(reference, [*TIMELINE, (TIMELINE[-1][1], seconds + 10, "SIL")], rig, FPS)
 
 
 def test_score_adds_the_checks_for_one_clip_and_says_what_they_mean(rig, reference, flame_ply, flame_masks,

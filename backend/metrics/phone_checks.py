@@ -38,6 +38,7 @@ LABIODENTAL_CONTACT_M = 0.0015  # lower-lip centre this near the upper-teeth poi
 MIN_PAUSE_S = 0.3
 PAUSE_TRIM_S = 0.1
 MAX_LAG_FRAMES = 10
+LABELS_BEYOND_CLIP_S = 0.5      # labels ending later than this after the clip belong to another recording
 OPENNESS_CLASS = {**dict.fromkeys(("AA", "AE", "AO", "AW", "AY"), 3),
                   **dict.fromkeys(("AH", "EH", "ER", "OW", "EY", "OY"), 2),
                   **dict.fromkeys(("IH", "IY", "UH", "UW"), 1)}
@@ -155,6 +156,10 @@ def check_clip(vertices, timeline, rig: FlameRig, fps: float = MESH_FPS, referen
     if vertices.ndim != 3 or vertices.shape[1:] != rig.template.shape:
         raise MetricError(f"vertices have shape {vertices.shape}; expected (T, {rig.template.shape[0]}, 3)")
     n_frames = len(vertices)
+    labels_end = max(end for _, end, _ in timeline)
+    if labels_end > n_frames / fps + LABELS_BEYOND_CLIP_S:
+        raise MetricError(f"the phone labels run to {labels_end:.2f} s but the clip is {n_frames / fps:.2f} s long; "
+                          "expected the labels of this recording")
     gap = lip_distance_curve(vertices)
     shut = rest_gap(rig.template) + CLOSED_ABOVE_REST_M
     times = np.arange(n_frames) / fps
