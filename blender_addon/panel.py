@@ -1,4 +1,5 @@
-"""The N-panel tab: audio, generator, style and intensity, the buttons (with why they are disabled), the
+"""The N-panel tab: audio, generator, style and intensity, life toggles, the key-mapping table (driving a
+character's own keys), the buttons (with why they are disabled), the
 scores with a colour cue, a rating word and a one-line explanation each, and the speech-envelope vs
 lip-opening plot. Text is wrapped to the sidebar's width so nothing is cut off with '...'."""
 
@@ -67,6 +68,54 @@ def draw_plot(layout, context, image) -> None:
                  _chars_per_line(context))
 
 
+class TALKINGHEAD_UL_mapping(bpy.types.UIList):
+    """One row per basis key -> target key: the basis key, the character's key (searchable among its shape keys;
+    red when it has no such key), the gain; unmapped rows say so."""
+
+    bl_idname = "TALKINGHEAD_UL_mapping"
+
+    def draw_item(self, context, layout, data, item, icon, active_data, active_property, index=0, flt_flag=0):
+        obj = context.active_object
+        keys = obj.data.shape_keys if obj is not None and obj.type == "MESH" else None
+        split = layout.split(factor=0.42)
+        split.label(text=item.basis_key)
+        row = split.row(align=True)
+        missing = bool(item.target_key) and (keys is None or item.target_key not in keys.key_blocks)
+        row.alert = missing
+        if keys is not None:
+            row.prop_search(item, "target_key", keys, "key_blocks", text="",
+                            icon="ERROR" if missing else ("NONE" if item.target_key else "BLANK1"))
+        else:
+            row.prop(item, "target_key", text="")
+        if item.target_key:
+            row.prop(item, "gain", text="")
+        else:
+            row.label(text="unmapped")
+
+
+def draw_mapping(layout, context, settings, width: int) -> None:
+    """The key-mapping table with its presets (bake: the character's own keys)."""
+    box = layout.box()
+    box.label(text="Shape-key mapping", icon="SHAPEKEY_DATA")
+    row = box.row(align=True)
+    row.prop(settings, "mapping_preset", text="")
+    row.operator(operators.TALKINGHEAD_OT_load_mapping.bl_idname, text="Load", icon="IMPORT")
+    if not settings.mapping_rows:
+        keys = properties.own_key_names(context.active_object)
+        mapping = properties.mapping_for(settings, keys)
+        _small_lines(box, f"Table empty: '{mapping.name}' names drive {len(mapping.mapped_rows)} of the mesh's keys. "
+                     "Load a preset to edit the table.", width - 4)
+        return
+    unmapped = properties.mapping_from_table(settings).unmapped()
+    box.template_list(TALKINGHEAD_UL_mapping.bl_idname, "", settings, "mapping_rows", settings, "mapping_index",
+                      rows=8)
+    if unmapped:
+        _small_lines(box, f"Unmapped ({len(unmapped)}): {', '.join(unmapped)}", width - 4, icon="INFO")
+    row = box.row(align=True)
+    row.prop(settings, "mapping_name", text="")
+    row.operator(operators.TALKINGHEAD_OT_save_mapping.bl_idname, text="Save", icon="FILE_TICK")
+
+
 class TALKINGHEAD_PT_panel(bpy.types.Panel):
     bl_label = "Talking Head"
     bl_idname = "TALKINGHEAD_PT_panel"
@@ -85,11 +134,17 @@ class TALKINGHEAD_PT_panel(bpy.types.Panel):
             split = layout.split(factor=0.38)
             split.label(text=settings.bl_rna.properties[name].name)
             split.prop(settings, name, text="", slider=True)
-        if settings.bake == properties.BAKE_EDITABLE:
-            row = layout.row(align=True)
+        if settings.bake != properties.BAKE_PER_FRAME:
+            column = layout.column(align=True)
+            row = column.row(align=True)
             row.prop(settings, "blinks", toggle=True)
             row.prop(settings, "brows", toggle=True)
+            row.prop(settings, "pitch_brows", toggle=True)
+            row = column.row(align=True)
+            row.prop(settings, "head_motion", toggle=True)
             row.prop(settings, "seed")
+        if settings.bake == properties.BAKE_TARGET_KEYS:
+            draw_mapping(layout, context, settings, width)
         for name, reason in properties.generator_infos(context)[1]:   # broken folders hide nothing, but are named
             _small_lines(layout, f"Broken generator '{name}': {reason}", width - 3, icon="ERROR")
         _button(layout, operators.TALKINGHEAD_OT_animate, operators.animate_blocker(context), width, "PLAY_SOUND")
@@ -111,4 +166,4 @@ class TALKINGHEAD_PT_panel(bpy.types.Panel):
             draw_plot(layout, context, obj.talking_head.plot_image)
 
 
-CLASSES = (TALKINGHEAD_PT_panel,)
+CLASSES = (TALKINGHEAD_UL_mapping, TALKINGHEAD_PT_panel)
