@@ -287,7 +287,7 @@ class TALKINGHEAD_OT_load_mapping(bpy.types.Operator):
     def execute(self, context):
         settings = context.scene.talking_head
         if settings.mapping_preset == properties.AUTO_PRESET:
-            mapping = best_builtin_for(properties.own_key_names(context.active_object))
+            mapping = best_builtin_for(properties.own_key_names(context.view_layer.objects.active))
         else:
             presets, broken = properties.available_presets()
             mapping = presets.get(settings.mapping_preset)

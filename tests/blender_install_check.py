@@ -107,6 +107,7 @@ def target_keys_check(bpy, audio: Path) -> dict:
     """Driving a non-FLAME mesh's own shape keys (a UV sphere with ARKit-style Left/Right keys and an artist's
     key) through the mapping table loaded from the matching preset, saved and loaded as a user preset; head
     motion on its own track; what Remove leaves."""
+    import numpy
     bpy.ops.mesh.primitive_uv_sphere_add(radius=0.1)
     sphere = bpy.context.view_layer.objects.active
     sphere.shape_key_add(name="Basis", from_mix=False)
@@ -130,10 +131,11 @@ def target_keys_check(bpy, audio: Path) -> dict:
     curves = action.layers[0].strips[0].channelbags[0].fcurves if hasattr(action, "layers") else action.fcurves
     result["curves"] = sorted(curve.data_path for curve in curves)
     values = []
-    for frame in range(bpy.context.scene.frame_start, bpy.context.scene.frame_start + 60, 3):
+    for frame in range(bpy.context.scene.frame_start, bpy.context.scene.frame_end + 1):
         bpy.context.scene.frame_set(frame)
-        values.append(key.key_blocks["jawOpen"].value)
-    result["jaw_range"] = max(values) - min(values)
+        values.append([block.value for block in key.key_blocks])
+    ranges = numpy.ptp(numpy.array(values), axis=0)
+    result["moving_keys"] = [block.name for block, size in zip(key.key_blocks, ranges) if size > 0.01]
     result["head_track"] = [track.name for track in sphere.animation_data.nla_tracks]
     result["remove"] = sorted(bpy.ops.talking_head.remove())
     result["left_keys"] = [block.name for block in key.key_blocks]
