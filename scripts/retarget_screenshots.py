@@ -109,6 +109,15 @@ def steps(args, written: list):
     space.overlay.show_extras = False
     space.overlay.show_wireframes = True         # the other topology, visible
     yield from harness._open_sidebar_tab(window, area)
+    sidebar = next(item for item in area.regions if item.type == "UI")
+    y = sidebar.y + sidebar.height // 2   # drag the sidebar's edge to the left: room for the key names
+    window.event_simulate(type="MOUSEMOVE", value="NOTHING", x=sidebar.x + 1, y=y)
+    yield 0.3
+    window.event_simulate(type="LEFTMOUSE", value="PRESS", x=sidebar.x + 1, y=y)
+    for step in range(1, 11):
+        window.event_simulate(type="MOUSEMOVE", value="NOTHING", x=sidebar.x + 1 - 17 * step, y=y)
+    window.event_simulate(type="LEFTMOUSE", value="RELEASE", x=sidebar.x + 1 - 170, y=y)
+    yield 0.5
     with bpy.context.temp_override(window=window, area=area, region=region):
         result = bpy.ops.talking_head.animate("EXEC_DEFAULT")
     if result != {"FINISHED"}:
@@ -132,7 +141,8 @@ def steps(args, written: list):
     space.show_region_ui = False
     with bpy.context.temp_override(window=window, area=area, region=region):
         bpy.ops.view3d.view_selected()
-        bpy.ops.view3d.zoom(delta=1)
+        bpy.ops.view3d.zoom(delta=2)
+    character.select_set(False)   # the wireframe in black, not the selection's orange
     yield 1.0
     raw = args.out / "character_speaking.raw.png"
     harness._screenshot(raw)
@@ -157,7 +167,8 @@ def main() -> None:
             os._exit(1)
         return None
 
-    bpy.app.timers.register(tick, first_interval=0.5)
+    bpy.context.preferences.view.show_splash = False
+    bpy.app.timers.register(tick, first_interval=0.5, persistent=True)   # survives read_factory_settings
 
 
 main()
