@@ -69,28 +69,19 @@ def draw_plot(layout, context, image) -> None:
 
 
 class TALKINGHEAD_UL_mapping(bpy.types.UIList):
-    """One row per basis key -> target key: the basis key, the character's key (searchable among its shape keys;
-    red when it has no such key), the gain; unmapped rows say so."""
+    """One row per basis key -> target key: the basis key and the character's key (red when the mesh has no such
+    key; 'unmapped' when empty); the active row's key and gain are edited below the list (the sidebar is narrow)."""
 
     bl_idname = "TALKINGHEAD_UL_mapping"
 
     def draw_item(self, context, layout, data, item, icon, active_data, active_property, index=0, flt_flag=0):
-        obj = context.active_object
-        keys = obj.data.shape_keys if obj is not None and obj.type == "MESH" else None
-        split = layout.split(factor=0.42)
+        keys = properties.own_key_names(context.active_object)
+        split = layout.split(factor=0.5)
         split.label(text=item.basis_key)
-        row = split.row(align=True)
-        missing = bool(item.target_key) and (keys is None or item.target_key not in keys.key_blocks)
-        row.alert = missing
-        if keys is not None:
-            row.prop_search(item, "target_key", keys, "key_blocks", text="",
-                            icon="ERROR" if missing else ("NONE" if item.target_key else "BLANK1"))
-        else:
-            row.prop(item, "target_key", text="")
-        if item.target_key:
-            row.prop(item, "gain", text="")
-        else:
-            row.label(text="unmapped")
+        row = split.row()
+        row.alert = bool(item.target_key) and item.target_key not in keys
+        gain = f" x{item.gain:.2g}" if item.target_key and item.gain != 1.0 else ""
+        row.label(text=(item.target_key + gain) if item.target_key else "(unmapped)")
 
 
 def draw_mapping(layout, context, settings, width: int) -> None:
@@ -109,6 +100,17 @@ def draw_mapping(layout, context, settings, width: int) -> None:
     unmapped = properties.mapping_from_table(settings).unmapped()
     box.template_list(TALKINGHEAD_UL_mapping.bl_idname, "", settings, "mapping_rows", settings, "mapping_index",
                       rows=8)
+    if 0 <= settings.mapping_index < len(settings.mapping_rows):   # the active row, editable
+        item = settings.mapping_rows[settings.mapping_index]
+        obj = context.active_object
+        keys = obj.data.shape_keys if obj is not None and obj.type == "MESH" else None
+        column = box.column(align=True)
+        column.label(text=f"{item.basis_key} drives:")
+        if keys is not None:
+            column.prop_search(item, "target_key", keys, "key_blocks", text="")
+        else:
+            column.prop(item, "target_key", text="")
+        column.prop(item, "gain", slider=True)
     if unmapped:
         _small_lines(box, f"Unmapped ({len(unmapped)}): {', '.join(unmapped)}", width - 4, icon="INFO")
     row = box.row(align=True)

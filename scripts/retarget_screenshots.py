@@ -79,9 +79,11 @@ def _save_small(source: Path, target: Path) -> str:
     image = bpy.data.images.load(str(source))
     width, height = image.size
     image.scale(WIDTH, max(1, round(height * WIDTH / width)))
-    image.filepath_raw = str(target)
-    image.file_format = "PNG"
-    image.save()
+    scene = bpy.context.scene
+    scene.view_settings.view_transform = "Standard"   # the screenshot's colours as they are
+    settings = scene.render.image_settings
+    settings.file_format, settings.color_mode, settings.compression = "PNG", "RGB", 100
+    image.save_render(str(target), scene=scene)
     bpy.data.images.remove(image)
     source.unlink()
     return str(target)
@@ -109,15 +111,6 @@ def steps(args, written: list):
     space.overlay.show_extras = False
     space.overlay.show_wireframes = True         # the other topology, visible
     yield from harness._open_sidebar_tab(window, area)
-    sidebar = next(item for item in area.regions if item.type == "UI")
-    y = sidebar.y + sidebar.height // 2   # drag the sidebar's edge to the left: room for the key names
-    window.event_simulate(type="MOUSEMOVE", value="NOTHING", x=sidebar.x + 1, y=y)
-    yield 0.3
-    window.event_simulate(type="LEFTMOUSE", value="PRESS", x=sidebar.x + 1, y=y)
-    for step in range(1, 11):
-        window.event_simulate(type="MOUSEMOVE", value="NOTHING", x=sidebar.x + 1 - 17 * step, y=y)
-    window.event_simulate(type="LEFTMOUSE", value="RELEASE", x=sidebar.x + 1 - 170, y=y)
-    yield 0.5
     with bpy.context.temp_override(window=window, area=area, region=region):
         result = bpy.ops.talking_head.animate("EXEC_DEFAULT")
     if result != {"FINISHED"}:
