@@ -5,10 +5,10 @@
 
 The character is the FLAME template remeshed by vertex clustering (tests/remeshed_head.py, made here; 1,950
 vertices) with the 35-key basis transferred onto it by surface binding (backend.retarget.binding). For every clip
-the generator (default: the shipped default) animates the FLAME template, the solver gives the basis weights and
-blinks/brows are added as the add-on does (backend.retarget.life, seed 0), and the same weights play on FLAME (the
-editable bake) and on the character (the character's own keys): the numbers the add-on's two bakes show, computed
-without Blender (tests/test_addon_retarget.py checks on six clips that the add-on plays exactly these). Lip gap on
+the generator (default: the shipped default) animates the FLAME template, the solver gives the basis weights,
+blinks are added as the add-on adds them (backend.retarget.life, seed 0; they do not move the lips), and the same
+weights play on FLAME (what the editable bake plays) and on the character (what driving its own keys plays),
+computed without Blender (tests/test_addon_retarget.py runs six such clips through the add-on itself). Lip gap on
 the character: between the benchmark's lip landmarks bound to its surface, against its own rest gap (REFERENCE
 §8 checks). Sets: a = Kathleen held-out prompts, b = the labelled dev speakers (unseen voices).
 """
@@ -81,9 +81,10 @@ def main() -> None:
             samples, rate = load_audio(audio)
             timeline = read_lab(labels)
             weights = solve_clip(generator.animate(samples, rate, flame_template), basis)
-            names = basis.names
-            weights[:, names.index("eyeBlink_L")] = np.maximum(weights[:, names.index("eyeBlink_L")],
-                                                               life.blink_weights(len(weights), MESH_FPS, 0))
+            blinks = life.blink_weights(len(weights), MESH_FPS, 0)
+            for name in ("eyeBlink_L", "eyeBlink_R"):
+                column = basis.names.index(name)
+                weights[:, column] = np.maximum(weights[:, column], blinks)
             on_flame.append(phone_checks.closure_and_rest(lip_distance_curve(basis.rebuild(weights)), flame_rest,
                                                           timeline))
             frames = vertices[None].astype(np.float32) + np.einsum("tk,knd->tnd", weights, keys)
