@@ -205,9 +205,11 @@ def main() -> int:
 
 
 def check_against_backend(head, args) -> float:
-    """Largest |baked - backend| over three frames: the generator run directly through backend (same audio,
-    same template) against the mesh Blender evaluates at those frames. FLAME frame = local here."""
+    """Largest |baked - backend| over the lip vertices at three frames: the generator run directly through backend
+    (same audio, same template) against the mesh Blender evaluates at those frames (the lips only: the editable
+    bake adds blinks and brow raises of its own above them). FLAME frame = local here."""
     import numpy as np
+    from backend.flame import find_regions_beside
     from backend.audio import load_audio
     from backend.generators import load_generator
     from backend.mesh import load_flame_mesh
@@ -215,13 +217,15 @@ def check_against_backend(head, args) -> float:
     generator = load_generator(bpy.context.scene.talking_head.generator, models / "generators")
     samples, rate = load_audio(args.audio)
     expected = generator.animate(samples, rate, load_flame_mesh(args.template).vertices.astype(np.float32))
+    regions = find_regions_beside(args.template)
+    lips = np.unique(regions.masks["lips"]) if regions is not None else slice(None)
     worst = 0.0
     for frame in (0, len(expected) // 2, len(expected) - 1):
         bpy.context.scene.frame_set(bpy.context.scene.frame_start + frame)
         mesh = head.evaluated_get(bpy.context.evaluated_depsgraph_get()).data
         local = np.empty(len(mesh.vertices) * 3, np.float32)
         mesh.vertices.foreach_get("co", local)
-        worst = max(worst, float(np.abs(local.reshape(-1, 3) - expected[frame]).max()))
+        worst = max(worst, float(np.abs(local.reshape(-1, 3)[lips] - expected[frame][lips]).max()))
     return worst
 
 

@@ -1,7 +1,7 @@
 """Moving animations between numpy and Blender: reading a FLAME mesh, baking, removing, sampling.
 
-Two bakes, both on a COPY of the artist's mesh (the object is pointed at the copy; Remove puts the original back,
-so the artist's mesh is never edited) with an Action the add-on owns:
+Three bakes, each with an Action the add-on owns. The first two work on a COPY of the artist's FLAME mesh (the
+object is pointed at the copy; Remove puts the original back, so the artist's mesh is never edited):
 
 - `BasisBake` (the default, "editable"): the project's ARKit-named shape-key basis (backend.retarget.basis, made
   from the user's own FLAME template) as RELATIVE shape keys added after the artist's own keys, whose `value`s
@@ -17,11 +17,15 @@ so the artist's mesh is never edited) with an Action the add-on owns:
   modifier + .pc2 file because both play back in ~0.2-0.3 ms/frame (benchmarks/addon.py measures both) while
   shape keys live inside the .blend: undo restores them, save/reload keeps them, and no file beside the .blend
   can go missing or go stale.
+- `TargetKeysBake` ("character's own keys", any topology): no copy; the solved weights drive the character's
+  own shape keys by name through a mapping table (backend.retarget.mapping), as F-curves in an NLA strip.
 
-Both bake in slices (`step(budget_s)`) so the UI thread never stalls for long; nothing in the scene changes until
-`attach_animation`, so a cancelled or failed bake leaves the scene as it was.
+Head motion (backend.retarget.life) is its own Action of object rotation curves on its own NLA track.
+All bake in slices (`step(budget_s)`, one shared loop) so the UI thread never stalls for long; nothing in the
+scene changes until `attach_animation`, so a cancelled or failed bake leaves the scene as it was.
 """
 
+import json
 import time
 from dataclasses import dataclass
 from typing import Optional
@@ -32,12 +36,16 @@ import numpy as np
 from backend.errors import MeshError
 from backend.flame import NUM_VERTICES, check_flame_topology
 
-from backend.retarget.curves import thin_linear
+from backend.retarget.curves import THIN_TOLERANCE, thin_linear
+from backend.retarget.life import head_motion_eulers
 
 LINEAR_INTERPOLATION = 1   # Blender's BEZT_IPO_LIN, the keyframe enum value foreach_set expects
 KEY_LINEAR = 0             # Blender's KEY_LINEAR, the shape-key interpolation enum value foreach_set expects
 NLA_TRACK = "Talking Head lip sync"
 RAW_WEIGHTS, FIRST_FRAME = "talking_head_weights", "talking_head_first_frame"   # ID properties of the editable action
+MAPPING = "talking_head_mapping"   # ID property of a TargetKeysBake action: its KeyMapping as JSON
+HEAD_TRACK = "Talking Head head motion"
+REST_ROTATION = "talking_head_rest_rotation"   # ID property of the head-motion action: the object's own rotation
 _topology_cache: dict = {}
 
 
@@ -177,7 +185,32 @@ def scene_fps(scene) -> float:
     return scene.render.fps / scene.render.fps_base
 
 
-class ShapeKeyBake:
+class _SlicedBake:
+    """The budgeted loop every bake shares: `step(budget_s)` calls `_add(index)` for the next items until all
+    `total` are added or the budget is spent (one item at least), so the UI thread never stalls for long."""
+
+    total = 0
+    done = 0
+
+    @property
+    def keys_done(self) -> bool:
+        return self.done == self.total
+
+    def _add(self, index: int) -> None:
+        raise NotImplementedError
+
+    def step(self, budget_s: float) -> float:
+        """Add items for at most ~budget_s seconds (at least one); returns the fraction done."""
+        deadline = time.perf_counter() + budget_s
+        while self.done < self.total:
+            self._add(self.done)
+            self.done += 1
+            if time.perf_counter() >= deadline:
+                break
+        return self.done / self.total if self.total else 1.0
+
+
+class ShapeKeyBake(_SlicedBake):
     """Bake (K, V, 3) local-coordinate frames into absolute shape keys on a copy of `obj`'s mesh, in slices.
 
     Call `step(budget_s)` until it returns 1.0, then `finish(first_frame)`; or `discard()` at any point before the
@@ -199,22 +232,11 @@ class ShapeKeyBake:
         self.mesh.shape_keys.name = name
         self.mesh.shape_keys.use_relative = False
         self.action = None
-        self.done = 0
+        self.total = len(self.frames)
 
-    @property
-    def keys_done(self) -> bool:
-        return self.done == len(self.frames)
-
-    def step(self, budget_s: float) -> float:
-        """Add keys for at most ~budget_s seconds (at least one); returns the fraction done."""
-        deadline = time.perf_counter() + budget_s
-        while self.done < len(self.frames):
-            block = self.carrier.shape_key_add(name=f"frame {self.done:05d}", from_mix=False)
-            _key_points(block).foreach_set("co", self.frames[self.done].ravel())
-            self.done += 1
-            if time.perf_counter() >= deadline:
-                break
-        return self.done / len(self.frames)
+    def _add(self, index: int) -> None:
+        block = self.carrier.shape_key_add(name=f"frame {index:05d}", from_mix=False)
+        _key_points(block).foreach_set("co", self.frames[index].ravel())
 
     def finish(self, first_frame: int, action_name: str):
         """Key eval_time so scene frame first_frame + k shows key k exactly; returns (mesh, action)."""
@@ -251,7 +273,7 @@ class ShapeKeyBake:
             bpy.data.actions.remove(self.action)
 
 
-class BasisBake:
+class BasisBake(_SlicedBake):
     """Bake the shape-key basis and its weight curves onto a copy of `obj`'s mesh (keeping the artist's keys).
 
     keys: (K, V, 3) local-coordinate positions of each basis key at weight 1; names: the K key names; weights:
@@ -269,7 +291,7 @@ class BasisBake:
         self.carrier = bpy.data.objects.new(name + " (baking)", self.mesh)
         self.action = None
         self.key_names: list = []
-        self.done = 0
+        self.total = len(self.names)
         if self.mesh.shape_keys is not None and not self.mesh.shape_keys.use_relative:
             self.discard()
             raise MeshError(f"'{obj.name}' has absolute shape keys (Relative is off), which relative lip-sync "
@@ -278,22 +300,11 @@ class BasisBake:
             self.carrier.shape_key_add(name="Basis", from_mix=False)
         self.mesh.shape_keys.name = name
 
-    @property
-    def keys_done(self) -> bool:
-        return self.done == len(self.names)
-
-    def step(self, budget_s: float) -> float:
-        """Add basis keys for at most ~budget_s seconds (at least one); returns the fraction done."""
-        deadline = time.perf_counter() + budget_s
-        while self.done < len(self.names):
-            block = self.carrier.shape_key_add(name=self.names[self.done], from_mix=False)
-            _key_points(block).foreach_set("co", self.keys[self.done].ravel())
-            block.slider_min, block.slider_max, block.value = 0.0, 1.0, 0.0
-            self.key_names.append(block.name)
-            self.done += 1
-            if time.perf_counter() >= deadline:
-                break
-        return self.done / len(self.names)
+    def _add(self, index: int) -> None:
+        block = self.carrier.shape_key_add(name=self.names[index], from_mix=False)
+        _key_points(block).foreach_set("co", self.keys[index].ravel())
+        block.slider_min, block.slider_max, block.value = 0.0, 1.0, 0.0
+        self.key_names.append(block.name)
 
     def finish(self, first_frame: int, action_name: str):
         """One thinned F-curve per key in a new Action, placed as the strip of an NLA track on the copy's shape
@@ -305,13 +316,7 @@ class BasisBake:
         action[FIRST_FRAME] = int(first_frame)
         _channels_for(action, key)
         write_weight_curves(action, self.key_names, self.weights)
-        data = key.animation_data or key.animation_data_create()
-        track = data.nla_tracks.new()
-        track.name = NLA_TRACK
-        strip = track.strips.new(action_name, int(first_frame), action)
-        strip.extrapolation = "HOLD_FORWARD"
-        if hasattr(strip, "action_slot") and strip.action_slot is None:
-            strip.action_slot = action.slots[0]
+        _place_on_nla_track(key, action, NLA_TRACK, first_frame)
         bpy.data.objects.remove(self.carrier)
         self.carrier = None
         return self.mesh, action
@@ -329,14 +334,80 @@ class BasisBake:
             self.action = None
 
 
-def _channels_for(action, key=None):
-    """The F-curve collection of `action` for shape keys: a keyframe strip's channel bag for the action's slot on
-    Blender 4.4+ (slotted actions; `Action.fcurves` is gone in 5.0; made for `key` when given), `action.fcurves`
-    before."""
+class TargetKeysBake(_SlicedBake):
+    """Drive a character's OWN shape keys (any topology) by name: one thinned F-curve per mapped key (its basis
+    weight times the row's gain, backend.retarget.mapping) in an Action the add-on owns, placed as a strip of an
+    NLA track on the character's shape keys. The character's mesh, keys, materials and own actions are never
+    edited: its active action (if any) keeps playing above the strip, and Remove deletes only the track and the
+    action. A bad mapping (a key the mesh lacks, a key driven twice) raises a one-line MappingError before
+    anything is made.
+
+    weights: (F, K) basis weights (columns `names`) per scene frame; one curve per step.
+    """
+
+    def __init__(self, obj, mapping, names, weights: np.ndarray, name: str, first_frame: int):
+        key = obj.data.shape_keys
+        if key is None or not key.use_relative:
+            raise MeshError(f"'{obj.name}' has no relative shape keys to drive; add its ARKit-style keys, or "
+                            "choose the editable or per-frame bake for a FLAME head")
+        mapping.check([block.name for block in key.key_blocks[1:]], f"'{obj.name}'")
+        self.key = key
+        self.targets, self.curves = mapping.target_curves(weights, names)
+        self.total = len(self.targets)
+        self.action = bpy.data.actions.new(name)
+        self.action[RAW_WEIGHTS] = np.asarray(weights, dtype=np.float32).ravel()
+        self.action[FIRST_FRAME] = int(first_frame)
+        self.action[MAPPING] = json.dumps(mapping.to_dict())
+        self.channels = _channels_for(self.action, key)
+        self.mesh = None
+
+    def _add(self, index: int) -> None:
+        _write_curve(self.channels, f'key_blocks["{self.targets[index]}"].value', self.curves[:, index],
+                     self.action[FIRST_FRAME])
+
+    def finish(self, first_frame: int, action_name: str):
+        """Returns (None, action): no mesh of the add-on's; `attach_animation` puts the strip on the character's
+        shape keys (the scene is untouched until then)."""
+        return None, self.action
+
+    def discard(self) -> None:
+        if self.action is not None:
+            bpy.data.actions.remove(self.action)
+            self.action = None
+
+
+def _place_on_nla_track(datablock, action, track_name: str, first_frame: int) -> None:
+    """`action` as the one strip of a new NLA track `track_name` on `datablock`, from first_frame, holding its
+    last values after its end."""
+    data = datablock.animation_data or datablock.animation_data_create()
+    track = data.nla_tracks.new()
+    track.name = track_name
+    strip = track.strips.new(action.name, int(first_frame), action)
+    strip.extrapolation = "HOLD_FORWARD"
+    if hasattr(strip, "action_slot") and strip.action_slot is None:
+        strip.action_slot = action.slots[0]
+
+
+def _remove_tracks_of(datablock, action) -> None:
+    """Remove the NLA tracks of `datablock` whose strips play `action` (the add-on's), and the animation data
+    when nothing else is left on it."""
+    data = getattr(datablock, "animation_data", None)
+    if data is None or action is None:
+        return
+    for track in [track for track in data.nla_tracks if any(strip.action == action for strip in track.strips)]:
+        data.nla_tracks.remove(track)
+    if data.action is None and not data.nla_tracks and not data.drivers:
+        datablock.animation_data_clear()
+
+
+def _channels_for(action, datablock=None):
+    """The F-curve collection of `action`: a keyframe strip's channel bag for the action's slot on Blender 4.4+
+    (slotted actions; `Action.fcurves` is gone in 5.0; the slot is made for `datablock`, shape keys or an object,
+    when given), `action.fcurves` before."""
     if not hasattr(action, "slots"):
         return action.fcurves
-    if key is not None:
-        slot = action.slots.new(id_type="KEY", name=key.name)
+    if datablock is not None:
+        slot = action.slots.new(id_type=datablock.id_type, name=datablock.name)
         strip = action.layers.new("Lip sync").strips.new(type="KEYFRAME")
         return strip.channelbag(slot, ensure=True).fcurves
     return action.layers[0].strips[0].channelbag(action.slots[0]).fcurves
@@ -351,20 +422,24 @@ def write_weight_curves(action, key_names, weights: np.ndarray) -> None:
     """(Re)write one linear F-curve per key of `key_names` on `action` from (F, K) `weights` (frame k at the action's
     FIRST_FRAME + k), keeping only the keyframes `thin_linear` needs."""
     channels = _channels_for(action)
-    first_frame = action[FIRST_FRAME]
     for column, block_name in enumerate(key_names):
-        path = f'key_blocks["{block_name}"].value'
-        existing = channels.find(path)
-        if existing is not None:
-            channels.remove(existing)
-        values = weights[:, column]
-        kept = thin_linear(values)
-        curve = channels.new(path)
-        points = np.stack([first_frame + kept.astype(np.float32), values[kept]], axis=1)
-        curve.keyframe_points.add(len(kept))
-        curve.keyframe_points.foreach_set("co", points.ravel())
-        curve.keyframe_points.foreach_set("interpolation", np.full(len(kept), LINEAR_INTERPOLATION, dtype=np.int32))
-        curve.update()
+        _write_curve(channels, f'key_blocks["{block_name}"].value', weights[:, column], action[FIRST_FRAME])
+
+
+def _write_curve(channels, path: str, values: np.ndarray, first_frame: int, index: int = 0,
+                 tolerance: float = THIN_TOLERANCE) -> None:
+    """(Re)write the linear F-curve `path`[index] of a channel collection from per-frame `values` (frame k at
+    first_frame + k), keeping only the keyframes `thin_linear` needs at `tolerance`."""
+    existing = channels.find(path, index=index)
+    if existing is not None:
+        channels.remove(existing)
+    kept = thin_linear(values, tolerance)
+    curve = channels.new(path, index=index)
+    points = np.stack([first_frame + kept.astype(np.float32), np.asarray(values, dtype=np.float32)[kept]], axis=1)
+    curve.keyframe_points.add(len(kept))
+    curve.keyframe_points.foreach_set("co", points.ravel())
+    curve.keyframe_points.foreach_set("interpolation", np.full(len(kept), LINEAR_INTERPOLATION, dtype=np.int32))
+    curve.update()
 
 
 def write_plot_image(image, name: str, plot: np.ndarray):
@@ -399,7 +474,30 @@ class BakedAnimation:
     action: object
     plot_image: object
     frame_count: int
-    basis_key_names: tuple = ()   # the add-on's relative keys on `mesh` (BasisBake), so Remove skips only them
+    basis_key_names: tuple = ()   # the weight columns of the action (BasisBake: the add-on's keys on `mesh`)
+    head_angles: Optional[np.ndarray] = None     # (F, 3) FLAME-frame head rotations per scene frame, or None
+    flame_rotation: Optional[np.ndarray] = None  # (3, 3) the mesh's local -> FLAME rotation (None: identity)
+
+
+HEAD_TOLERANCE_RAD = 0.0005   # head-motion curves thinned to 0.03 degrees
+
+
+def _bake_head_motion(obj, angles: np.ndarray, flame_rotation, name: str, first_frame: int):
+    """An Action of XYZ Euler rotation curves turning `obj` by the FLAME-frame `angles` about its own axes (from
+    its current rotation), on its own NLA track of the object; None (nothing made) when the object's rotation
+    mode is not XYZ Euler. The object's own action, if any, plays above the track and wins where it rotates."""
+    if obj.rotation_mode != "XYZ":
+        return None
+    rest = np.array(obj.rotation_euler.to_matrix(), dtype=np.float64)
+    eulers = head_motion_eulers(angles, rest, flame_rotation)
+    action = bpy.data.actions.new(name)
+    action[REST_ROTATION] = list(obj.rotation_euler)   # put back on Remove (playback leaves the last value)
+    channels = _channels_for(action, obj)
+    for axis in range(3):
+        _write_curve(channels, "rotation_euler", eulers[:, axis], first_frame, index=axis,
+                     tolerance=HEAD_TOLERANCE_RAD)
+    _place_on_nla_track(obj, action, HEAD_TRACK, first_frame)
+    return action
 
 
 OWNER = "talking_head_owner"   # ID property on everything attach_animation makes: the object it was made for
@@ -420,12 +518,17 @@ def owned_strips(scene, obj) -> list:
 
 
 def attach_animation(scene, obj, baked: BakedAnimation, audio_path: str, scores_json: str, label: str):
-    """Point `obj` at the baked mesh, add the audio strip, set the frame end (to the longest animation in the scene); all recorded in obj.talking_head
-    (with the plot image) and marked as owned by `obj`, so `remove_animation` can undo exactly this.
-    `audio_path` is kept as the user gave it (a `//relative` path stays relative to the .blend)."""
+    """Point `obj` at the baked mesh (none for TargetKeysBake: the character's own keys play the action's strip),
+    add the audio strip and the head-motion track (when baked.head_angles), set the frame end (to the longest
+    animation in the scene); all recorded in obj.talking_head (with the plot image) and marked as owned by
+    `obj`, so `remove_animation` can undo exactly this. `audio_path` is kept as the user gave it (a `//relative`
+    path stays relative to the .blend)."""
     props = obj.talking_head
-    props.original_mesh = rest_mesh(obj)
-    obj.data = baked.mesh
+    if baked.mesh is not None:
+        props.original_mesh = rest_mesh(obj)
+        obj.data = baked.mesh
+    else:
+        _place_on_nla_track(obj.data.shape_keys, baked.action, NLA_TRACK, scene.frame_start)
     props.baked_mesh = baked.mesh
     props.action = baked.action
     if scene.sequence_editor is None:
@@ -433,8 +536,12 @@ def attach_animation(scene, obj, baked: BakedAnimation, audio_path: str, scores_
     channel = 1 + max((strip.channel for strip in _all_strips(scene)), default=0)
     strip = _strips(scene).new_sound(f"{label} audio", audio_path, channel, scene.frame_start)
     props.sound = strip.sound
-    for item in (baked.mesh, baked.action, baked.plot_image, strip, strip.sound):
-        item[OWNER] = obj
+    if baked.head_angles is not None:
+        props.head_action = _bake_head_motion(obj, baked.head_angles, baked.flame_rotation, f"{label} head motion",
+                                              scene.frame_start)
+    for item in (baked.mesh, baked.action, baked.plot_image, strip, strip.sound, props.head_action):
+        if item is not None:
+            item[OWNER] = obj
     props.previous_frame_end = scene.frame_end
     needed = max(scene.frame_start + baked.frame_count - 1, _last_frame_of_other_animations(scene, obj))
     props.frame_end_set = scene.frame_end = needed   # never cuts another animated head's range
@@ -445,20 +552,26 @@ def attach_animation(scene, obj, baked: BakedAnimation, audio_path: str, scores_
 
 
 def has_animation(obj) -> bool:
-    return obj is not None and obj.type == "MESH" and obj.talking_head.baked_mesh is not None
+    return obj is not None and obj.type == "MESH" and obj.talking_head.action is not None
+
+
+def drives_own_keys(obj) -> bool:
+    """True when the add-on's animation on `obj` drives the character's own shape keys (TargetKeysBake)."""
+    return has_animation(obj) and obj.talking_head.baked_mesh is None
 
 
 def _last_frame_of_other_animations(scene, obj) -> int:
     """The last frame any other animated head in `scene` needs (0 when there is none)."""
     ends = [other.talking_head.frame_end_set for other in scene.objects
-            if other != obj and has_animation(other) and other.data == other.talking_head.baked_mesh]
+            if other != obj and has_animation(other)
+            and other.data == (other.talking_head.baked_mesh or other.data)]
     return max(ends, default=0)
 
 
 def remove_animation(scene, obj) -> None:
-    """Remove what `attach_animation` made for `obj` (mesh copy, shape keys, action, strip, sound, plot image:
-    only the items it owns, see `_owned_by`), put the artist's mesh back, and restore the frame end only if it
-    is still the one Animate set (the user did not change it since) and no other animated head needs more."""
+    """Remove what `attach_animation` made for `obj` (mesh copy, shape keys, actions and their NLA tracks, strip,
+    sound, plot image: only the items it owns, see `_owned_by`), put the artist's mesh back, and restore the
+    frame end only if it is still the one Animate set (the user did not change it since) and no other animated head needs more."""
     carry_artist_work_back(obj)
     props = obj.talking_head
     baked, original = props.baked_mesh, props.original_mesh
@@ -467,14 +580,21 @@ def remove_animation(scene, obj) -> None:
     sound = props.sound
     if _owned_by(sound, obj) and not any(getattr(strip, "sound", None) == sound for strip in _all_strips(scene)):
         bpy.data.sounds.remove(sound)
-    for collection, item in ((bpy.data.actions, props.action), (bpy.data.images, props.plot_image)):
+    if baked is None and _owned_by(props.action, obj):   # TargetKeysBake: only its track on the character's keys
+        _remove_tracks_of(obj.data.shape_keys, props.action)
+    if _owned_by(props.head_action, obj):
+        _remove_tracks_of(obj, props.head_action)
+        obj.rotation_euler = props.head_action[REST_ROTATION]
+    for collection, item in ((bpy.data.actions, props.action), (bpy.data.actions, props.head_action),
+                             (bpy.data.images, props.plot_image)):
         if _owned_by(item, obj):
             collection.remove(item)
     if original is not None and obj.data == baked:
         obj.data = original
     if props.frame_end_set and scene.frame_end == props.frame_end_set:
         scene.frame_end = max(props.previous_frame_end, _last_frame_of_other_animations(scene, obj))
-    props.original_mesh = props.baked_mesh = props.action = props.sound = props.plot_image = None
+    props.original_mesh = props.baked_mesh = props.action = props.head_action = props.sound = None
+    props.plot_image = None
     props.scores_json = props.audio_path = props.basis_key_names = ""
     props.frame_end_set = props.previous_frame_end = 0
     if _owned_by(baked, obj):

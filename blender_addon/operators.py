@@ -1,7 +1,8 @@
 """Operators: Animate from Audio (worker thread + modal timer; synchronous in -b mode), Score Animation,
-Remove Animation, Apply Controls (editable bake), Import FLAME Mesh. Every user-caused error is shown as a Blender
+Remove Animation, Apply Controls (editable bakes), Load / Save Preset (the key-mapping table), Import FLAME Mesh. Every user-caused error is shown as a Blender
 report."""
 
+import json
 from pathlib import Path
 from typing import Optional
 
@@ -14,6 +15,7 @@ from backend.frame_rate import MESH_FPS, resample_frames
 from backend.mesh import load_flame_mesh
 from backend.metrics.evaluation import audio_frame_count
 from backend.retarget.curves import adjust_weights
+from backend.retarget.mapping import KeyMapping, best_builtin_for, save_preset
 
 from . import bake, pipeline, preferences, properties, scoring
 
@@ -36,9 +38,33 @@ def _audio_blocker(path: str) -> Optional[str]:
     return None
 
 
+def _target_keys_blocker(context) -> Optional[str]:
+    """Why the active mesh's own shape keys cannot be driven through the mapping table now, or None."""
+    obj = context.active_object
+    if obj is None or obj.type != "MESH":
+        return "Select the character's mesh (the object with its shape keys)"
+    template_path = preferences.settings(context)[1]
+    if not template_path:
+        return "Set the FLAME template in the add-on preferences (the generator animates it)"
+    if pipeline.flame_masks_for(template_path) is None:
+        return pipeline.TARGET_NEEDS_MASKS
+    keys = obj.data.shape_keys
+    if keys is None or not keys.use_relative:
+        return f"'{obj.name}' has no relative shape keys to drive"
+    names = properties.own_key_names(obj)
+    try:
+        properties.mapping_for(context.scene.talking_head, names).check(names, f"'{obj.name}'")
+    except BackendError as error:
+        return str(error)
+    return None
+
+
 def animate_blocker(context) -> Optional[str]:
     """Why Animate from Audio cannot run now, or None."""
-    problem = _mesh_blocker(context) or _audio_blocker(context.scene.talking_head.audio_path)
+    settings = context.scene.talking_head
+    mesh_problem = _target_keys_blocker(context) if settings.bake == properties.BAKE_TARGET_KEYS \
+        else _mesh_blocker(context)
+    problem = mesh_problem or _audio_blocker(settings.audio_path)
     if problem:
         return problem
     infos, broken = properties.generator_infos(context)
@@ -234,6 +260,11 @@ class TALKINGHEAD_OT_apply_controls(bpy.types.Operator):
         names = props.basis_key_names.split("\n")
         weights = adjust_weights(bake.raw_weights(props.action, len(names)), names, bake.scene_fps(context.scene),
                                  settings.mouth_gain, settings.jaw_gain, settings.smoothing_ms, settings.shift_ms)
+        if bake.MAPPING in props.action:   # the character's own keys: through the mapping the bake used
+            mapping = KeyMapping.from_dict(json.loads(props.action[bake.MAPPING]), "the bake's mapping")
+            bake.write_weight_curves(props.action, *mapping.target_curves(weights, names))
+            self.report({"INFO"}, "Controls applied to the character's keys (scores are of FLAME heads only)")
+            return {"FINISHED"}
         bake.write_weight_curves(props.action, names, weights)
         try:
             scores = score_active_object(context)
@@ -242,6 +273,50 @@ class TALKINGHEAD_OT_apply_controls(bpy.types.Operator):
             return {"FINISHED"}
         _store_scores(obj, scores)
         self.report({"INFO"}, " | ".join(score.text for score in scores.scores))
+        return {"FINISHED"}
+
+
+class TALKINGHEAD_OT_load_mapping(bpy.types.Operator):
+    """Fill the mapping table from the chosen preset (built-in or saved); '(match the mesh's keys)' picks the
+    built-in naming scheme that covers most of the active mesh's shape keys"""
+
+    bl_idname = "talking_head.load_mapping"
+    bl_label = "Load Preset"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context):
+        settings = context.scene.talking_head
+        if settings.mapping_preset == properties.AUTO_PRESET:
+            mapping = best_builtin_for(properties.own_key_names(context.view_layer.objects.active))
+        else:
+            presets, broken = properties.available_presets()
+            mapping = presets.get(settings.mapping_preset)
+            if mapping is None:
+                self.report({"ERROR"}, f"preset '{settings.mapping_preset}' is gone"
+                            + (f" ({broken[0][1]})" if broken else ""))
+                return {"CANCELLED"}
+        properties.fill_table(settings, mapping)
+        unmapped = len(mapping.unmapped())
+        self.report({"INFO"}, f"Loaded '{mapping.name}': {len(mapping.mapped_rows)} rows, {unmapped} basis keys "
+                    "unmapped")
+        return {"FINISHED"}
+
+
+class TALKINGHEAD_OT_save_mapping(bpy.types.Operator):
+    """Save the mapping table as a preset (JSON in Blender's user config folder) under the preset name"""
+
+    bl_idname = "talking_head.save_mapping"
+    bl_label = "Save Preset"
+    bl_options = {"REGISTER"}
+
+    def execute(self, context):
+        settings = context.scene.talking_head
+        try:
+            path = save_preset(properties.presets_dir(), properties.mapping_from_table(settings))
+        except BackendError as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Saved preset '{settings.mapping_name}' to {path}")
         return {"FINISHED"}
 
 
@@ -285,4 +360,4 @@ class TALKINGHEAD_OT_import_flame(bpy.types.Operator):
 
 
 CLASSES = (TALKINGHEAD_OT_animate, TALKINGHEAD_OT_score, TALKINGHEAD_OT_remove, TALKINGHEAD_OT_apply_controls,
-           TALKINGHEAD_OT_import_flame)
+           TALKINGHEAD_OT_load_mapping, TALKINGHEAD_OT_save_mapping, TALKINGHEAD_OT_import_flame)

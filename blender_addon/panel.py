@@ -1,4 +1,5 @@
-"""The N-panel tab: audio, generator, style and intensity, the buttons (with why they are disabled), the
+"""The N-panel tab: audio, generator, style and intensity, life toggles, the key-mapping table (driving a
+character's own keys), the buttons (with why they are disabled), the
 scores with a colour cue, a rating word and a one-line explanation each, and the speech-envelope vs
 lip-opening plot. Text is wrapped to the sidebar's width so nothing is cut off with '...'."""
 
@@ -67,6 +68,56 @@ def draw_plot(layout, context, image) -> None:
                  _chars_per_line(context))
 
 
+class TALKINGHEAD_UL_mapping(bpy.types.UIList):
+    """One row per basis key -> target key: the basis key and the character's key (red when the mesh has no such
+    key; 'unmapped' when empty); the active row's key and gain are edited below the list (the sidebar is narrow)."""
+
+    bl_idname = "TALKINGHEAD_UL_mapping"
+
+    def draw_item(self, context, layout, data, item, icon, active_data, active_property, index=0, flt_flag=0):
+        keys = properties.own_key_names(context.active_object)
+        split = layout.split(factor=0.5)
+        split.label(text=item.basis_key)
+        row = split.row()
+        row.alert = bool(item.target_key) and item.target_key not in keys
+        gain = f" x{item.gain:.2g}" if item.target_key and item.gain != 1.0 else ""
+        row.label(text=(item.target_key + gain) if item.target_key else "(unmapped)")
+
+
+def draw_mapping(layout, context, settings, width: int) -> None:
+    """The key-mapping table with its presets (bake: the character's own keys)."""
+    box = layout.box()
+    box.label(text="Shape-key mapping", icon="SHAPEKEY_DATA")
+    row = box.row(align=True)
+    row.prop(settings, "mapping_preset", text="")
+    row.operator(operators.TALKINGHEAD_OT_load_mapping.bl_idname, text="Load", icon="IMPORT")
+    if not settings.mapping_rows:
+        keys = properties.own_key_names(context.active_object)
+        mapping = properties.mapping_for(settings, keys)
+        _small_lines(box, f"Table empty: '{mapping.name}' names drive {len(mapping.mapped_rows)} of the mesh's keys. "
+                     "Load a preset to edit the table.", width - 4)
+        return
+    unmapped = properties.mapping_from_table(settings).unmapped()
+    box.template_list(TALKINGHEAD_UL_mapping.bl_idname, "", settings, "mapping_rows", settings, "mapping_index",
+                      rows=8)
+    if 0 <= settings.mapping_index < len(settings.mapping_rows):   # the active row, editable
+        item = settings.mapping_rows[settings.mapping_index]
+        obj = context.active_object
+        keys = obj.data.shape_keys if obj is not None and obj.type == "MESH" else None
+        column = box.column(align=True)
+        column.label(text=f"{item.basis_key} drives:")
+        if keys is not None:
+            column.prop_search(item, "target_key", keys, "key_blocks", text="")
+        else:
+            column.prop(item, "target_key", text="")
+        column.prop(item, "gain", slider=True)
+    if unmapped:
+        _small_lines(box, f"Unmapped ({len(unmapped)}): {', '.join(unmapped)}", width - 4, icon="INFO")
+    row = box.row(align=True)
+    row.prop(settings, "mapping_name", text="")
+    row.operator(operators.TALKINGHEAD_OT_save_mapping.bl_idname, text="Save", icon="FILE_TICK")
+
+
 class TALKINGHEAD_PT_panel(bpy.types.Panel):
     bl_label = "Talking Head"
     bl_idname = "TALKINGHEAD_PT_panel"
@@ -85,11 +136,17 @@ class TALKINGHEAD_PT_panel(bpy.types.Panel):
             split = layout.split(factor=0.38)
             split.label(text=settings.bl_rna.properties[name].name)
             split.prop(settings, name, text="", slider=True)
-        if settings.bake == properties.BAKE_EDITABLE:
-            row = layout.row(align=True)
+        if settings.bake != properties.BAKE_PER_FRAME:
+            column = layout.column(align=True)
+            row = column.row(align=True)
             row.prop(settings, "blinks", toggle=True)
             row.prop(settings, "brows", toggle=True)
+            row.prop(settings, "pitch_brows", toggle=True)
+            row = column.row(align=True)
+            row.prop(settings, "head_motion", toggle=True)
             row.prop(settings, "seed")
+        if settings.bake == properties.BAKE_TARGET_KEYS:
+            draw_mapping(layout, context, settings, width)
         for name, reason in properties.generator_infos(context)[1]:   # broken folders hide nothing, but are named
             _small_lines(layout, f"Broken generator '{name}': {reason}", width - 3, icon="ERROR")
         _button(layout, operators.TALKINGHEAD_OT_animate, operators.animate_blocker(context), width, "PLAY_SOUND")
@@ -111,4 +168,4 @@ class TALKINGHEAD_PT_panel(bpy.types.Panel):
             draw_plot(layout, context, obj.talking_head.plot_image)
 
 
-CLASSES = (TALKINGHEAD_PT_panel,)
+CLASSES = (TALKINGHEAD_UL_mapping, TALKINGHEAD_PT_panel)

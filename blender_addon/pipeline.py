@@ -32,6 +32,7 @@ from backend.generators import GENERATORS, load_generator
 from backend.mesh import load_flame_mesh
 from backend.retarget import life
 from backend.retarget.basis import ShapeBasis
+from backend.retarget.mapping import KeyMapping
 from backend.retarget.solver import Projector, solve_weights
 from backend.rig.flame_rig import FlameRig
 
@@ -58,9 +59,12 @@ class AnimationRequest:
     scene_fps: float
     faces: Optional[np.ndarray] = None   # (9976, 3) the mesh's triangles: the shape-key basis's rig needs them
     bake: str = properties.BAKE_EDITABLE
-    blinks: bool = True      # editable bake: backend.retarget.life on the eyeBlink and browInnerUp keys
-    brows: bool = True
+    blinks: bool = True      # editable bakes: backend.retarget.life on the eyeBlink, browInnerUp and browOuterUp
+    brows: bool = True       # keys, and the head's rotation
+    pitch_brows: bool = True
+    head_motion: bool = True
     seed: int = 0
+    mapping: Optional[KeyMapping] = None   # BAKE_TARGET_KEYS: which of the character's keys follow which basis key
 
 
 @dataclass
@@ -85,15 +89,12 @@ class AnimationResult:
     local_frames: Optional[np.ndarray] = None
     basis: Optional[LocalBasis] = None
     warnings: tuple = ()
+    head_angles: Optional[np.ndarray] = None      # (F, 3) FLAME-frame head rotations at the scene fps
+    flame_rotation: Optional[np.ndarray] = None   # (3, 3) the mesh's local -> FLAME rotation
 
     @property
     def frame_count(self) -> int:
         return len(self.local_frames) if self.basis is None else len(self.basis.weights)
-
-    @property
-    def bake_steps(self) -> int:
-        """Slices of the bake's key-adding part at a zero budget: one per key."""
-        return len(self.local_frames) if self.basis is None else len(self.basis.names)
 
 
 def flame_frame_for(rest_vertices: np.ndarray, template_path: str) -> FlameFrame:
@@ -113,6 +114,8 @@ def flame_masks_for(template_path: str) -> Optional[FlameRegions]:
     return regions
 
 
+TARGET_NEEDS_MASKS = ("Driving a character's own keys needs the FLAME template with FLAME_masks.npz beside it "
+                      "(FLAME-licensed, not bundled) set in the add-on preferences")
 NO_MASKS_NOTE = ("the editable bake needs FLAME_masks.npz (FLAME-licensed, not bundled) beside the FLAME template "
                  "set in the add-on preferences: baked one shape key per frame instead")
 
@@ -125,14 +128,21 @@ def gather_request(context) -> AnimationRequest:
     bake.carry_artist_work_back(obj)   # the artist's work on the animated copy: onto their mesh, into this bake
     info = properties.selected_generator(context)
     mesh = bake.rest_mesh(obj)
+    if settings.bake == properties.BAKE_TARGET_KEYS:   # any topology: the generator animates the FLAME template
+        template = load_flame_mesh(template_path)
+        rest, faces = np.asarray(template.vertices, dtype=np.float32), np.asarray(template.faces)
+    else:
+        rest, faces = bake.mesh_vertices(mesh).copy(), bake.mesh_triangles(mesh)
     return AnimationRequest(
         object_name=obj.name, audio_path=bpy.path.abspath(settings.audio_path),
         audio_path_as_set=settings.audio_path,
         generator=info.name, style=settings.style if settings.style in info.styles else None,
         intensity=settings.intensity, models_dir=models_dir, template_path=template_path, threads=threads,
-        rest_vertices=bake.mesh_vertices(mesh).copy(), scene_fps=bake.scene_fps(context.scene),
-        faces=bake.mesh_triangles(mesh), bake=settings.bake, blinks=settings.blinks, brows=settings.brows,
-        seed=settings.seed)
+        rest_vertices=rest, scene_fps=bake.scene_fps(context.scene), faces=faces, bake=settings.bake,
+        blinks=settings.blinks, brows=settings.brows, pitch_brows=settings.pitch_brows,
+        head_motion=settings.head_motion, seed=settings.seed,
+        mapping=properties.mapping_for(settings, properties.own_key_names(obj))
+        if settings.bake == properties.BAKE_TARGET_KEYS else None)
 
 
 _loaded_generators: dict = {}
@@ -161,7 +171,9 @@ def compute_animation(request: AnimationRequest, progress: Callable[[float], Non
     template = frame.to_flame(request.rest_vertices)
     generator = cached_generator(request.generator, Path(request.models_dir) / GENERATORS, request.threads)
     notes = frame.notes
-    regions = flame_masks_for(request.template_path) if request.bake == properties.BAKE_EDITABLE else None
+    regions = flame_masks_for(request.template_path) if request.bake != properties.BAKE_PER_FRAME else None
+    if request.bake == properties.BAKE_TARGET_KEYS and regions is None:
+        raise BackendError(TARGET_NEEDS_MASKS)
     if request.bake == properties.BAKE_EDITABLE and regions is None:
         notes += (NO_MASKS_NOTE,)
     blocks = generator.animate_blocks(samples, rate, template, request.style,
@@ -194,12 +206,16 @@ def compute_animation(request: AnimationRequest, progress: Callable[[float], Non
         del flame
         keys = frame.to_local(basis.template.astype(np.float32) + basis.displacements)
         result.basis = LocalBasis(basis.names, keys, resample_frames(weights, MESH_FPS, request.scene_fps))
+        if request.head_motion:
+            result.head_angles = life.head_rotation_angles(samples, rate, len(result.basis.weights),
+                                                           request.scene_fps, request.seed)
+            result.flame_rotation = frame.rotation
     return result
 
 
 def add_life(weights: np.ndarray, names: tuple, request: AnimationRequest, samples: np.ndarray, rate: int) -> None:
-    """Blinks and brow raises (backend.retarget.life) onto their keys' 30 fps weight columns, where switched on
-    (the larger of the solved weight and the added one, in place)."""
+    """Blinks, loudness and pitch brow raises (backend.retarget.life) onto their keys' 30 fps weight columns, where
+    switched on (the larger of the solved weight and the added one, in place)."""
     frames = len(weights)
     if request.blinks:
         blinks = life.blink_weights(frames, MESH_FPS, request.seed)
@@ -209,6 +225,11 @@ def add_life(weights: np.ndarray, names: tuple, request: AnimationRequest, sampl
     if request.brows:
         column = names.index("browInnerUp")
         weights[:, column] = np.maximum(weights[:, column], life.brow_weights(samples, rate, frames, MESH_FPS))
+    if request.pitch_brows:
+        raised = life.pitch_brow_weights(samples, rate, frames, MESH_FPS)
+        for name in ("browOuterUp_L", "browOuterUp_R"):
+            column = names.index(name)
+            weights[:, column] = np.maximum(weights[:, column], raised)
 
 
 def _with_intensity(block: np.ndarray, template: np.ndarray, intensity: float) -> np.ndarray:
@@ -276,7 +297,7 @@ class AnimationJob:
                 self._start_bake()
             return self.state
         if self.state == "baking":
-            keys = self.result.bake_steps
+            keys = self._bake.total
             if not self._bake.keys_done:
                 self._bake.step(budget_s)
                 steps_done = self._bake.done
@@ -305,6 +326,10 @@ class AnimationJob:
         try:
             if self.result.basis is None:
                 self._bake = bake.ShapeKeyBake(obj, self.result.local_frames, self._label())
+            elif self.request.bake == properties.BAKE_TARGET_KEYS:
+                basis = self.result.basis
+                self._bake = bake.TargetKeysBake(obj, self.request.mapping, basis.names, basis.weights, self._label(),
+                                                 bpy.context.scene.frame_start)
             else:
                 basis = self.result.basis
                 self._bake = bake.BasisBake(obj, basis.keys, basis.names, basis.weights, self._label())
@@ -331,11 +356,14 @@ class AnimationJob:
         mesh, action = self._bake.mesh, self._bake.action
         if bake.has_animation(obj):
             bake.remove_animation(scene, obj)
-            mesh.name = mesh.shape_keys.name = action.name = label   # the names the removed animation had
+            if mesh is not None:
+                mesh.name = mesh.shape_keys.name = label   # the names the removed animation had
+            action.name = label
             self._plot_image.name = f"{label} lip plot"
-        scores = self.result.scores
-        baked = bake.BakedAnimation(mesh, action, self._plot_image, self.result.frame_count,
-                                    tuple(getattr(self._bake, "key_names", ())))
+        scores, basis = self.result.scores, self.result.basis
+        columns = getattr(self._bake, "key_names", None) or (basis.names if basis is not None else ())
+        baked = bake.BakedAnimation(mesh, action, self._plot_image, self.result.frame_count, tuple(columns),
+                                    self.result.head_angles, self.result.flame_rotation)
         bake.attach_animation(scene, obj, baked, self.request.audio_path_as_set, scores.to_json(), label)
         self._bake = self._plot_image = None
         self.message = " | ".join(score.text for score in scores.scores)

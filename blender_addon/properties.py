@@ -1,14 +1,19 @@
-"""Scene settings (audio, generator, style, intensity) and per-object records of what the add-on made."""
+"""Scene settings (audio, generator, style, intensity, life, the key-mapping table) and per-object records of what
+the add-on made."""
 
 from pathlib import Path
 
 import bpy
 
 from backend.generators import DEFAULT_GENERATOR, GENERATORS, scan_generators
+from backend.retarget.basis import KEY_NAMES
+from backend.retarget.mapping import (BUILTIN_PRESETS, MAX_GAIN, KeyMapping, MappingRow, best_builtin_for,
+                                      user_presets)
 
 from . import preferences
 
-BAKE_EDITABLE, BAKE_PER_FRAME = "EDITABLE", "PER_FRAME"
+BAKE_EDITABLE, BAKE_PER_FRAME, BAKE_TARGET_KEYS = "EDITABLE", "PER_FRAME", "TARGET_KEYS"
+AUTO_PRESET = "(match the mesh's keys)"
 # Blender keeps only pointers to enum item strings: the lists must stay referenced from Python.
 _enum_items: dict = {}
 
@@ -47,6 +52,67 @@ def _style_items(self, context):
     return items
 
 
+def presets_dir():
+    """The user's key-mapping presets: a folder in Blender's user config folder."""
+    return Path(bpy.utils.user_resource("CONFIG", path="talking_head_key_mappings"))
+
+
+def available_presets() -> tuple:
+    """({name: KeyMapping}: the built-in presets, then the user's; [(file, reason)] of unreadable preset files)."""
+    presets, broken = user_presets(presets_dir())
+    return {**BUILTIN_PRESETS, **{name: mapping for name, mapping in presets.items() if name not in BUILTIN_PRESETS}}, \
+        broken
+
+
+def _preset_items(self, context):
+    items = [(AUTO_PRESET, AUTO_PRESET, "The built-in preset matching most of the active mesh's keys")]
+    items += [(name, name, "built-in" if name in BUILTIN_PRESETS else f"saved in {presets_dir()}")
+              for name in available_presets()[0]]
+    _enum_items["presets"] = items
+    return items
+
+
+class TalkingHeadMappingRow(bpy.types.PropertyGroup):
+    """One row of the mapping table: a basis key drives a target shape key (empty: unmapped) with a gain."""
+
+    basis_key: bpy.props.StringProperty(name="Basis key")
+    target_key: bpy.props.StringProperty(name="Target key", description="The character's shape key this basis "
+                                         "key drives (empty: unmapped)")
+    gain: bpy.props.FloatProperty(name="Gain", default=1.0, min=0.0, max=MAX_GAIN,
+                                  description="The target key's value per unit of the basis weight")
+
+
+def mapping_from_table(settings) -> KeyMapping:
+    return KeyMapping(settings.mapping_name, tuple(MappingRow(row.basis_key, row.target_key.strip(), row.gain)
+                                                   for row in settings.mapping_rows))
+
+
+def mapping_for(settings, key_names) -> KeyMapping:
+    """The table's mapping; while the table is empty, the built-in preset that matches most of `key_names` (so a
+    character with ARKit-named keys is driven out of the box)."""
+    return mapping_from_table(settings) if len(settings.mapping_rows) else best_builtin_for(key_names)
+
+
+def own_key_names(obj) -> list:
+    """The relative shape keys of `obj`'s mesh that can be driven (all but the Basis)."""
+    keys = obj.data.shape_keys if obj is not None and obj.type == "MESH" else None
+    return [block.name for block in keys.key_blocks[1:]] if keys is not None else []
+
+
+def fill_table(settings, mapping: KeyMapping) -> None:
+    """The table shows `mapping`: one row per mapping row, plus an unmapped row for every basis key it leaves
+    out, in the basis's order."""
+    settings.mapping_rows.clear()
+    unmapped = set(mapping.unmapped())
+    for name in KEY_NAMES:
+        rows = [row for row in mapping.rows if row.basis_key == name and row.target_key]
+        for row in rows or ([MappingRow(name, "")] if name in unmapped else []):
+            item = settings.mapping_rows.add()
+            item.basis_key, item.target_key, item.gain = row.basis_key, row.target_key, row.gain
+    settings.mapping_name = mapping.name
+    settings.mapping_index = 0
+
+
 class TalkingHeadSettings(bpy.types.PropertyGroup):
     audio_path: bpy.props.StringProperty(name="Audio", subtype="FILE_PATH",
                                          description="Speech recording (WAV, FLAC or Ogg)")
@@ -62,7 +128,10 @@ class TalkingHeadSettings(bpy.types.PropertyGroup):
                 "scale, shift, blend or hand-fix it; your own shape keys keep acting. Needs FLAME_masks.npz beside "
                 "the FLAME template set in the preferences"),
                (BAKE_PER_FRAME, "Exact per frame", "One absolute shape key per frame: the generator's output "
-                "exactly, nothing to edit, your own shape keys are off while it is attached, ~60 KB per frame")],
+                "exactly, nothing to edit, your own shape keys are off while it is attached, ~60 KB per frame"),
+               (BAKE_TARGET_KEYS, "Character's own keys", "Drive the active mesh's own shape keys (any topology) "
+                "through the mapping table: F-curves in an NLA strip; nothing of the character is edited. Needs "
+                "the FLAME template (with FLAME_masks.npz beside it) set in the preferences")],
         description="How the animation is put on the head")
     blinks: bpy.props.BoolProperty(name="Blinks", default=True,
                                    description="Editable bake: natural blinks (~17 a minute, ~0.26 s each) on the "
@@ -70,7 +139,20 @@ class TalkingHeadSettings(bpy.types.PropertyGroup):
     brows: bpy.props.BoolProperty(name="Brows", default=True,
                                   description="Editable bake: brow raises on the loudest moments of the voice "
                                               "(browInnerUp)")
-    seed: bpy.props.IntProperty(name="Seed", default=0, min=0, description="Seed of the blink timing")
+    pitch_brows: bpy.props.BoolProperty(name="Pitch brows", default=True,
+                                        description="Editable bakes: outer brows rise where the voice's pitch rises "
+                                                    "(browOuterUp_L/R)")
+    head_motion: bpy.props.BoolProperty(name="Head motion", default=True,
+                                        description="Editable bakes: a small seeded head sway that follows the "
+                                                    "voice's loudness, as object rotation curves on their own NLA "
+                                                    "track (XYZ Euler rotation mode only)")
+    seed: bpy.props.IntProperty(name="Seed", default=0, min=0, description="Seed of the blink timing and head sway")
+    mapping_rows: bpy.props.CollectionProperty(type=TalkingHeadMappingRow)
+    mapping_index: bpy.props.IntProperty(name="Row", default=0)
+    mapping_name: bpy.props.StringProperty(name="Preset name", default="My character",
+                                           description="Name the table is saved under (Save Preset)")
+    mapping_preset: bpy.props.EnumProperty(name="Preset", items=_preset_items,
+                                           description="Key-naming scheme to load into the table")
     mouth_gain: bpy.props.FloatProperty(name="Mouth", default=1.0, min=0.0, max=2.0,
                                         description="Editable bake: gain on the mouth keys (Apply Controls)")
     jaw_gain: bpy.props.FloatProperty(name="Jaw", default=1.0, min=0.0, max=2.0,
@@ -87,6 +169,7 @@ class TalkingHeadObject(bpy.types.PropertyGroup):
     original_mesh: bpy.props.PointerProperty(type=bpy.types.Mesh)
     baked_mesh: bpy.props.PointerProperty(type=bpy.types.Mesh)
     action: bpy.props.PointerProperty(type=bpy.types.Action)
+    head_action: bpy.props.PointerProperty(type=bpy.types.Action)
     sound: bpy.props.PointerProperty(type=bpy.types.Sound)
     plot_image: bpy.props.PointerProperty(type=bpy.types.Image)
     audio_path: bpy.props.StringProperty()
@@ -97,7 +180,7 @@ class TalkingHeadObject(bpy.types.PropertyGroup):
     frame_end_set: bpy.props.IntProperty(description="The frame end Animate set (restored on Remove only if unchanged)")
 
 
-CLASSES = (TalkingHeadSettings, TalkingHeadObject)
+CLASSES = (TalkingHeadMappingRow, TalkingHeadSettings, TalkingHeadObject)
 
 
 def register() -> None:

@@ -1,6 +1,7 @@
 """Runs in a Python that has pip `bpy` (4.5 on 3.11, 5.2 on 3.13): install the built add-on zip the way a user
-does, enable it, run its operators on a FLAME head (default preferences, then the editable bake with the template preference set
-and an artist's own shape key), print one JSON line with what happened.
+does, enable it, run its operators on a FLAME head (default preferences, then the editable bake with the template
+preference set and an artist's own shape key), drive a non-FLAME mesh's own shape keys through the mapping table,
+print one JSON line with what happened.
 
     python tests/blender_install_check.py --zip Z --mode extension|legacy --user-dir D --template PLY
         --audio WAV --models DIR
@@ -102,6 +103,48 @@ def editable_bake_check(bpy, module: str, template: Path, audio: Path) -> dict:
     return result
 
 
+def target_keys_check(bpy, audio: Path) -> dict:
+    """Driving a non-FLAME mesh's own shape keys (a UV sphere with ARKit-style Left/Right keys and an artist's
+    key) through the mapping table loaded from the matching preset, saved and loaded as a user preset; head
+    motion on its own track; what Remove leaves."""
+    import numpy
+    bpy.ops.mesh.primitive_uv_sphere_add(radius=0.1)
+    sphere = bpy.context.view_layer.objects.active
+    sphere.shape_key_add(name="Basis", from_mix=False)
+    for name in ("jawOpen", "mouthClose", "eyeBlinkLeft", "eyeBlinkRight", "mouthSmileLeft", "grin"):
+        block = sphere.shape_key_add(name=name, from_mix=False)
+        block.data[len(block.data) // 3].co.z -= 0.01
+    sphere.data.shape_keys.key_blocks["grin"].value = 0.4
+    settings = bpy.context.scene.talking_head
+    settings.audio_path, settings.bake = str(audio), "TARGET_KEYS"
+    settings.mapping_preset = "(match the mesh's keys)"
+    result = {"load": sorted(bpy.ops.talking_head.load_mapping()), "preset": settings.mapping_name}
+    settings.mapping_name = "Sphere"
+    result["save"] = sorted(bpy.ops.talking_head.save_mapping())
+    settings.mapping_preset = "Sphere"
+    result["load_saved"] = sorted(bpy.ops.talking_head.load_mapping())
+    result["animate"] = sorted(bpy.ops.talking_head.animate())
+    key = sphere.data.shape_keys
+    strips = [strip for track in key.animation_data.nla_tracks for strip in track.strips]
+    result["strip_is_owned_action"] = len(strips) == 1 and strips[0].action == sphere.talking_head.action
+    action = sphere.talking_head.action
+    curves = action.layers[0].strips[0].channelbags[0].fcurves if hasattr(action, "layers") else action.fcurves
+    result["curves"] = sorted(curve.data_path for curve in curves)
+    values = []
+    for frame in range(bpy.context.scene.frame_start, bpy.context.scene.frame_end + 1):
+        bpy.context.scene.frame_set(frame)
+        values.append([block.value for block in key.key_blocks])
+    ranges = numpy.ptp(numpy.array(values), axis=0)
+    result["moving_keys"] = [block.name for block, size in zip(key.key_blocks, ranges) if size > 0.01]
+    result["head_track"] = [track.name for track in sphere.animation_data.nla_tracks]
+    result["remove"] = sorted(bpy.ops.talking_head.remove())
+    result["left_keys"] = [block.name for block in key.key_blocks]
+    result["left_grin"] = key.key_blocks["grin"].value
+    result["left_animation"] = key.animation_data is not None or sphere.animation_data is not None
+    result["left_rotation"] = list(sphere.rotation_euler)
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--zip", type=Path, required=True)
@@ -125,6 +168,7 @@ def main() -> int:
         if report["enabled"]:
             report.update(animate_head(bpy, module, args.template, args.audio, args.models))
             report["editable"] = editable_bake_check(bpy, module, args.template, args.audio)
+            report["target_keys"] = target_keys_check(bpy, args.audio)
             import numpy
             report["numpy"] = numpy.__version__
     except Exception as error:  # the report carries the failure; the test shows it

@@ -93,6 +93,18 @@ def test_pip_bpy_installs_the_zip_enables_it_and_its_operators_run(linux_zip, fl
     assert editable["smile_moves_mm"] == pytest.approx(7.0, abs=1e-3), editable   # 0.7 x 1 cm: the smile acts
     assert editable["remove"] == ["FINISHED"] and editable["left_keys"] == ["Basis", "smile"], editable
     assert editable["left_smile_value"] == pytest.approx(0.7) and editable["action_removed"], editable
+    target = report["target_keys"]   # issue 17 item 3: a non-FLAME mesh's own keys, in this Blender version
+    assert target["load"] == target["save"] == target["load_saved"] == target["animate"] == ["FINISHED"], target
+    assert target["preset"] == "ARKit Left/Right (FaceIt-style)" and target["strip_is_owned_action"], target
+    assert target["curves"] == sorted(f'key_blocks["{name}"].value' for name in (
+        "jawOpen", "mouthClose", "eyeBlinkLeft", "eyeBlinkRight", "mouthSmileLeft")), target
+    assert target["moving_keys"] and set(target["moving_keys"]) <= {"jawOpen", "mouthClose", "eyeBlinkLeft",
+                                                                     "eyeBlinkRight", "mouthSmileLeft"}, target
+    assert target["head_track"] == ["Talking Head head motion"], target
+    assert target["remove"] == ["FINISHED"] and target["left_keys"] == [
+        "Basis", "jawOpen", "mouthClose", "eyeBlinkLeft", "eyeBlinkRight", "mouthSmileLeft", "grin"], target
+    assert target["left_grin"] == pytest.approx(0.4) and not target["left_animation"], target
+    assert target["left_rotation"] == [0.0, 0.0, 0.0], target
 
 
 @pytest.mark.skipif(shutil.which("blender") is None, reason="Debian blender is not installed (apt-get install blender)")

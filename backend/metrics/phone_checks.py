@@ -161,22 +161,19 @@ def check_clip(vertices, timeline, rig: FlameRig, fps: float = MESH_FPS, referen
         raise MetricError(f"the phone labels run to {labels_end:.2f} s but the clip is {n_frames / fps:.2f} s long; "
                           "expected the labels of this recording")
     gap = lip_distance_curve(vertices)
-    shut = rest_gap(rig.template) + CLOSED_ABOVE_REST_M
     times = np.arange(n_frames) / fps
-    mid_bilabial, vowel_gaps, vowel_classes, contacts = [], [], [], []
+    vowel_gaps, vowel_classes, contacts = [], [], []
     teeth = np.linalg.norm(vertices[:, LOWER_LIP_CENTRE] - rig.teeth_point, axis=1)
     for start, end, label in timeline:
         if start >= n_frames / fps:
             continue
         middle = int(np.argmin(np.abs(times - (start + end) / 2)))
-        if label in BILABIALS:
-            mid_bilabial.append(gap[middle])
-        elif label in OPENNESS_CLASS:
+        if label in OPENNESS_CLASS:
             vowel_gaps.append(gap[middle])
             vowel_classes.append(OPENNESS_CLASS[label])
         elif label in LABIODENTALS:
             contacts.append(teeth[segment_frames(start, end, times)].min() < LABIODENTAL_CONTACT_M)
-    pauses = pause_frames(timeline, n_frames, fps)
+    shut_checks = closure_and_rest(gap, rest_gap(rig.template), timeline, fps)
     if reference_gap is None:
         reference_gap = lip_distance_curve(rig_from_labels(rig, timeline, n_frames, fps))
     try:
@@ -186,16 +183,29 @@ def check_clip(vertices, timeline, rig: FlameRig, fps: float = MESH_FPS, referen
     rho = None
     if len(set(vowel_classes)) > 1 and np.ptp(vowel_gaps) > 0:
         rho = float(spearmanr(vowel_gaps, vowel_classes)[0])
-    mid_bilabial = np.array(mid_bilabial)
     return ClipChecks(
-        frames=n_frames, bilabials=len(mid_bilabial),
-        closure=float(np.mean(mid_bilabial <= shut)) if len(mid_bilabial) else None,
-        mid_bilabial_gap_mm=float(np.median(mid_bilabial) * 1000) if len(mid_bilabial) else None,
-        pause_frames=len(pauses), rest=float(np.mean(gap[pauses] <= shut)) if len(pauses) else None,
-        pause_gap_mm=float(np.median(gap[pauses]) * 1000) if len(pauses) else None,
-        vowels=len(vowel_gaps), openness_rho=rho, lag_frames=best_lag(gap, reference_gap), mtm_ms=mtm,
+        frames=n_frames, **shut_checks, vowels=len(vowel_gaps), openness_rho=rho,
+        lag_frames=best_lag(gap, reference_gap), mtm_ms=mtm,
         labiodentals=len(contacts), contact=float(np.mean(contacts)) if contacts else None,
         jaw_range_mm=jaw_range_mm(vertices, rig))
+
+
+def closure_and_rest(gap, rest_gap_m: float, timeline, fps: float = MESH_FPS) -> dict:
+    """The closure and rest-in-pauses checks on a lip-gap curve (T,) in metres, against the rest gap of the mesh
+    it was measured on: any head whose two lip-centre points are known (a FLAME clip, or a retargeted head with
+    the lip landmarks bound to its surface). Keys: bilabials, closure, mid_bilabial_gap_mm, pause_frames, rest,
+    pause_gap_mm (None where there is nothing to measure)."""
+    gap = np.asarray(gap, dtype=np.float64)
+    shut = rest_gap_m + CLOSED_ABOVE_REST_M
+    times = np.arange(len(gap)) / fps
+    mid_bilabial = np.array([gap[int(np.argmin(np.abs(times - (start + end) / 2)))] for start, end, label in timeline
+                             if label in BILABIALS and start < len(gap) / fps])
+    pauses = pause_frames(timeline, len(gap), fps)
+    return {"bilabials": len(mid_bilabial),
+            "closure": float(np.mean(mid_bilabial <= shut)) if len(mid_bilabial) else None,
+            "mid_bilabial_gap_mm": float(np.median(mid_bilabial) * 1000) if len(mid_bilabial) else None,
+            "pause_frames": len(pauses), "rest": float(np.mean(gap[pauses] <= shut)) if len(pauses) else None,
+            "pause_gap_mm": float(np.median(gap[pauses]) * 1000) if len(pauses) else None}
 
 
 def jaw_range_mm(vertices, rig: FlameRig) -> float:
