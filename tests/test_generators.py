@@ -4,6 +4,7 @@ hand-built ONNX one-shot generator: vertices = template + style offset, one fram
 import json
 
 import numpy as np
+import onnx
 import pytest
 import soundfile
 
@@ -174,3 +175,16 @@ def test_shipped_generators_satisfy_the_contract(template):
         assert info.synthetic_training_data is True
         vertices = load_generator(info.name).animate(tone(1.0, 16000), 16000, template)
         assert vertices.shape == (30, 5023, 3) and np.all(np.isfinite(vertices))
+
+
+def test_a_graph_giving_the_wrong_frame_count_or_shape_is_refused(tmp_path):
+    """The runner binds the contract's (1, T, 5023, 3) output buffer: a graph that computes another shape is a
+    ModelError naming the contract, never a silently truncated or overrun animation."""
+    for factor, frames_node in ((90, "sixty"), (61, "sixty")):
+        model = offset_model()
+        for node in model.graph.node:
+            if node.output[0] == frames_node:
+                node.attribute[0].t.CopyFrom(onnx.helper.make_tensor(frames_node, onnx.TensorProto.INT64, [1], [factor]))
+        generator = load_generator(write_generator(tmp_path / f"wrong_{factor}", model=model))
+        with pytest.raises(ModelError, match=r"returned vertices of shape \(1,(45|31),5023,3\); the contract requires \(1, 30, 5023, 3\)$"):
+            generator.animate(tone(1.0, 16000), 16000, np.zeros((5023, 3), np.float32))
