@@ -47,9 +47,11 @@ graphs are not shift-invariant (periodic positional encoding, attention blocks c
 so chunked and one-pass outputs differ slightly everywhere, not only at seams (measured in
 tests/test_generators_chunked.py: mean 0.1 mm on 70 s of speech, no seam step above the one-pass largest step).
 Chunk starts are multiples of 0.1 s (1600 samples = 3 frames), so every chunk's frames fall exactly on the take's
-frames.
+frames. onnxruntime writes each chunk's vertices straight into their place (IO binding): `animate` into the take's
+one array (the earlier chunk's overlap is kept aside, then crossfaded in place), `animate_blocks` into one new
+array per chunk; a graph whose output is not (1, T, 5023, 3) is refused with ModelError.
 
-Output check (one place, `check_output`, applied by `Generator.animate_blocks` to every block it yields, so
+Output check (one place, `check_output`, applied to every block of `Generator.animate` and `animate_blocks`, so
 neither the CLI nor the add-on writes or bakes what it refuses): every value finite, and no vertex farther than
 `MAX_DISPLACEMENT_M` = 0.10 m from the template. Speech moves the jaw and lips by at most a few centimetres
 (the shipped generators peak at 1.2-2.0 cm on the sample sentence; a wide-open human mouth is ~5 cm); 10 cm is
