@@ -360,8 +360,8 @@ class Generator:
                 piece = take.speech[first:first + frames]
             chunk = self._run(piece, frames, take.template, take.style_vector,
                               None if vertices is None else vertices[first:first + frames])
+            head = chunk[:overlap]
             if index:   # previous * (1 - fade) + chunk * fade, in place
-                head = chunk[:overlap]
                 head -= previous
                 head *= fade
                 head += previous
@@ -369,30 +369,41 @@ class Generator:
                 np.copyto(previous, chunk[frames - overlap:])
             block = chunk if last else chunk[:frames - overlap]
             yield first, check_output(block, take.template, f"generator '{self.info.name}'", first_frame=first)
+            del chunk, block, head   # a streamed chunk's array is freed before the next one is made
             checkpoint(0.2 + 0.8 * (index + 1) / len(starts))
 
     def _run(self, speech: np.ndarray, frames: int, template: np.ndarray, style_vector: np.ndarray,
              out: Optional[np.ndarray] = None) -> np.ndarray:
-        """One graph call on (N,) float32 samples or (frames, 447) features -> (frames, 5023, 3) float32, written
-        by onnxruntime directly into `out` (C-contiguous float32 of that shape) when given, else a new array."""
-        if out is None:
-            out = np.empty((frames, NUM_VERTICES, 3), dtype=np.float32)
-        binding = self.session.io_binding()
-        for name, value in ((self.info.input, speech[None]), (INPUT_TEMPLATE, template[None]),
-                            (INPUT_STYLE, style_vector)):
-            binding.bind_cpu_input(name, np.ascontiguousarray(value, dtype=np.float32))
-        binding.bind_output(OUTPUT_VERTICES, "cpu", 0, np.float32, [1, frames, NUM_VERTICES, 3], out.ctypes.data)
+        """One graph call on (N,) float32 samples or (frames, 447) features -> (frames, 5023, 3) float32.
+
+        With `out` (C-contiguous float32 of that shape, e.g. the chunk's place in the take) onnxruntime writes into
+        it (IO binding), so the take is never copied; without, the array onnxruntime allocates is returned (it
+        may compute the graph's last node in place, which a bound output cannot: one chunk-sized buffer less
+        for a streamed take)."""
+        expected = (1, frames, NUM_VERTICES, 3)
+        feeds = {self.info.input: np.ascontiguousarray(speech[None], dtype=np.float32),
+                 INPUT_TEMPLATE: template[None], INPUT_STYLE: style_vector}
         try:
-            self.session.run_with_iobinding(binding)
+            if out is None:
+                (vertices,) = self.session.run([OUTPUT_VERTICES], feeds)
+            else:
+                binding = self.session.io_binding()
+                for name, value in feeds.items():
+                    binding.bind_cpu_input(name, value)
+                binding.bind_output(OUTPUT_VERTICES, "cpu", 0, np.float32, list(expected), out.ctypes.data)
+                self.session.run_with_iobinding(binding)
+                vertices = out[None]
         except Exception as error:  # shape errors inside the graph surface as onnxruntime exceptions
             message = str(error).splitlines()[0]
             computed = re.search(r"Requested shape:\{([0-9,]*)\}", message)   # not the bound output's shape
-            if computed:
-                raise ModelError(f"generator '{self.info.name}' returned vertices of shape ({computed.group(1)}); "
-                                 f"the contract requires (1, {frames}, {NUM_VERTICES}, 3)") from None
-            raise ModelError(f"generator '{self.info.name}' failed on {self.info.input} of shape {speech.shape}: "
-                             f"{message}") from None
-        return out
+            if not computed:
+                raise ModelError(f"generator '{self.info.name}' failed on {self.info.input} of shape "
+                                 f"{speech.shape}: {message}") from None
+            vertices = np.empty(tuple(int(size) for size in computed.group(1).split(",")), dtype=np.float32)
+        if vertices.shape != expected:
+            raise ModelError(f"generator '{self.info.name}' returned vertices of shape {vertices.shape}; "
+                             f"the contract requires {expected}")
+        return np.ascontiguousarray(vertices[0], dtype=np.float32)
 
 
 @dataclass(frozen=True)

@@ -92,9 +92,8 @@ def test_shipped_generator_chunked_is_close_to_one_pass_without_seam_jumps(flame
 
 
 def test_cli_streams_a_long_take_without_holding_it(flame_ply, tmp_path):
-    """SYNTHETIC 90 s take: the CLI's peak of traced (numpy) allocations stays below three chunks' outputs (the
-    chunk the graph writes, its local-frame copy, the overlap kept for the crossfade) and so below the take's
-    size: the take is never materialised whole (a one-pass run holds it at least once, plus a copy to write)."""
+    """SYNTHETIC 90 s take: the CLI's peak of traced (numpy) allocations stays far below the output's size,
+    so the take is never materialised whole (a one-pass run holds it at least once, plus a copy to write)."""
     rng = np.random.default_rng(1)
     seconds = 90
     times = np.arange(seconds * SAMPLE_RATE) / SAMPLE_RATE
@@ -111,9 +110,7 @@ def test_cli_streams_a_long_take_without_holding_it(flame_ply, tmp_path):
     assert code == 0
     written = np.load(out, mmap_mode="r")
     assert written.shape == (frame_count(audio.size), 5023, 3) and written.dtype == np.float32
-    chunk_bytes = frame_count(CHUNK_SAMPLES) * 5023 * 3 * 4   # one chunk's output, written by the graph into numpy
-    assert peak < 3 * chunk_bytes < written.nbytes, \
-        f"traced peak {peak / 1e6:.0f} MB for a {written.nbytes / 1e6:.0f} MB take ({chunk_bytes / 1e6:.0f} MB chunks)"
+    assert peak < 0.5 * written.nbytes, f"traced peak {peak / 1e6:.0f} MB for a {written.nbytes / 1e6:.0f} MB take"
     expected = load_generator(generators.DEFAULT_GENERATOR).animate(
         *load_audio(tmp_path / "take.wav"), load_flame_mesh(flame_ply).vertices)
     np.testing.assert_array_equal(written, expected)
