@@ -16,6 +16,11 @@ array), as CPU time, with the frames each network computes per frame of the take
 A v2 generator's row also gives its speed as a multiple of its first-release counterpart's (the `*_small` of the
 same family, same run) when both were measured.
 
+Before and after (`--previous-runner FILE`, e.g. `git show cf627ec:backend/generators.py > /tmp/previous.py`): that
+older copy of the runner is imported beside the current one (same front end, same graphs) and both run 60 s
+alternately, call by call, `--repeats` times each; best CPU time of each and their ratio, so a loaded machine
+slows both alike.
+
 Memory (`--memory-minutes`, default 10; 0 skips): `backend animate --model NAME` on a SYNTHETIC take of that
 length in a fresh process per generator, its peak resident set (ru_maxrss) beside that of a process that only
 imports the same modules (benchmarks/memory.py's probe). Target (issue 18): >= 200x real time for 60 s on one
@@ -109,6 +114,33 @@ def stage_rows(folders: list, threads: int, seconds: float = 60) -> list:
     return rows
 
 
+def previous_runner_rows(folders: list, previous: Path, threads: int, repeats: int, seconds: float = 60) -> list:
+    """[(name, previous CPU s, current CPU s)]: `previous` (an older backend/generators.py) against the current
+    runner on the same generators, alternating call by call, best of `repeats` each."""
+    import importlib.util
+
+    from backend import generators as current
+    from training.generators.export import speech_like_audio
+
+    spec = importlib.util.spec_from_file_location("previous_generators", previous)
+    older = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(older)
+    audio = speech_like_audio(seconds, 0)[0]
+    template = np.random.default_rng(0).normal(scale=0.05, size=(5023, 3)).astype(np.float32)
+    rows = []
+    for folder in folders:
+        pair = (older.load_generator(folder, threads=threads), current.load_generator(folder, threads=threads))
+        for generator in pair:
+            generator.animate(audio, current.SAMPLE_RATE, template)
+        best = [np.inf, np.inf]
+        for _ in range(repeats):
+            for index, generator in enumerate(pair):
+                best[index] = min(best[index], _timed(lambda: generator.animate(audio, current.SAMPLE_RATE,
+                                                                               template))[1])
+        rows.append((pair[1].info.name, best[0], best[1]))
+    return rows
+
+
 def memory_rows(folders: list, minutes: float) -> list:
     """[(name, imports-only peak MB, animate peak MB)] for a `minutes`-long SYNTHETIC take."""
     import subprocess
@@ -197,6 +229,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--skip-training", action="store_true")
     parser.add_argument("--skip-inference", action="store_true")
+    parser.add_argument("--previous-runner", type=Path, help="an older backend/generators.py to time against")
     parser.add_argument("--memory-minutes", type=float, default=10.0, help="take length for the memory rows (0: skip)")
     args = parser.parse_args()
     if not args.skip_inference:
@@ -221,6 +254,14 @@ def main() -> None:
                                                                                                  args.threads):
             print(f"| {name} | {total:.3f} | {network:.3f} | {features:.3f} | {graph:.3f} | {rest:.3f} | "
                   f"{frontend_work:.2f} | {graph_work:.2f} |")
+        if args.previous_runner:
+            print(f"\nBefore and after: {args.previous_runner} against the current runner, 60 s, alternating, best "
+                  f"of {args.repeats}\n")
+            print("| generator | previous: CPU s (× real time) | now: CPU s (× real time) | previous / now |")
+            print("|---|---|---|---|")
+            for name, before, after in previous_runner_rows(folders, args.previous_runner, args.threads, args.repeats):
+                print(f"| {name} | {before:.3f} ({60 / before:.0f}×) | {after:.3f} ({60 / after:.0f}×) | "
+                      f"{before / after:.2f} |")
         if args.memory_minutes > 0:
             print(f"\nPeak memory of `backend animate` on {args.memory_minutes:g} min of SYNTHETIC audio\n")
             print("| generator | imports only (MB) | peak RSS (MB) | target |")
