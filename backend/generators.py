@@ -48,8 +48,9 @@ so chunked and one-pass outputs differ slightly everywhere, not only at seams (m
 tests/test_generators_chunked.py: mean 0.1 mm on 70 s of speech, no seam step above the one-pass largest step).
 Chunk starts are multiples of 0.1 s (1600 samples = 3 frames), so every chunk's frames fall exactly on the take's
 frames. onnxruntime writes each chunk's vertices straight into their place (IO binding): `animate` into the take's
-one array (the earlier chunk's overlap is kept aside, then crossfaded in place), `animate_blocks` into one new
-array per chunk; a graph whose output is not (1, T, 5023, 3) is refused with ModelError.
+one array (the earlier chunk's overlap is kept aside, then crossfaded in place); `animate_blocks` hands out the
+array onnxruntime allocates per chunk (computed in place: one chunk-sized buffer less than a bound output). A graph
+whose output is not (1, T, 5023, 3) is refused with ModelError either way.
 
 Output check (one place, `check_output`, applied to every block of `Generator.animate` and `animate_blocks`, so
 neither the CLI nor the add-on writes or bakes what it refuses): every value finite, and no vertex farther than
@@ -396,10 +397,11 @@ class Generator:
         except Exception as error:  # shape errors inside the graph surface as onnxruntime exceptions
             message = str(error).splitlines()[0]
             computed = re.search(r"Requested shape:\{([0-9,]*)\}", message)   # not the bound output's shape
-            if not computed:
-                raise ModelError(f"generator '{self.info.name}' failed on {self.info.input} of shape "
-                                 f"{speech.shape}: {message}") from None
-            vertices = np.empty(tuple(int(size) for size in computed.group(1).split(",")), dtype=np.float32)
+            if computed:
+                raise ModelError(f"generator '{self.info.name}' returned vertices of shape "
+                                 f"({computed.group(1).replace(',', ', ')}); the contract requires {expected}") from None
+            raise ModelError(f"generator '{self.info.name}' failed on {self.info.input} of shape {speech.shape}: "
+                             f"{message}") from None
         if vertices.shape != expected:
             raise ModelError(f"generator '{self.info.name}' returned vertices of shape {vertices.shape}; "
                              f"the contract requires {expected}")
