@@ -47,9 +47,12 @@ graphs are not shift-invariant (periodic positional encoding, attention blocks c
 so chunked and one-pass outputs differ slightly everywhere, not only at seams (measured in
 tests/test_generators_chunked.py: mean 0.1 mm on 70 s of speech, no seam step above the one-pass largest step).
 Chunk starts are multiples of 0.1 s (1600 samples = 3 frames), so every chunk's frames fall exactly on the take's
-frames.
+frames. onnxruntime writes each chunk's vertices straight into their place (IO binding): `animate` into the take's
+one array (the earlier chunk's overlap is kept aside, then crossfaded in place); `animate_blocks` hands out the
+array onnxruntime allocates per chunk (computed in place: one chunk-sized buffer less than a bound output). A graph
+whose output is not (1, T, 5023, 3) is refused with ModelError either way.
 
-Output check (one place, `check_output`, applied by `Generator.animate_blocks` to every block it yields, so
+Output check (one place, `check_output`, applied to every block of `Generator.animate` and `animate_blocks`, so
 neither the CLI nor the add-on writes or bakes what it refuses): every value finite, and no vertex farther than
 `MAX_DISPLACEMENT_M` = 0.10 m from the template. Speech moves the jaw and lips by at most a few centimetres
 (the shipped generators peak at 1.2-2.0 cm on the sample sentence; a wide-open human mouth is ~5 cm); 10 cm is
@@ -70,6 +73,7 @@ UI should preselect).
 """
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Optional
@@ -292,12 +296,13 @@ class Generator:
                 progress: Optional[Callable[[float], None]] = None,
                 should_cancel: Optional[Callable[[], bool]] = None) -> np.ndarray:
         """audio (N,) float in [-1, 1] at `sample_rate` Hz, template (5023, 3) metres -> (T, 5023, 3) float32,
-        T = frame_count(N at 16 kHz): the blocks of `animate_blocks` written into one preallocated array."""
-        blocks = self.animate_blocks(audio, sample_rate, template, style, progress, should_cancel)
-        total = next(blocks)
-        vertices = np.empty((total, NUM_VERTICES, 3), dtype=np.float32)
-        for start, block in blocks:
-            vertices[start:start + len(block)] = block
+        T = frame_count(N at 16 kHz): the blocks of `animate_blocks`, each chunk written by the graph straight
+        into one preallocated array (no copy of the take)."""
+        checkpoint = self._checkpoint(progress, should_cancel)
+        take = self._prepare(audio, sample_rate, template, style, checkpoint)
+        vertices = np.empty((take.frames, NUM_VERTICES, 3), dtype=np.float32)
+        for _ in self._chunks(take, checkpoint, vertices):
+            pass
         return vertices
 
     def animate_blocks(self, audio: np.ndarray, sample_rate: int, template: np.ndarray,
@@ -309,6 +314,13 @@ class Generator:
         (see "Long takes" above). progress(fraction) is called with values in [0, 1]; Cancelled is raised as
         soon as should_cancel() is true. Bad audio -> AudioError, bad template -> MeshError, unknown style or
         a graph failure -> ModelError."""
+        checkpoint = self._checkpoint(progress, should_cancel)
+        take = self._prepare(audio, sample_rate, template, style, checkpoint)
+        yield take.frames
+        yield from self._chunks(take, checkpoint, None)
+
+    def _checkpoint(self, progress, should_cancel) -> Callable[[float], None]:
+        """checkpoint(fraction): raise Cancelled when should_cancel() is true, else report the progress."""
         report = progress or (lambda fraction: None)
         stop = should_cancel or (lambda: False)
 
@@ -316,50 +328,96 @@ class Generator:
             if stop():
                 raise Cancelled(f"animation with generator '{self.info.name}' was cancelled")
             report(fraction)
+        return checkpoint
 
+    def _prepare(self, audio, sample_rate: int, template, style, checkpoint) -> "_Take":
+        """The checked inputs of one take: 16 kHz samples, template, style one-hot and the graph's speech input
+        (the samples for v1, the whole take's front-end features for v2, computed once)."""
         checkpoint(0.0)
         samples = audio_io.check_samples(audio, sample_rate)
         template = _checked_template(template)
         style_vector = self.style_vector(style)
         samples = np.clip(audio_io.resample(samples, sample_rate, SAMPLE_RATE).astype(np.float32), -1.0, 1.0)
-        total = frame_count(samples.size)
         speech = samples if self.info.input == INPUT_AUDIO else speech_features(samples)
         checkpoint(0.2 if self.info.input == INPUT_SPEECH_FEATURES else 0.1)
-        yield total
-        starts = chunk_starts(samples.size)
+        return _Take(samples, speech, template, style_vector, frame_count(samples.size))
+
+    def _chunks(self, take: "_Take", checkpoint, vertices: Optional[np.ndarray]) -> Iterator:
+        """(first frame, checked block) of every chunk of `take`, crossfaded in the overlaps. With `vertices`
+        (the take's (T, 5023, 3) array) each chunk is written in place and the blocks are views of it; without,
+        each chunk gets its own array (the blocks of a streamed take)."""
+        starts = chunk_starts(take.samples.size)
         overlap = OVERLAP_SAMPLES * MESH_FPS // SAMPLE_RATE
-        pending = None   # the previous chunk's last `overlap` frames, to be crossfaded into the next chunk
+        fade = ((np.arange(overlap, dtype=np.float32) + 0.5) / overlap)[:, None, None]   # the later chunk's weight
+        previous = np.empty((overlap, NUM_VERTICES, 3), dtype=np.float32) if len(starts) > 1 else None
         for index, start in enumerate(starts):
             last = index == len(starts) - 1
             first = start * MESH_FPS // SAMPLE_RATE
             if self.info.input == INPUT_AUDIO:
-                piece = samples[start:] if last else samples[start:start + CHUNK_SAMPLES]
+                piece = take.samples[start:] if last else take.samples[start:start + CHUNK_SAMPLES]
                 frames = frame_count(piece.size)
             else:
-                frames = total - first if last else frame_count(CHUNK_SAMPLES)
-                piece = speech[first:first + frames]
-            chunk = self._run(piece, frames, template, style_vector)
-            if pending is not None:
-                fade = ((np.arange(overlap, dtype=np.float32) + 0.5) / overlap)[:, None, None]
-                chunk[:overlap] = chunk[:overlap] * fade + pending * (1.0 - fade)
-            pending = None if last else chunk[len(chunk) - overlap:].copy()
-            block = chunk if last else chunk[:len(chunk) - overlap]
-            yield first, check_output(block, template, f"generator '{self.info.name}'", first_frame=first)
+                frames = take.frames - first if last else frame_count(CHUNK_SAMPLES)
+                piece = take.speech[first:first + frames]
+            chunk = self._run(piece, frames, take.template, take.style_vector,
+                              None if vertices is None else vertices[first:first + frames])
+            head = chunk[:overlap]
+            if index:   # previous * (1 - fade) + chunk * fade, in place
+                head -= previous
+                head *= fade
+                head += previous
+            if not last:   # kept before the next chunk overwrites it (in place) or it is handed out
+                np.copyto(previous, chunk[frames - overlap:])
+            block = chunk if last else chunk[:frames - overlap]
+            yield first, check_output(block, take.template, f"generator '{self.info.name}'", first_frame=first)
+            del chunk, block, head   # a streamed chunk's array is freed before the next one is made
             checkpoint(0.2 + 0.8 * (index + 1) / len(starts))
 
-    def _run(self, speech: np.ndarray, frames: int, template: np.ndarray, style_vector: np.ndarray) -> np.ndarray:
-        """One graph call on (N,) float32 samples or (frames, 447) features -> (frames, 5023, 3) float32."""
-        feeds = {self.info.input: speech[None], INPUT_TEMPLATE: template[None], INPUT_STYLE: style_vector}
-        try:
-            (vertices,) = self.session.run([OUTPUT_VERTICES], feeds)
-        except Exception as error:  # shape errors inside the graph surface as onnxruntime exceptions
-            raise ModelError(f"generator '{self.info.name}' failed on {self.info.input} of shape {speech.shape}: "
-                             f"{str(error).splitlines()[0]}") from None
+    def _run(self, speech: np.ndarray, frames: int, template: np.ndarray, style_vector: np.ndarray,
+             out: Optional[np.ndarray] = None) -> np.ndarray:
+        """One graph call on (N,) float32 samples or (frames, 447) features -> (frames, 5023, 3) float32.
+
+        With `out` (C-contiguous float32 of that shape, e.g. the chunk's place in the take) onnxruntime writes into
+        it (IO binding), so the take is never copied; without, the array onnxruntime allocates is returned (it
+        may compute the graph's last node in place, which a bound output cannot: one chunk-sized buffer less
+        for a streamed take)."""
         expected = (1, frames, NUM_VERTICES, 3)
+        feeds = {self.info.input: np.ascontiguousarray(speech[None], dtype=np.float32),
+                 INPUT_TEMPLATE: template[None], INPUT_STYLE: style_vector}
+        try:
+            if out is None:
+                (vertices,) = self.session.run([OUTPUT_VERTICES], feeds)
+            else:
+                binding = self.session.io_binding()
+                for name, value in feeds.items():
+                    binding.bind_cpu_input(name, value)
+                binding.bind_output(OUTPUT_VERTICES, "cpu", 0, np.float32, list(expected), out.ctypes.data)
+                self.session.run_with_iobinding(binding)
+                vertices = out[None]
+        except Exception as error:  # shape errors inside the graph surface as onnxruntime exceptions
+            message = str(error).splitlines()[0]
+            computed = re.search(r"Requested shape:\{([0-9,]*)\}", message)   # not the bound output's shape
+            if computed:
+                raise ModelError(f"generator '{self.info.name}' returned vertices of shape "
+                                 f"({computed.group(1).replace(',', ', ')}); the contract requires {expected}") from None
+            raise ModelError(f"generator '{self.info.name}' failed on {self.info.input} of shape {speech.shape}: "
+                             f"{message}") from None
         if vertices.shape != expected:
             raise ModelError(f"generator '{self.info.name}' returned vertices of shape {vertices.shape}; "
                              f"the contract requires {expected}")
         return np.ascontiguousarray(vertices[0], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class _Take:
+    """One take's checked inputs (Generator._prepare): samples (N,) 16 kHz float32, speech (the graph's input:
+    the samples or (T, 447) features), template (5023, 3), style_vector (1, S), frames T."""
+
+    samples: np.ndarray
+    speech: np.ndarray
+    template: np.ndarray
+    style_vector: np.ndarray
+    frames: int
 
 
 DEFAULT_GENERATOR = read_default_generator()   # the name a UI should preselect (see "The default generator")

@@ -9,6 +9,18 @@ the same run: writing the output itself (template + zero motion broadcast to (T,
 floor of any generator; the table gives both and their ratio. Times are wall clock and process CPU time: on a
 shared machine the CPU time of a one-thread run is what one dedicated core would take.
 
+Where the 60 s go (one run per generator after the timed ones, same process): the speech front end's network
+(onnxruntime, its overlapping 20 s chunks), the rest of the front end (level, chunking, crossfade, 50 -> 30 Hz), the
+generator graph calls (onnxruntime, overlapping 20 s chunks) and the remainder (crossfade, output check, output
+array), as CPU time, with the frames each network computes per frame of the take (the overlap's recomputation).
+A v2 generator's row also gives its speed as a multiple of its first-release counterpart's (the `*_small` of the
+same family, same run) when both were measured.
+
+Before and after (`--previous-runner FILE`, e.g. `git show cf627ec:backend/generators.py > /tmp/previous.py`): that
+older copy of the runner is imported beside the current one (same front end, same graphs) and both run 60 s
+alternately, call by call, `--repeats` times each; best CPU time of each and their ratio, so a loaded machine
+slows both alike.
+
 Memory (`--memory-minutes`, default 10; 0 skips): `backend animate --model NAME` on a SYNTHETIC take of that
 length in a fresh process per generator, its peak resident set (ru_maxrss) beside that of a process that only
 imports the same modules (benchmarks/memory.py's probe). Target (issue 18): >= 200x real time for 60 s on one
@@ -53,6 +65,79 @@ def inference_rows(folders: list, threads: int, repeats: int) -> list:
             floor = min(_timed(lambda: template[None] + np.zeros((frames, 1, 1), np.float32))[1]
                         for _ in range(repeats))
             rows.append((generator.info.name, seconds, wall, seconds / wall, cpu, seconds / cpu, floor, cpu / floor))
+    return rows
+
+
+def stage_rows(folders: list, threads: int, seconds: float = 60) -> list:
+    """[(name, total, front-end network, front-end rest, generator graph, remainder CPU s, front-end frames per
+    take frame, generator frames per take frame)] of `seconds` of audio: the front end on its own (v2 only), then
+    one `animate`, the two onnxruntime calls (SpeechFrontend.forward, Generator._run) of the loaded instances
+    timed by wrapping them."""
+    from backend.generators import INPUT_SPEECH_FEATURES, SAMPLE_RATE, frame_count, load_generator, speech_features
+    from backend.speech_frontend import frame_count as frontend_frames, load_frontend
+    from training.generators.export import speech_like_audio
+
+    audio = speech_like_audio(seconds, 0)[0]
+    template = np.random.default_rng(0).normal(scale=0.05, size=(5023, 3)).astype(np.float32)
+    frontend = load_frontend()
+    rows = []
+    for folder in folders:
+        generator = load_generator(folder, threads=threads)
+        spent = {"network": 0.0, "graph": 0.0, "network_frames": 0, "graph_frames": 0}
+
+        def timed(call, key, frames_of):
+            def wrapper(*args, **kwargs):
+                start = time.process_time()
+                result = call(*args, **kwargs)
+                spent[key] += time.process_time() - start
+                spent[key + "_frames"] += frames_of(*args)
+                return result
+            return wrapper
+        frontend.forward = timed(type(frontend).forward.__get__(frontend), "network",
+                                 lambda samples: frontend_frames(samples.size))
+        generator._run = timed(generator._run, "graph", lambda speech, frames, *rest: frames)
+        try:
+            features = 0.0
+            if generator.info.input == INPUT_SPEECH_FEATURES:
+                start = time.process_time()
+                speech_features(np.clip(audio, -1, 1))
+                features = time.process_time() - start
+            network, network_frames = spent["network"], spent["network_frames"]
+            start = time.process_time()
+            generator.animate(audio, SAMPLE_RATE, template)
+            total = time.process_time() - start
+        finally:
+            del frontend.forward
+        rest = max(total - features - spent["graph"], 0.0)
+        rows.append((generator.info.name, total, network, features - network, spent["graph"], rest,
+                     network_frames / frontend_frames(audio.size), spent["graph_frames"] / frame_count(audio.size)))
+    return rows
+
+
+def previous_runner_rows(folders: list, previous: Path, threads: int, repeats: int, seconds: float = 60) -> list:
+    """[(name, previous CPU s, current CPU s)]: `previous` (an older backend/generators.py) against the current
+    runner on the same generators, alternating call by call, best of `repeats` each."""
+    import importlib.util
+
+    from backend import generators as current
+    from training.generators.export import speech_like_audio
+
+    spec = importlib.util.spec_from_file_location("previous_generators", previous)
+    older = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(older)
+    audio = speech_like_audio(seconds, 0)[0]
+    template = np.random.default_rng(0).normal(scale=0.05, size=(5023, 3)).astype(np.float32)
+    rows = []
+    for folder in folders:
+        pair = (older.load_generator(folder, threads=threads), current.load_generator(folder, threads=threads))
+        for generator in pair:
+            generator.animate(audio, current.SAMPLE_RATE, template)
+        best = [np.inf, np.inf]
+        for _ in range(repeats):
+            for index, generator in enumerate(pair):
+                best[index] = min(best[index], _timed(lambda: generator.animate(audio, current.SAMPLE_RATE,
+                                                                               template))[1])
+        rows.append((pair[1].info.name, best[0], best[1]))
     return rows
 
 
@@ -144,6 +229,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--skip-training", action="store_true")
     parser.add_argument("--skip-inference", action="store_true")
+    parser.add_argument("--previous-runner", type=Path, help="an older backend/generators.py to time against")
     parser.add_argument("--memory-minutes", type=float, default=10.0, help="take length for the memory rows (0: skip)")
     args = parser.parse_args()
     if not args.skip_inference:
@@ -151,12 +237,31 @@ def main() -> None:
         folders = args.models or [info.path for info in list_generators()]
         print(f"Inference on {args.threads} CPU thread(s), SYNTHETIC audio, best of {args.repeats}\n")
         print("| generator | audio (s) | wall (s) | × real time (wall) | CPU (s) | × real time (CPU) | "
-              "output-only floor, CPU (s) | CPU / floor |")
-        print("|---|---|---|---|---|---|---|---|")
-        for name, seconds, wall, by_wall, cpu, by_cpu, floor, ratio in inference_rows(folders, args.threads,
-                                                                                       args.repeats):
+              "output-only floor, CPU (s) | CPU / floor | speed vs first release (same family) |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        rows = inference_rows(folders, args.threads, args.repeats)
+        cpu_of = {(name, seconds): cpu for name, seconds, _, _, cpu, *_ in rows}
+        for name, seconds, wall, by_wall, cpu, by_cpu, floor, ratio in rows:
+            first_release = cpu_of.get((name.split("_")[0] + "_small", seconds))
+            versus = f"{first_release / cpu:.2f}" if first_release and not name.endswith("_small") else "–"
             print(f"| {name} | {seconds} | {wall:.3f} | {by_wall:.0f}× | {cpu:.3f} | {by_cpu:.0f}× | {floor:.3f} | "
-                  f"{ratio:.1f} |")
+                  f"{ratio:.1f} | {versus} |")
+        print("\nWhere the CPU time of 60 s goes (one run each; frames computed per frame of the take)\n")
+        print("| generator | total (s) | front-end network (s) | front-end rest (s) | generator graph (s) | "
+              "crossfade, check, output (s) | front-end frames / frame | graph frames / frame |")
+        print("|---|---|---|---|---|---|---|---|")
+        for name, total, network, features, graph, rest, frontend_work, graph_work in stage_rows(folders,
+                                                                                                 args.threads):
+            print(f"| {name} | {total:.3f} | {network:.3f} | {features:.3f} | {graph:.3f} | {rest:.3f} | "
+                  f"{frontend_work:.2f} | {graph_work:.2f} |")
+        if args.previous_runner:
+            print(f"\nBefore and after: {args.previous_runner} against the current runner, 60 s, alternating, best "
+                  f"of {args.repeats}\n")
+            print("| generator | previous: CPU s (× real time) | now: CPU s (× real time) | previous / now |")
+            print("|---|---|---|---|")
+            for name, before, after in previous_runner_rows(folders, args.previous_runner, args.threads, args.repeats):
+                print(f"| {name} | {before:.3f} ({60 / before:.0f}×) | {after:.3f} ({60 / after:.0f}×) | "
+                      f"{before / after:.2f} |")
         if args.memory_minutes > 0:
             print(f"\nPeak memory of `backend animate` on {args.memory_minutes:g} min of SYNTHETIC audio\n")
             print("| generator | imports only (MB) | peak RSS (MB) | target |")

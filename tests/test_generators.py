@@ -4,6 +4,7 @@ hand-built ONNX one-shot generator: vertices = template + style offset, one fram
 import json
 
 import numpy as np
+import onnx
 import pytest
 import soundfile
 
@@ -174,3 +175,21 @@ def test_shipped_generators_satisfy_the_contract(template):
         assert info.synthetic_training_data is True
         vertices = load_generator(info.name).animate(tone(1.0, 16000), 16000, template)
         assert vertices.shape == (30, 5023, 3) and np.all(np.isfinite(vertices))
+
+
+def test_a_graph_giving_the_wrong_frame_count_is_refused(tmp_path):
+    """A graph that computes another shape than the contract's (1, T, 5023, 3) is a ModelError naming the
+    contract, whether its output is bound to the take's array (animate) or allocated by onnxruntime (streamed),
+    never a silently truncated or overrun animation."""
+    for factor in (90, 61):   # 1 s -> 45 or 31 frames instead of 30
+        model = offset_model()
+        for node in model.graph.node:
+            if node.output[0] == "sixty":
+                node.attribute[0].t.CopyFrom(onnx.helper.make_tensor("sixty", onnx.TensorProto.INT64, [1], [factor]))
+        generator = load_generator(write_generator(tmp_path / f"wrong_{factor}", model=model))
+        message = rf"returned vertices of shape \(1, {(factor * 16000 + 16000) // 32000}, 5023, 3\); the contract " \
+                  r"requires \(1, 30, 5023, 3\)$"
+        with pytest.raises(ModelError, match=message):
+            generator.animate(tone(1.0, 16000), 16000, np.zeros((5023, 3), np.float32))
+        with pytest.raises(ModelError, match=message):
+            list(generator.animate_blocks(tone(1.0, 16000), 16000, np.zeros((5023, 3), np.float32)))
