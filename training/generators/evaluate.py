@@ -47,8 +47,9 @@ def parse_model_arguments(items: list) -> dict:
     return models
 
 
-def _safe_name(label: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", label)
+def prediction_folder(out_dir, label: str) -> Path:
+    """Where `evaluate` writes the predictions of the row `label` (<out>/predictions/<label, file-safe>/)."""
+    return Path(out_dir) / "predictions" / re.sub(r"[^A-Za-z0-9_.+-]+", "_", label)
 
 
 def predict_clips(path: Path, clips: list):
@@ -82,7 +83,7 @@ def evaluate(models: dict, corpus, out_dir, split: str = "test", encoders_dir=No
     encoders = None if encoder_folder is None else OnnxSpeechMeshEncoders.from_directory(encoder_folder)
     rows = []
     for label, path in {GROUND_TRUTH: None, **models}.items():
-        pred_dir = out_dir / "predictions" / _safe_name(label)
+        pred_dir = prediction_folder(out_dir, label)
         pred_dir.mkdir(parents=True, exist_ok=True)
         produced = ((clip_id, clip.vertices) for clip_id, clip in clips) if path is None else \
             predict_clips(Path(path), clips)
@@ -140,7 +141,7 @@ def render_comparisons(out_dir: Path, labels: list, clips: list, frames_per_clip
     (out_dir / "renders").mkdir(parents=True, exist_ok=True)
     paths = []
     for clip_id, clip in clips:
-        sequences = [load_vertex_sequence(out_dir / "predictions" / _safe_name(label) / f"{clip_id}.npy")
+        sequences = [load_vertex_sequence(prediction_folder(out_dir, label) / f"{clip_id}.npy")
                      for label in labels]
         length = min(len(sequence) for sequence in sequences)
         chosen = interesting_frames(clip.timeline or [], length, 30.0)
