@@ -51,7 +51,7 @@ def speaker_of(set_key: str, clip_name: str) -> str:
         return "kathleen"
     if set_key == "b":
         match = _DEV_SPEAKER.match(clip_name)
-        return f"dev_{match.group(1) if match else 'other'}"
+        return f"dev_{match.group(1) if match else clip_name}"     # a clip of unknown speaker is its own
     return clip_name.rsplit("_arctic_", 1)[0]
 
 
