@@ -158,6 +158,11 @@ def test_compare_exported_scores_tables_closure_direction_and_cost(ci_corpus, ex
     assert [(row["family"], row["perceptual"], float(row["perceptual_weight"])) for row in cost] == [
         ("faceformer", "False", 0.0), ("faceformer", "True", 1e-7)]
     assert all(float(row["seconds_per_iteration"]) > 0 for row in cost)
+    assert "split `test` (evaluated), b: unseen real speakers (evaluated)" in text
+    assert training_main(["compare", "--exported", str(models), "--corpus", str(ci_corpus), "--masks",
+                          str(flame_masks), "--real-speech", str(real_speech_corpus), "--real-sets", "b",
+                          "--families", "faceformer", "--parts", "comparison", "--out", str(out)]) == 0
+    assert "split `test` (reused), b: unseen real speakers (reused)" in (out / "comparison.md").read_text()
 
 
 def test_compare_exported_refuses_the_critic_as_plrs_evaluator(exported_models, ci_corpus, tmp_path, capsys):

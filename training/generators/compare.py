@@ -17,6 +17,7 @@ codebook.json. Everything is measured on whatever corpus is given; the ci corpus
 """
 
 import csv
+import hashlib
 import json
 import multiprocessing
 import platform
@@ -523,6 +524,36 @@ def direction_table(directions: dict, split: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+EVALUATED_FILE = "evaluated.json"
+
+
+def evaluation_identity(models: dict, corpus: Path, split: str, evaluator) -> dict:
+    """What an evaluation folder's tables depend on: each model folder's files (sha256), the data, the evaluator."""
+    def digest(folder: Path) -> str:
+        hashed = hashlib.sha256()
+        for path in sorted(Path(folder).iterdir()):
+            if path.is_file() and path.suffix in (".json", ".onnx"):
+                hashed.update(path.name.encode() + path.read_bytes())
+        return hashed.hexdigest()
+    return {"models": {label: digest(folder) for label, folder in models.items()},
+            "corpus": str(Path(corpus).resolve()), "split": split, "evaluator": digest(evaluator)}
+
+
+def evaluate_once(models: dict, corpus: Path, evaluation_dir: Path, split: str, evaluator, masks, log=print) -> str:
+    """evaluate() and the phone checks into evaluation_dir, unless it already holds them for the same models,
+    data and evaluator (see evaluation_identity); returns "reused" or "evaluated"."""
+    identity = evaluation_identity(models, corpus, split, evaluator)
+    record = evaluation_dir / EVALUATED_FILE
+    if record.is_file() and json.loads(record.read_text(encoding="utf-8")) == identity:
+        return "reused"
+    started = time.monotonic()
+    evaluate(models, corpus, evaluation_dir, split, evaluator, masks)
+    write_json(evaluation_dir / "phone_checks.json", phone_check_rows(evaluation_dir, corpus, split, models))
+    write_json(record, identity)
+    log(f"evaluated {len(models)} models on {corpus.name} split {split}: {time.monotonic() - started:.0f} s")
+    return "evaluated"
+
+
 def _rows_of(evaluation_dir: Path) -> dict:
     with open(evaluation_dir / "table.csv", newline="") as stream:
         return {row["model"]: row for row in csv.DictReader(stream)}
@@ -628,15 +659,15 @@ def compare_exported(models_dir, corpus, out_dir, real_speech=None, real_sets=("
             for key in real_sets:
                 set_names[key] = described.get(key, f"set {key}")
                 evaluations[key] = (real_speech, out_dir / f"evaluation_{key}")
-        rows, checks = {}, {}
+        rows, checks, actions = {}, {}, {}
         for key, (folder, evaluation_dir) in evaluations.items():
             log(f"evaluating on {set_names[key]}")
-            started = time.monotonic()
-            evaluate(models, folder, evaluation_dir, key, evaluator, masks)
+            actions[key] = evaluate_once(models, folder, evaluation_dir, key, evaluator, masks, log)
             rows[key] = _rows_of(evaluation_dir)
-            checks[key] = phone_check_rows(evaluation_dir, folder, key, models)
-            log(f"{set_names[key]}: {time.monotonic() - started:.0f} s")
+            checks[key] = json.loads((evaluation_dir / "phone_checks.json").read_text(encoding="utf-8"))
         write_json(out_dir / "phone_checks.json", checks)
+        sections.append("Evaluations: " + ", ".join(f"{set_names[key]} ({action})" for key, action in actions.items())
+                        + ".\n")
         sections += [f"## Table 2 format on {set_names[split]} ({synthetic} rig motion, {len(open_dataset(corpus, split=split).clip_ids())} clips)\n",
                      comparison_table(rows[split], families)]
         for key in evaluations:
