@@ -575,8 +575,9 @@ def matching_checkpoints(runs_dir: Path, exported: dict) -> dict:
 
 
 def exported_cost_configs(pairs: dict, runs_dir) -> dict:
-    """{family: (baseline config, + loss config)} from the exported model.json configs; a CodeTalker-style
-    model's stage-1 checkpoint is looked up in runs_dir under the run folder model.json names."""
+    """{family: (baseline config, + loss config)} from the exported model.json configs (a fine-tuned model's
+    starting checkpoint dropped); a CodeTalker-style model's stage-1 checkpoint is looked up in runs_dir under the
+    run folder model.json names (families without one there are left out)."""
     configs = {}
     for family, folders in pairs.items():
         if None in folders:
@@ -584,6 +585,8 @@ def exported_cost_configs(pairs: dict, runs_dir) -> dict:
         pair = []
         for folder in folders:
             values = json.loads((folder / "model.json").read_text())["config"]
+            if values.get("init_from"):
+                values["init_from"] = ""     # a step costs the same whatever weights it starts from
             if values["codetalker"]["motion_prior"]:
                 if runs_dir is None:
                     break
