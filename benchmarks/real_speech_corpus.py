@@ -7,8 +7,10 @@ articulatory rig driven by the clip's phone labels with the neutral style (backe
 benchmark animates. Every metric that needs 3D ground truth (MTM, LVE, FDD, the data's SLCC) is therefore
 measured against that rig, not against a person's face; PLRS hears the real audio.
 
-The folder is a corpus in the controls store (backend/datasets/corpus.py: manifest.json, wav/, controls_npy/
-as float32, templates/, rig/); one split per set, named by its key (`a`, `b`, `c`, from
+The folder is a corpus in the vertex store (backend/datasets/corpus.py: manifest.json, wav/, vertices_npy/
+float32, templates/, and rig/ so readers can rebuild the rig for the phone checks; vertices, not controls,
+because every metric row reads the ground truth again and decoding the rig would cost more than the scoring);
+one split per set, named by its key (`a`, `b`, `c`, from
 benchmarks/real_speech.py's own set definitions); clip ids `<set>_<utterance>`; subject = the speaker (or TTS
 voice), which SLCC z-normalises within. It holds held-out and unseen-speaker speech: the manifest says
 `evaluation_only`, it has no `train` split, and no training reader can use it.
@@ -31,14 +33,14 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 import real_speech  # noqa: E402
 from backend.atomic import atomic_path, write_json, write_npy, write_npz  # noqa: E402
 from backend.audio import to_int16  # noqa: E402
-from backend.datasets.corpus import (CONTROL_STORE, CONTROLS_DIR, MANIFEST_FILE, RIG_DIR, RIG_FACES_FILE,  # noqa: E402
-                                     RIG_MASKS_FILE, TEMPLATES_DIR)
-from backend.datasets.converted import WAV_DIR  # noqa: E402
+from backend.datasets.corpus import (MANIFEST_FILE, RIG_DIR, RIG_FACES_FILE, RIG_MASKS_FILE,  # noqa: E402
+                                     TEMPLATES_DIR, VERTEX_STORE)
+from backend.datasets.converted import VERTICES_DIR, WAV_DIR  # noqa: E402
 from backend.flame import FlameRegions  # noqa: E402
 from backend.frame_rate import MESH_FPS  # noqa: E402
 from backend.generators import SAMPLE_RATE, frame_count  # noqa: E402
 from backend.mesh import load_flame_mesh  # noqa: E402
-from backend.metrics.phone_checks import label_controls  # noqa: E402
+from backend.metrics.phone_checks import rig_from_labels  # noqa: E402
 from backend.rig.flame_rig import FlameRig  # noqa: E402
 
 LABELLED_SETS = "abc"
@@ -66,7 +68,7 @@ def write_corpus(out: Path, sets: str = LABELLED_SETS, shared: Path = real_speec
     groups, notes = real_speech.build_sets(sets, shared)
     if notes:
         raise SystemExit("; ".join(notes.values()))
-    for folder in (RIG_DIR, TEMPLATES_DIR, WAV_DIR, CONTROLS_DIR):
+    for folder in (RIG_DIR, TEMPLATES_DIR, WAV_DIR, VERTICES_DIR):
         (out / folder).mkdir(parents=True, exist_ok=True)
     write_npy(out / RIG_DIR / RIG_FACES_FILE, np.asarray(mesh.faces, dtype=np.int32))
     write_npz(out / RIG_DIR / RIG_MASKS_FILE, **regions.masks)
@@ -78,14 +80,14 @@ def write_corpus(out: Path, sets: str = LABELLED_SETS, shared: Path = real_speec
             n_frames = frame_count(len(clip.audio))
             with atomic_path(out / WAV_DIR / f"{clip_id}.wav") as temporary:
                 soundfile.write(temporary, to_int16(clip.audio), SAMPLE_RATE, subtype="PCM_16", format="WAV")
-            write_npy(out / CONTROLS_DIR / f"{clip_id}.npy",
-                      label_controls(rig, clip.timeline, n_frames, MESH_FPS).astype(np.float32))
+            write_npy(out / VERTICES_DIR / f"{clip_id}.npy",
+                      rig_from_labels(rig, clip.timeline, n_frames, MESH_FPS).astype(np.float32))
             subjects.add(subject)
             entries.append({"id": clip_id, "subject": subject, "sentence": clip.name, "split": key, "level": None,
                             "source": label, "timeline": [[start, end, phone] for start, end, phone in clip.timeline]})
     for subject in sorted(subjects):
         write_npz(out / TEMPLATES_DIR / f"{subject}.npz", vertices=np.asarray(mesh.vertices, dtype=np.float32))
-    manifest = {"synthetic": True, "evaluation_only": True, "store": CONTROL_STORE, "fps": MESH_FPS,
+    manifest = {"synthetic": True, "evaluation_only": True, "store": VERTEX_STORE, "fps": MESH_FPS,
                 "sample_rate": SAMPLE_RATE, "preset": f"real-speech sets {sets}", "seed": None,
                 "description": "real and unseen-voice speech (benchmarks/real_speech.py sets "
                                f"{', '.join(sets)}); the motion is the rig driven by the phone labels (REFERENCE "

@@ -86,18 +86,15 @@ def rest_gap(template) -> float:
     return float(np.linalg.norm(template[UPPER_LIP_CENTRE] - template[LOWER_LIP_CENTRE]))
 
 
-def label_controls(rig: FlameRig, timeline, n_frames: int, fps: float = MESH_FPS) -> np.ndarray:
-    """(n_frames, 7) the rig's controls driven by the labels with the neutral style (what `rig_from_labels`
-    animates; a corpus in the controls store keeps exactly these). Blinks and brows stay at rest (no audio
-    level is used), so the result depends on the labels only."""
-    check_timeline(timeline, "phone labels")
-    return control_curves(timeline, n_frames, fps, rig, ArticulationStyle(blink_rate_hz=1e-6),
-                          np.zeros(n_frames), np.random.default_rng(0))
-
-
 def rig_from_labels(rig: FlameRig, timeline, n_frames: int, fps: float = MESH_FPS) -> np.ndarray:
-    """(n_frames, 5023, 3) the rig driven by the labels with the neutral style: the pseudo ground truth."""
-    return rig.animate(label_controls(rig, timeline, n_frames, fps))
+    """(n_frames, 5023, 3) the rig driven by the labels with the neutral style: the pseudo ground truth.
+
+    Blinks and brows are left at rest (no audio level is used), so the result depends on the labels only.
+    """
+    check_timeline(timeline, "phone labels")
+    controls = control_curves(timeline, n_frames, fps, rig, ArticulationStyle(blink_rate_hz=1e-6),
+                              np.zeros(n_frames), np.random.default_rng(0))
+    return rig.animate(controls)
 
 
 def pause_frames(timeline, n_frames: int, fps: float = MESH_FPS) -> np.ndarray:

@@ -424,17 +424,17 @@ def _exported_labels(pairs: dict) -> dict:
 
 
 def phone_check_rows(evaluation_dir: Path, corpus, split: str, labels) -> dict:
-    """{row label: backend.metrics.phone_checks.summarise of its predictions} on a corpus split in the controls
-    store (the rig of each clip's subject gives the rest gap; the clip's own motion is the timing reference),
-    ground truth included; closure and rest are REFERENCE §8's."""
-    from backend.datasets.corpus import CONTROL_STORE
+    """{row label: backend.metrics.phone_checks.summarise of its predictions} on a split of a corpus that keeps
+    its rig (rig/: the rig of each clip's subject gives the rest gap; the clip's own motion is the timing
+    reference), ground truth included; closure and rest are REFERENCE §8's."""
     from backend.mesh import load_vertex_sequence
     from backend.metrics import phone_checks
     from backend.metrics.mtm import lip_distance_curve
     from training.generators.evaluate import GROUND_TRUTH, prediction_folder
     dataset = open_dataset(corpus, split=split)
-    if getattr(dataset, "store", None) != CONTROL_STORE:
-        raise BackendError(f"{corpus}: phone checks need a corpus in the controls store (its rig gives the rest gap)")
+    if not hasattr(dataset, "rig"):
+        raise BackendError(f"{corpus}: the phone checks need a corpus built by this project (its rig/ folder "
+                           "gives each subject's rest gap)")
     per_label = {label: [] for label in [GROUND_TRUTH, *labels]}
     for clip_id in dataset.clip_ids():
         clip = dataset.load(clip_id)
