@@ -527,13 +527,21 @@ def direction_table(directions: dict, split: str) -> str:
 EVALUATED_FILE = "evaluated.json"
 
 
+INFERENCE_FIELDS = ("kind", "input", "fps", "sample_rate", "styles", "default_style")   # model.json keys used to animate
+
+
 def evaluation_identity(models: dict, corpus: Path, split: str, evaluator) -> dict:
-    """What an evaluation folder's tables depend on: each model folder's files (sha256), the data, the evaluator."""
+    """What an evaluation folder's tables depend on: each model's graphs and the model.json fields inference reads
+    (not its card or benchmark notes), the data, the evaluator's files (sha256)."""
     def digest(folder: Path) -> str:
         hashed = hashlib.sha256()
-        for path in sorted(Path(folder).iterdir()):
-            if path.is_file() and path.suffix in (".json", ".onnx"):
-                hashed.update(path.name.encode() + path.read_bytes())
+        for path in sorted(Path(folder).glob("*.onnx")):
+            hashed.update(path.name.encode() + path.read_bytes())
+        info_path = Path(folder) / "model.json"
+        for info in [json.loads(info_path.read_text(encoding="utf-8"))] if info_path.is_file() else []:
+            hashed.update(json.dumps({key: info.get(key) for key in INFERENCE_FIELDS}, sort_keys=True).encode())
+        for path in sorted(Path(folder).glob("*.json")) if not info_path.is_file() else []:
+            hashed.update(path.name.encode() + path.read_bytes())
         return hashed.hexdigest()
     return {"models": {label: digest(folder) for label, folder in models.items()},
             "corpus": str(Path(corpus).resolve()), "split": split, "evaluator": digest(evaluator)}
@@ -700,20 +708,25 @@ def compare_exported(models_dir, corpus, out_dir, real_speech=None, real_sets=("
                          "keeps no codes).\n"]
     if "cost" in parts:
         configs = exported_cost_configs(pairs, runs_dir)
-        subset = cost_subset(corpus, out_dir / "cost_corpus", cost_clips)
-        rows = cost_rows(configs, subset, str(critic), cost_steps, device_name, threads,
-                         feature_cache=default_feature_cache(corpus), log=log)
-        with atomic_stream(out_dir / "cost.csv", "w", newline="") as stream:
-            writer = csv.DictWriter(stream, list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
         left_out = sorted(set(families) - set(configs))
-        sections += ["## Training cost (paper Table S8 format)\n",
-                     f"Device `{device_name}` ({platform.processor() or platform.machine()}, {threads} thread(s), "
-                     f"shared machine); each exported model's own training configuration (the + loss rows with "
-                     f"the critic `{critic}`), median of {cost_steps} steps after one warm-up, each in a fresh "
-                     f"process, on {cost_clips} train clips of `{corpus.name}` (every n-th)"
-                     f"{'; not measured: ' + ', '.join(left_out) if left_out else ''}.\n", cost_table(rows, device_name)]
+        sections.append("## Training cost (paper Table S8 format)\n")
+        if configs:
+            subset = cost_subset(corpus, out_dir / "cost_corpus", cost_clips)
+            rows = cost_rows(configs, subset, str(critic), cost_steps, device_name, threads,
+                             feature_cache=default_feature_cache(corpus), log=log)
+            with atomic_stream(out_dir / "cost.csv", "w", newline="") as stream:
+                writer = csv.DictWriter(stream, list(rows[0]))
+                writer.writeheader()
+                writer.writerows(rows)
+            sections += [f"Device `{device_name}` ({platform.processor() or platform.machine()}, {threads} "
+                         f"thread(s), shared machine); each exported model's own training configuration (the + loss "
+                         f"rows with the critic `{critic}`), median of {cost_steps} steps after one warm-up, each in "
+                         f"a fresh process, on {cost_clips} train clips of `{corpus.name}` (every n-th)"
+                         f"{'; not measured: ' + ', '.join(left_out) if left_out else ''}.\n",
+                         cost_table(rows, device_name)]
+        else:
+            sections.append(f"Not measured: no family has both exported folders"
+                            f"{' and its stage-1 run in --runs' if 'codetalker' in left_out else ''}.\n")
     text = "\n".join(sections)
     write_text(out_dir / "comparison.md", text)
     return text
