@@ -424,18 +424,18 @@ def _exported_labels(pairs: dict) -> dict:
 
 
 def phone_check_rows(evaluation_dir: Path, corpus, split: str, labels) -> dict:
-    """{row label: backend.metrics.phone_checks.summarise of its predictions} on a split of a corpus that keeps
-    its rig (rig/: the rig of each clip's subject gives the rest gap; the clip's own motion is the timing
-    reference), ground truth included; closure and rest are REFERENCE §8's."""
+    """{row label: backend.metrics.phone_checks.summarise of its predictions in evaluation_dir} for each of
+    `labels` on a split of a corpus that keeps its rig (rig/: the rig of each clip's subject gives the rest gap;
+    the clip's own motion is the timing reference); closure and rest are REFERENCE §8's."""
     from backend.mesh import load_vertex_sequence
     from backend.metrics import phone_checks
     from backend.metrics.mtm import lip_distance_curve
-    from training.generators.evaluate import GROUND_TRUTH, prediction_folder
+    from training.generators.evaluate import prediction_folder
     dataset = open_dataset(corpus, split=split)
     if not hasattr(dataset, "rig"):
         raise BackendError(f"{corpus}: the phone checks need a corpus built by this project (its rig/ folder "
                            "gives each subject's rest gap)")
-    per_label = {label: [] for label in [GROUND_TRUTH, *labels]}
+    per_label = {label: [] for label in labels}
     for clip_id in dataset.clip_ids():
         clip = dataset.load(clip_id)
         if not clip.timeline:
@@ -547,19 +547,33 @@ def evaluation_identity(models: dict, corpus: Path, split: str, evaluator) -> di
             "corpus": str(Path(corpus).resolve()), "split": split, "evaluator": digest(evaluator)}
 
 
-def evaluate_once(models: dict, corpus: Path, evaluation_dir: Path, split: str, evaluator, masks, log=print) -> str:
-    """evaluate() and the phone checks into evaluation_dir, unless it already holds them for the same models,
-    data and evaluator (see evaluation_identity); returns "reused" or "evaluated"."""
-    identity = evaluation_identity(models, corpus, split, evaluator)
-    record = evaluation_dir / EVALUATED_FILE
-    if record.is_file() and json.loads(record.read_text(encoding="utf-8")) == identity:
-        return "reused"
-    started = time.monotonic()
-    evaluate(models, corpus, evaluation_dir, split, evaluator, masks)
-    write_json(evaluation_dir / "phone_checks.json", phone_check_rows(evaluation_dir, corpus, split, models))
-    write_json(record, identity)
-    log(f"evaluated {len(models)} models on {corpus.name} split {split}: {time.monotonic() - started:.0f} s")
-    return "evaluated"
+def evaluate_once(models: dict, corpus: Path, evaluation_dir: Path, split: str, evaluator, masks,
+                  log=print) -> tuple:
+    """The Table 2 row and the phone checks of the ground truth and of each model on the split, each row in its
+    own folder <evaluation_dir>/<row>/ (evaluate() and phone_check_rows) and kept there: a row whose model,
+    data and evaluator are unchanged (see evaluation_identity) is reused, so the rows can be scored in separate
+    runs. Returns ({label: table row}, {label: phone-check summary}, {label: "reused" | "evaluated"})."""
+    from training.generators.evaluate import GROUND_TRUTH, prediction_folder
+    rows, checks, actions = {}, {}, {}
+    for label, path in {GROUND_TRUTH: None, **models}.items():
+        folder = evaluation_dir / prediction_folder("", label).name
+        identity = evaluation_identity({} if path is None else {label: path}, corpus, split, evaluator)
+        record = folder / EVALUATED_FILE
+        if not (record.is_file() and json.loads(record.read_text(encoding="utf-8")) == identity):
+            started = time.monotonic()
+            if path is None:
+                evaluate({}, corpus, folder, split, evaluator, masks)
+            else:
+                evaluate({label: path}, corpus, folder, split, evaluator, masks, ground_truth=False)
+            write_json(folder / "phone_checks.json", phone_check_rows(folder, corpus, split, [label]))
+            write_json(record, identity)
+            log(f"evaluated {label} on {Path(corpus).name} split {split}: {time.monotonic() - started:.0f} s")
+            actions[label] = "evaluated"
+        else:
+            actions[label] = "reused"
+        rows[label] = _rows_of(folder)[label]
+        checks[label] = json.loads((folder / "phone_checks.json").read_text(encoding="utf-8"))[label]
+    return rows, checks, actions
 
 
 def _rows_of(evaluation_dir: Path) -> dict:
@@ -673,9 +687,8 @@ def compare_exported(models_dir, corpus, out_dir, real_speech=None, real_sets=("
         rows, checks, actions = {}, {}, {}
         for key, (folder, evaluation_dir) in evaluations.items():
             log(f"evaluating on {set_names[key]}")
-            actions[key] = evaluate_once(models, folder, evaluation_dir, key, evaluator, masks, log)
-            rows[key] = _rows_of(evaluation_dir)
-            checks[key] = json.loads((evaluation_dir / "phone_checks.json").read_text(encoding="utf-8"))
+            rows[key], checks[key], done = evaluate_once(models, folder, evaluation_dir, key, evaluator, masks, log)
+            actions[key] = "evaluated" if "evaluated" in done.values() else "reused"
         write_json(out_dir / "phone_checks.json", checks)
         sections.append("Evaluations: " + ", ".join(f"{set_names[key]} ({action})" for key, action in actions.items())
                         + ".\n")
