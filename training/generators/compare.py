@@ -14,6 +14,18 @@ cost rows come from fresh processes (peak memory is per process) running the tra
 
 Outputs in --out: comparison.md (all tables), evaluation/ (table.csv, predictions), cost.csv,
 codebook.json. Everything is measured on whatever corpus is given; the ci corpus is SYNTHETIC.
+
+Exported models (`compare_exported`, `--exported MODELS_DIR`): nothing is trained; the folders
+`<family>_v2` and `<family>_v2_perceptual` are scored through the backend (ONNX) on the corpus split and on
+the real-speech sets (`--real-speech DIR` from benchmarks/real_speech_corpus.py, whose 3D ground truth is the
+rig driven by the phone labels), PLRS always from the independent evaluator (refused if it is the critic's
+folder), with REFERENCE §8's closure / rest per set and issue 18's check of the paper's claim per family. Each
+row (model x set) is kept in its own folder and reused while its graph, the data and the evaluator are
+unchanged, so the sets can be scored in separate runs. The cost rows use the exported models' own training
+configurations; the codebook usage reads the runs in `--runs` whose configuration is the exported one's.
+
+    python -m training compare --exported models/generators --corpus DIR --real-speech DIR --out DIR
+        [--real-sets a b c] [--runs DIR] [--parts comparison codebook cost]
 """
 
 import csv
