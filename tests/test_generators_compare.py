@@ -4,6 +4,7 @@ reuses finished runs and refuses bad arguments."""
 import csv
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -72,3 +73,109 @@ def test_compare_bad_arguments(ci_corpus, representation_dir, tmp_path, capsys, 
                           str(representation_dir), "--out", str(tmp_path / "out"), "--families", *families,
                           "--parts", *parts]) == 2
     assert message in capsys.readouterr().err
+
+
+# --- the paper's comparison of exported models (issue 18 item 4) -------------------------------------------------
+@pytest.fixture(scope="module")
+def real_speech_corpus(tmp_path_factory):
+    """benchmarks/real_speech_corpus.py's corpus of set (b), the 9 labelled unseen-speaker clips."""
+    import importlib.util
+
+    from conftest import REPO, SHARED
+    if not (SHARED / "speech" / "dev").is_dir() or not (SHARED / "flame" / "FLAME_masks.npz").is_file():
+        pytest.skip(f"{SHARED}: the speech/dev clips and FLAME assets live in ../shared (not in the repo)")
+    spec = importlib.util.spec_from_file_location("real_speech_corpus", REPO / "benchmarks" / "real_speech_corpus.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path_factory.mktemp("real_speech_corpus")
+    assert module.main(["--out", str(out), "--sets", "b"]) == 0
+    return out
+
+
+def test_real_speech_corpus_decodes_to_the_benchmark_reference(real_speech_corpus, flame_mesh, flame_masks):
+    """The corpus's ground truth is exactly the benchmark's pseudo ground truth: the rig from the labels."""
+    from backend.datasets import open_dataset
+    from backend.flame import FlameRegions
+    from backend.heldout import dev_utterances
+    from backend.metrics.phone_checks import rig_from_labels
+    from backend.rig.flame_rig import FlameRig
+    from conftest import SHARED
+
+    manifest = json.loads((real_speech_corpus / "manifest.json").read_text())
+    assert manifest["evaluation_only"] and manifest["synthetic"]
+    dataset = open_dataset(real_speech_corpus, split="b")
+    assert dataset.split_names() == ("b",) and len(dataset.clip_ids()) == 9
+    rig = FlameRig(flame_mesh.vertices, flame_mesh.faces, FlameRegions.load(flame_masks).masks)
+    utterances = {utterance.name: utterance for utterance in dev_utterances(SHARED)}
+    assert {dataset.load(f"b_{name}").subject for name in utterances if name.startswith("cmu_arctic_us_aew")} == \
+        {"dev_aew"}
+    utterance = next(iter(utterances.values()))
+    clip = dataset.load(f"b_{utterance.name}")
+    assert clip.subject == f"dev_{utterance.name}" and clip.timeline == utterance.timeline
+    expected = rig_from_labels(rig, utterance.timeline, len(clip.vertices))
+    assert np.abs(clip.vertices - expected).max() < 1e-6
+    assert np.abs(clip.audio - utterance.audio).max() < 1e-4        # PCM16
+
+
+@pytest.fixture(scope="module")
+def exported_models(ci_corpus, representation_dir, tmp_path_factory):
+    """faceformer_v2 and faceformer_v2_perceptual exported from tiny runs (the second with the tiny critic)."""
+    models = tmp_path_factory.mktemp("models")
+    runs = tmp_path_factory.mktemp("runs")
+    for name, extra in (("faceformer_v2", []), ("faceformer_v2_perceptual", [
+            "--perceptual-weight", "1e-7", "--representation", str(representation_dir / "two-stage.pt")])):
+        assert training_main(["train", *TINY, "--family", "faceformer", "--corpus", str(ci_corpus),
+                              "--out", str(runs / name), *extra]) == 0
+        assert training_main(["export-generator", "--checkpoint", str(runs / name / "checkpoint.pt"),
+                              "--out", str(models / name)]) == 0
+    return models, runs
+
+
+def test_compare_exported_scores_tables_closure_direction_and_cost(ci_corpus, exported_models, real_speech_corpus,
+                                                                   representation_dir, flame_masks, tmp_path):
+    models, runs = exported_models
+    out = tmp_path / "out"
+    assert training_main(["compare", "--exported", str(models), "--corpus", str(ci_corpus), "--masks",
+                          str(flame_masks), "--real-speech", str(real_speech_corpus), "--real-sets", "b", "--runs",
+                          str(runs), "--critic", str(representation_dir / "two-stage.pt"), "--families",
+                          "faceformer", "--parts", "comparison", "cost", "--cost-steps", "1", "--cost-clips", "3",
+                          "--out", str(out)]) == 0
+    text = (out / "comparison.md").read_text()
+    assert "independent evaluator" in text and "plrs_evaluator" in text
+    assert "## Table 2 format on corpus" in text and "## Table 2 format on real-speech set b: unseen real speakers" in text
+    assert "measured against the rig driven by the clip's phone labels" in text
+    assert text.count("| FaceFormer-style | ✓ |") == 2 and "n/a | n/a | n/a" not in text
+    checks = json.loads((out / "phone_checks.json").read_text())
+    assert checks["b"]["ground truth"]["closure"] == 1.0 and checks["b"]["ground truth"]["mtm_median_ms"] == 0.0
+    assert checks["b"]["FaceFormer-style + perceptual"]["clips"] == 9
+    direction = json.loads((out / "direction.json").read_text())["faceformer"]
+    assert direction["closure_sets"] == ["b"] and set(direction) >= {"closure", "MTM", "PLRS", "LVE", "holds"}
+    base, loss, passed = direction["LVE"]
+    assert passed == (loss <= 1.05 * base)
+    assert "The claim holds for" in text
+    with open(out / "cost.csv", newline="") as stream:
+        cost = list(csv.DictReader(stream))
+    assert [(row["family"], row["perceptual"], float(row["perceptual_weight"])) for row in cost] == [
+        ("faceformer", "False", 0.0), ("faceformer", "True", 1e-7)]
+    assert all(float(row["seconds_per_iteration"]) > 0 for row in cost)
+    assert "split `test` (evaluated), b: unseen real speakers (evaluated)" in text
+    assert training_main(["compare", "--exported", str(models), "--corpus", str(ci_corpus), "--masks",
+                          str(flame_masks), "--real-speech", str(real_speech_corpus), "--real-sets", "b",
+                          "--families", "faceformer", "--parts", "comparison", "--out", str(out)]) == 0
+    assert "split `test` (reused), b: unseen real speakers (reused)" in (out / "comparison.md").read_text()
+
+
+def test_compare_exported_refuses_the_critic_as_plrs_evaluator(exported_models, ci_corpus, tmp_path, capsys):
+    from backend.models import SPEECH_MESH, default_models_dir
+    models, _ = exported_models
+    assert training_main(["compare", "--exported", str(models), "--corpus", str(ci_corpus), "--encoders",
+                          str(default_models_dir(SPEECH_MESH)), "--out", str(tmp_path / "out")]) == 2
+    assert "holds the critic the perceptual loss was trained with" in capsys.readouterr().err
+
+
+def test_compare_exported_needs_exported_folders_and_compare_needs_runs(ci_corpus, tmp_path, capsys):
+    assert training_main(["compare", "--exported", str(tmp_path), "--corpus", str(ci_corpus),
+                          "--out", str(tmp_path / "out")]) == 2
+    assert "no exported folder <family>_v2[_perceptual]" in capsys.readouterr().err
+    assert training_main(["compare", "--corpus", str(ci_corpus), "--out", str(tmp_path / "out")]) == 2
+    assert "compare needs --runs and --representation" in capsys.readouterr().err

@@ -14,9 +14,22 @@ cost rows come from fresh processes (peak memory is per process) running the tra
 
 Outputs in --out: comparison.md (all tables), evaluation/ (table.csv, predictions), cost.csv,
 codebook.json. Everything is measured on whatever corpus is given; the ci corpus is SYNTHETIC.
+
+Exported models (`compare_exported`, `--exported MODELS_DIR`): nothing is trained; the folders
+`<family>_v2` and `<family>_v2_perceptual` are scored through the backend (ONNX) on the corpus split and on
+the real-speech sets (`--real-speech DIR` from benchmarks/real_speech_corpus.py, whose 3D ground truth is the
+rig driven by the phone labels), PLRS always from the independent evaluator (refused if it is the critic's
+folder), with REFERENCE §8's closure / rest per set and issue 18's check of the paper's claim per family. Each
+row (model x set) is kept in its own folder and reused while its graph, the data and the evaluator are
+unchanged, so the sets can be scored in separate runs. The cost rows use the exported models' own training
+configurations; the codebook usage reads the runs in `--runs` whose configuration is the exported one's.
+
+    python -m training compare --exported models/generators --corpus DIR --real-speech DIR --out DIR
+        [--real-sets a b c] [--runs DIR] [--parts comparison codebook cost]
 """
 
 import csv
+import hashlib
 import json
 import multiprocessing
 import platform
@@ -29,14 +42,16 @@ import numpy as np
 import torch
 
 from backend.atomic import atomic_stream, write_json, write_text
+from backend.datasets import open_dataset
 from backend.errors import BackendError
 from training import loop
 from training.configuration import merged
 from training.generators.config import GeneratorConfig, generator_preset
 from training.generators.evaluate import evaluate
 from training.generators.families import FAMILY_CLASSES, load_generator_checkpoint, load_trained
-from training.generators.clips import ClipLoader
-from training.generators.train import (clip_losses, clip_order, loop_settings, prepared_model, train)
+from training.generators.clips import ClipLoader, default_feature_cache
+from training.generators.train import (clip_losses, clip_order, crop_start, loop_settings, prepared_model,
+                                        train)
 from training.provenance import data_provenance
 from training.representation.config import Config, preset
 from training.representation.train import load_representation_meta, represent
@@ -170,7 +185,7 @@ def comparison_table(rows: dict, families) -> str:
     lines = [f"| model | perceptual loss | {METRIC_HEADER} | as the paper (loss improves) |",
              "|---|---|---|---|---|---|---|---|", f"| ground truth | | {_metric_cells(rows['ground truth'])} | |"]
     for family in families:
-        base, perceptual = rows[run_label(Run("", family))], rows[run_label(Run("", family, "two-stage"))]
+        base, perceptual = rows.get(run_label(Run("", family)), {}), rows.get(run_label(Run("", family, "two-stage")), {})
         lines.append(f"| {FAMILY_CLASSES[family].title} | ✗ | {_metric_cells(base)} | |")
         lines.append(f"| {FAMILY_CLASSES[family].title} | ✓ | {_metric_cells(perceptual)} | {paper_direction(base, perceptual)} |")
     return "\n".join(lines) + "\n"
@@ -197,25 +212,22 @@ def code_usage(indices: torch.Tensor, codebook_size: int) -> dict:
             "codebook_size": codebook_size, "codes": int(counts.sum())}
 
 
-def codebook_usage(runs_dir: Path, corpus, split: str, family: str = "codetalker") -> dict:
-    """Usage of the prior's codebook of `family`: the prior's own codes for the split's ground-truth motion
-    (its training forward), and the codes each trained `family` model predicts from the split's speech."""
-    report = {}
-    prior, config, styles, _ = load_trained(runs_dir / prior_run(family).name / loop.CHECKPOINT_FILE)
-    clips = ClipLoader(corpus, split, styles, replace(config, variants=1)).clips(prior.motion_basis)
-    size = config.codetalker.codebook_size
+def codebook_usage(checkpoints: dict, corpus, split: str) -> dict:
+    """Usage of a CodeTalker-style prior's codebook on the split: the prior's own codes for the ground-truth
+    motion (its training forward; the prior frozen inside the first stage-2 checkpoint), and the codes each
+    stage-2 model of `checkpoints` ({label: checkpoint path}) predicts from the split's speech."""
+    report, clips = {}, None
     with torch.no_grad():
-        codes = [prior.training_output(clip).code_indices.flatten() for clip in clips]
-        report["stage 1: ground-truth motion"] = code_usage(torch.cat(codes), size)
-        for name in (f"{family}_base", f"{family}_perceptual"):
-            path = runs_dir / name / loop.CHECKPOINT_FILE
-            if not path.is_file():
-                continue
+        for label, path in checkpoints.items():
             model, config, styles, _ = load_trained(path)
+            size = config.codetalker.codebook_size
+            if clips is None:
+                clips = ClipLoader(corpus, split, styles, replace(config, variants=1)).clips(model.motion_basis)
+                codes = [model.prior.training_output(clip).code_indices.flatten() for clip in clips]
+                report["stage 1: ground-truth motion"] = code_usage(torch.cat(codes), size)
             chosen = [model.predict(clip.features, clip.template[None], torch.eye(len(styles))[:1])
                       .code_indices.flatten() for clip in clips]
-            report[f"stage 2 ({name}): codes predicted from speech"] = code_usage(torch.cat(chosen),
-                                                                                   config.codetalker.codebook_size)
+            report[f"stage 2 ({label}): codes predicted from speech"] = code_usage(torch.cat(chosen), size)
     return report
 
 
@@ -233,16 +245,26 @@ def _resident_mb() -> float:
         return int(stream.read().split()[1]) * resource.getpagesize() / 2**20
 
 
-def measure_cost(config: GeneratorConfig, corpus, representation, steps: int, device_name: str) -> dict:
+def measure_cost(config: GeneratorConfig, corpus, representation, steps: int, device_name: str,
+                 feature_cache=None) -> dict:
     """Seconds per training iteration (wall and process CPU, median over `steps` after one warm-up) and peak
     memory of the training loop's own step (training.loop.optimiser_step over training.generators.train's clip
-    losses) on the corpus's train clips. Peak memory: CUDA's peak allocation on a GPU; on CPU the process's peak
-    resident set minus its resident set before the model was built (call it in a fresh process: the peak never
-    goes down)."""
+    losses, on crops of crop_frames for a baseline and whole clips with the perceptual loss, as train does) on
+    the corpus's train clips. Peak memory: CUDA's peak allocation on a GPU; on CPU the process's peak resident
+    set minus its resident set before the model was built (call it in a fresh process: the peak never goes
+    down)."""
     torch.manual_seed(config.seed)
     device = torch.device(device_name)
     baseline_mb = _resident_mb()
-    model, _, clips, perceptual, _ = prepared_model(config, corpus, representation, device)
+    model, _, clips, perceptual, _ = prepared_model(config, corpus, representation, device, feature_cache)
+    crop = 0 if perceptual is not None else config.crop_frames
+
+    def micro_loss(step: int, index: int) -> dict:
+        position = step * config.clips_per_step + index
+        clip = clips[clip_order(config.seed, len(clips), position)]
+        start = crop_start(config.seed, position, clip.frames, crop)
+        return clip_losses(model, clip.crop(start, crop) if crop and clip.frames > crop else clip, perceptual)
+
     parameters = [parameter for parameter in model.parameters() if parameter.requires_grad]
     settings = loop_settings(config)
     optimiser = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
@@ -251,9 +273,8 @@ def measure_cost(config: GeneratorConfig, corpus, representation, steps: int, de
     walls, cpus = [], []
     for step in range(steps + 1):
         wall, cpu = time.perf_counter(), time.process_time()
-        loop.optimiser_step(optimiser, parameters, config.clips_per_step, lambda index: clip_losses(
-            model, clips[clip_order(config.seed, len(clips), step * config.clips_per_step + index)], perceptual),
-            config.grad_clip, settings.schedule(step))
+        loop.optimiser_step(optimiser, parameters, config.clips_per_step, lambda index: micro_loss(step, index),
+                            config.grad_clip, settings.schedule(step))
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         if step:
@@ -268,32 +289,40 @@ def measure_cost(config: GeneratorConfig, corpus, representation, steps: int, de
 
 
 def _cost_worker(arguments: tuple, results) -> None:
-    config_values, corpus, representation, steps, device_name, threads = arguments
+    config_values, corpus, representation, steps, device_name, threads, feature_cache = arguments
     torch.set_num_threads(threads)
-    results.put(measure_cost(GeneratorConfig.from_dict(config_values), corpus, representation, steps, device_name))
+    results.put(measure_cost(GeneratorConfig.from_dict(config_values), corpus, representation, steps, device_name,
+                             feature_cache))
 
 
-def cost_rows(families, preset_name: str, settings: dict, runs_dir: Path, corpus, representation, steps: int,
-              device_name: str, threads: int, log=print) -> list:
-    """One row per family and perceptual setting, each measured in a fresh spawned process, the two settings of a
-    family back to back (so both see the same machine load)."""
+def measured_in_fresh_process(config: GeneratorConfig, corpus, representation, steps: int, device_name: str,
+                              threads: int, feature_cache=None) -> dict:
+    """measure_cost in a fresh spawned process (its peak memory is its own)."""
     context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    worker = context.Process(target=_cost_worker, args=((config.to_dict(), str(corpus), representation, steps,
+                                                         device_name, threads, feature_cache), results))
+    worker.start()
+    worker.join()
+    if worker.exitcode != 0:
+        raise BackendError(f"measuring the training cost of {config.family} failed (exit code {worker.exitcode}); "
+                           "see the traceback above")
+    return results.get(timeout=60)
+
+
+def cost_rows(configs: dict, corpus, representation, steps: int, device_name: str, threads: int,
+              feature_cache=None, log=print) -> list:
+    """One row per family and perceptual setting ({family: (baseline config, + loss config)}), each measured in a
+    fresh process, the two settings of a family back to back (so both see the same machine load)."""
     rows = []
-    for family in families:
-        for variant in (None, "two-stage"):
-            config = run_config(Run("", family, variant), preset_name, settings, runs_dir)
-            results = context.Queue()
-            worker = context.Process(target=_cost_worker, args=((config.to_dict(), str(corpus),
-                                                                 representation if variant else None, steps,
-                                                                 device_name, threads), results))
-            worker.start()
-            worker.join()
-            if worker.exitcode != 0:
-                raise BackendError(f"measuring the training cost of {family} failed (exit code {worker.exitcode}); "
-                                   "see the traceback above")
-            measured = results.get(timeout=60)
-            rows.append({"family": family, "perceptual": bool(variant), **measured})
-            log(f"cost {family} perceptual={bool(variant)}: {measured['seconds_per_iteration']:.3f} s/iter")
+    for family, pair in configs.items():
+        for config in pair:
+            perceptual = config.perceptual_weight > 0
+            measured = measured_in_fresh_process(config, corpus, representation if perceptual else None, steps,
+                                                 device_name, threads, feature_cache)
+            rows.append({"family": family, "perceptual": perceptual, "perceptual_weight": config.perceptual_weight,
+                         **measured})
+            log(f"cost {family} perceptual={perceptual}: {measured['seconds_per_iteration']:.3f} s/iter")
     return rows
 
 
@@ -357,12 +386,15 @@ def compare(corpus, runs_dir, representation_dir, out_dir, encoders_dir=None, ma
         if "ablation" in parts:
             sections += [f"## Representation ablation (paper Table 3 format; {synthetic} corpus)\n", ablation_table(rows)]
     if "codebook" in parts and "codetalker" in families:
-        report = codebook_usage(runs_dir, corpus, split, "codetalker")
+        report = codebook_usage({name: runs_dir / name / loop.CHECKPOINT_FILE for name in
+                                 ("codetalker_base", "codetalker_perceptual")}, corpus, split)
         write_json(out_dir / "codebook.json", report)
         sections += [f"## CodeTalker-style codebook usage (split `{split}`; {synthetic} corpus)\n", codebook_table(report)]
     if "cost" in parts:
-        rows = cost_rows(families, preset_name, settings, runs_dir, corpus, str(representations["two-stage"]),
-                         cost_steps, device_name, threads, log)
+        configs = {family: tuple(run_config(Run("", family, variant), preset_name, settings, runs_dir)
+                                 for variant in (None, "two-stage")) for family in families}
+        rows = cost_rows(configs, corpus, str(representations["two-stage"]), cost_steps, device_name, threads,
+                         log=log)
         with atomic_stream(out_dir / "cost.csv", "w", newline="") as stream:
             writer = csv.DictWriter(stream, list(rows[0]))
             writer.writeheader()
@@ -371,6 +403,355 @@ def compare(corpus, runs_dir, representation_dir, out_dir, encoders_dir=None, ma
                      f"Device `{device_name}` ({platform.processor() or platform.machine()}, {threads} thread(s), "
                      f"shared machine), `{preset_name}` preset, median of {cost_steps} steps after one warm-up, "
                      "each setting in a fresh process.\n", cost_table(rows, device_name)]
+    text = "\n".join(sections)
+    write_text(out_dir / "comparison.md", text)
+    return text
+
+
+# --- the comparison of exported (shipped) models ------------------------------------------------------------
+PERCEPTUAL_SUFFIX = "_perceptual"
+DEFAULT_EXPORTED_SUFFIX = "_v2"
+CLOSURE_SETS = ("b", "c")      # issue 18's target sets: unseen real speakers and unseen TTS voices
+LVE_TOLERANCE = 1.05           # the loss may not make the corpus test split's LVE worse by more than 5 %
+
+
+def exported_pairs(models_dir: Path, families, suffix: str = DEFAULT_EXPORTED_SUFFIX) -> dict:
+    """{family: (baseline folder or None, + perceptual folder or None)}: `<family><suffix>` and
+    `<family><suffix>_perceptual` in models_dir, None where the folder is not there."""
+    def folder(name: str):
+        path = Path(models_dir) / name
+        return path if (path / "model.json").is_file() else None
+    return {family: (folder(f"{family}{suffix}"), folder(f"{family}{suffix}{PERCEPTUAL_SUFFIX}"))
+            for family in families}
+
+
+def _exported_labels(pairs: dict) -> dict:
+    """{Table 2 row label: folder} of every exported model there is."""
+    labels = {}
+    for family, folders in pairs.items():
+        for variant, path in zip((None, "two-stage"), folders):
+            if path is not None:
+                labels[run_label(Run("", family, variant))] = path
+    return labels
+
+
+def phone_check_rows(evaluation_dir: Path, corpus, split: str, labels) -> dict:
+    """{row label: backend.metrics.phone_checks.summarise of its predictions in evaluation_dir} for each of
+    `labels` on a split of a corpus that keeps its rig (rig/: the rig of each clip's subject gives the rest gap;
+    the clip's own motion is the timing reference); closure and rest are REFERENCE §8's."""
+    from backend.mesh import load_vertex_sequence
+    from backend.metrics import phone_checks
+    from backend.metrics.mtm import lip_distance_curve
+    from training.generators.evaluate import prediction_folder
+    dataset = open_dataset(corpus, split=split)
+    if not hasattr(dataset, "rig"):
+        raise BackendError(f"{corpus}: the phone checks need a corpus built by this project (its rig/ folder "
+                           "gives each subject's rest gap)")
+    per_label = {label: [] for label in labels}
+    for clip_id in dataset.clip_ids():
+        clip = dataset.load(clip_id)
+        if not clip.timeline:
+            continue
+        rig = dataset.rig(clip.subject)
+        for label in per_label:
+            vertices = load_vertex_sequence(prediction_folder(evaluation_dir, label) / f"{clip_id}.npy")
+            frames = min(len(vertices), len(clip.vertices))
+            checks = phone_checks.check_clip(vertices[:frames], clip.timeline, rig, clip.fps,
+                                             lip_distance_curve(clip.vertices[:frames]))
+            per_label[label].append(checks)
+    return {label: phone_checks.summarise(checks) for label, checks in per_label.items()}
+
+
+def _percent(value) -> str:
+    return "n/a" if value is None else f"{100 * value:.0f} %"
+
+
+def phone_check_table(checks: dict, set_names: dict) -> str:
+    """Closure / rest / MTM median against the reference, one column per set."""
+    sets = list(checks)
+    header = " | ".join(set_names[key] for key in sets)
+    lines = [f"| model | {header} |", "|---|" + "---|" * len(sets)]
+    for label in checks[sets[0]]:
+        cells = []
+        for key in sets:
+            summary = checks[key][label]
+            mtm = "n/a" if summary.get("mtm_median_ms") is None else f"{summary['mtm_median_ms']:.0f}"
+            cells.append(f"{_percent(summary.get('closure'))} / {_percent(summary.get('rest'))} / {mtm}")
+        lines.append(f"| {label} | {' | '.join(cells)} |")
+    return "\n".join(lines) + "\n"
+
+
+def _value(row: dict, column: str):
+    value = (row or {}).get(column, "")
+    return None if value in ("", None) else float(value)
+
+
+def issue_direction(family: str, test_rows: dict, checks: dict, split: str) -> dict:
+    """Issue 18's check of the paper's claim for one family: + perceptual beats its baseline on bilabial closure
+    (mean over CLOSURE_SETS of the real-speech sets, else the corpus split), MTM and the independent PLRS (corpus
+    split `split`), without that split's LVE worse by more than 5 %. {criterion: (baseline, + loss, passed)},
+    "holds" and "closure_sets"."""
+    base_label, loss_label = run_label(Run("", family)), run_label(Run("", family, "two-stage"))
+    closure_sets = [key for key in CLOSURE_SETS if key in checks and key != split] or [split]
+
+    def closure(label):
+        values = [checks[key].get(label, {}).get("closure") for key in closure_sets]
+        return None if not values or None in values else float(np.mean(values))
+
+    base, loss = test_rows.get(base_label, {}), test_rows.get(loss_label, {})
+    pairs = {"closure": (closure(base_label), closure(loss_label), 1),
+             "MTM": (_value(base, "MTM_ms"), _value(loss, "MTM_ms"), -1),
+             "PLRS": (_value(base, "PLRS"), _value(loss, "PLRS"), 1)}
+    result = {name: (first, second, None if first is None or second is None else sign * (second - first) > 0)
+              for name, (first, second, sign) in pairs.items()}
+    first, second = _value(base, "LVE_1e-5"), _value(loss, "LVE_1e-5")
+    result["LVE"] = (first, second, None if first is None or second is None else second <= LVE_TOLERANCE * first)
+    passed = [value[2] for value in result.values()]
+    result["holds"] = None if None in passed else all(passed)
+    result["closure_sets"] = closure_sets
+    return result
+
+
+def direction_table(directions: dict, split: str) -> str:
+    def mark(flag):
+        return "n/a" if flag is None else ("✓" if flag else "✗")
+
+    def pair(values, digits, percent=False):
+        first, second, flag = values
+        if first is None or second is None:
+            return "n/a"
+        shown = (lambda v: f"{100 * v:.1f} %") if percent else (lambda v: f"{v:.{digits}f}")
+        return f"{shown(first)} → {shown(second)} {mark(flag)}"
+
+    lines = ["| family | closure ↑ (sets " + "+".join(next(iter(directions.values()))["closure_sets"]) +
+             f") | MTM ms ↓ ({split}) | independent PLRS ↑ ({split}) | LVE ×10⁻⁵ ({split}, ≤ +5 %) | claim holds |",
+             "|---|---|---|---|---|---|"]
+    for family, result in directions.items():
+        lines.append(f"| {FAMILY_CLASSES[family].title} | {pair(result['closure'], 0, True)} | "
+                     f"{pair(result['MTM'], 1)} | {pair(result['PLRS'], 3)} | {pair(result['LVE'], 3)} | "
+                     f"{mark(result['holds'])} |")
+    held = sum(result["holds"] is True for result in directions.values())
+    lines.append("")
+    lines.append(f"The claim holds for {held} of {len(directions)} families (issue 18 asks for at least three of four).")
+    return "\n".join(lines) + "\n"
+
+
+EVALUATED_FILE = "evaluated.json"
+
+
+INFERENCE_FIELDS = ("kind", "input", "fps", "sample_rate", "styles", "default_style")   # model.json keys used to animate
+
+
+def evaluation_identity(models: dict, corpus: Path, split: str, evaluator) -> dict:
+    """What an evaluation folder's tables depend on: each model's graphs and the model.json fields inference reads
+    (not its card or benchmark notes), the data, the evaluator's files (sha256)."""
+    def digest(folder: Path) -> str:
+        hashed = hashlib.sha256()
+        for path in sorted(Path(folder).glob("*.onnx")):
+            hashed.update(path.name.encode() + path.read_bytes())
+        info_path = Path(folder) / "model.json"
+        for info in [json.loads(info_path.read_text(encoding="utf-8"))] if info_path.is_file() else []:
+            hashed.update(json.dumps({key: info.get(key) for key in INFERENCE_FIELDS}, sort_keys=True).encode())
+        for path in sorted(Path(folder).glob("*.json")) if not info_path.is_file() else []:
+            hashed.update(path.name.encode() + path.read_bytes())
+        return hashed.hexdigest()
+    return {"models": {label: digest(folder) for label, folder in models.items()},
+            "corpus": str(Path(corpus).resolve()), "split": split, "evaluator": digest(evaluator)}
+
+
+def evaluate_once(models: dict, corpus: Path, evaluation_dir: Path, split: str, evaluator, masks,
+                  log=print) -> tuple:
+    """The Table 2 row and the phone checks of the ground truth and of each model on the split, each row in its
+    own folder <evaluation_dir>/<row>/ (evaluate() and phone_check_rows) and kept there: a row whose model,
+    data and evaluator are unchanged (see evaluation_identity) is reused, so the rows can be scored in separate
+    runs. Returns ({label: table row}, {label: phone-check summary}, {label: "reused" | "evaluated"})."""
+    from training.generators.evaluate import GROUND_TRUTH, prediction_folder
+    rows, checks, actions = {}, {}, {}
+    for label, path in {GROUND_TRUTH: None, **models}.items():
+        folder = evaluation_dir / prediction_folder("", label).name
+        identity = evaluation_identity({} if path is None else {label: path}, corpus, split, evaluator)
+        record = folder / EVALUATED_FILE
+        if not (record.is_file() and json.loads(record.read_text(encoding="utf-8")) == identity):
+            started = time.monotonic()
+            if path is None:
+                evaluate({}, corpus, folder, split, evaluator, masks)
+            else:
+                evaluate({label: path}, corpus, folder, split, evaluator, masks, ground_truth=False)
+            write_json(folder / "phone_checks.json", phone_check_rows(folder, corpus, split, [label]))
+            write_json(record, identity)
+            log(f"evaluated {label} on {Path(corpus).name} split {split}: {time.monotonic() - started:.0f} s")
+            actions[label] = "evaluated"
+        else:
+            actions[label] = "reused"
+        rows[label] = _rows_of(folder)[label]
+        checks[label] = json.loads((folder / "phone_checks.json").read_text(encoding="utf-8"))[label]
+    return rows, checks, actions
+
+
+def _rows_of(evaluation_dir: Path) -> dict:
+    with open(evaluation_dir / "table.csv", newline="") as stream:
+        return {row["model"]: row for row in csv.DictReader(stream)}
+
+
+def matching_checkpoints(runs_dir: Path, exported: dict) -> dict:
+    """{label: checkpoint} of the runs in runs_dir/*/ whose saved configuration is the exported model's
+    (model.json's config; the stage-1 path is compared by its run folder and file name only)."""
+    from training.generators.export import shareable_config
+    wanted = {label: json.loads((Path(folder) / "model.json").read_text())["config"]
+              for label, folder in exported.items()}
+    found = {}
+    for path in sorted(Path(runs_dir).glob(f"*/{loop.CHECKPOINT_FILE}")):
+        config = shareable_config(GeneratorConfig.from_dict(json.loads(load_generator_checkpoint(path)["config"])))
+        for label, values in wanted.items():
+            if config == values and label not in found:
+                found[label] = path
+    return found
+
+
+def exported_cost_configs(pairs: dict, runs_dir) -> dict:
+    """{family: (baseline config, + loss config)} from the exported model.json configs (a fine-tuned model's
+    starting checkpoint dropped); a CodeTalker-style model's stage-1 checkpoint is looked up in runs_dir under the
+    run folder model.json names (families without one there are left out)."""
+    configs = {}
+    for family, folders in pairs.items():
+        if None in folders:
+            continue
+        pair = []
+        for folder in folders:
+            values = json.loads((folder / "model.json").read_text())["config"]
+            if values.get("init_from"):
+                values["init_from"] = ""     # a step costs the same whatever weights it starts from
+            if values["codetalker"]["motion_prior"]:
+                if runs_dir is None:
+                    break
+                values["codetalker"]["motion_prior"] = str(Path(runs_dir) / values["codetalker"]["motion_prior"])
+            pair.append(GeneratorConfig.from_dict(values))
+        if len(pair) == 2:
+            configs[family] = tuple(pair)
+    return configs
+
+
+def cost_subset(corpus: Path, out: Path, clips: int) -> Path:
+    """A corpus of every n-th train clip of `corpus` (files linked, not copied) for the cost rows: a step's cost
+    depends on the clips' lengths, not on how many there are, and reading fewer clips keeps each process short."""
+    from backend.datasets.corpus import MANIFEST_FILE
+    manifest = json.loads((corpus / MANIFEST_FILE).read_text(encoding="utf-8"))
+    train = [entry for entry in manifest["clips"] if entry.get("split") == "train"]
+    kept = train[::max(1, len(train) // clips)][:clips]
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("wav", "controls_npy", "vertices_npy", "templates", "rig"):
+        if (corpus / name).exists() and not (out / name).exists():
+            (out / name).symlink_to((corpus / name).resolve(), target_is_directory=True)
+    write_json(out / MANIFEST_FILE, {**{key: value for key, value in manifest.items() if key != "stats"},
+                                     "clips": kept, "subset_of": str(corpus.resolve())}, indent=1)
+    return out
+
+
+def compare_exported(models_dir, corpus, out_dir, real_speech=None, real_sets=("a", "b", "c"), runs_dir=None,
+                     critic=None, encoders_dir=None, masks=None, split: str = "test", families=FAMILIES,
+                     parts=("comparison", "codebook", "cost"), suffix: str = DEFAULT_EXPORTED_SUFFIX,
+                     cost_steps: int = 5, cost_clips: int = 40, device_name: str = "cpu", threads: int = 1,
+                     log=print) -> str:
+    """The paper's comparison of exported generator folders (`<family><suffix>` and its `_perceptual` variant in
+    models_dir), nothing trained: Table 2 on the corpus split and on each real-speech set (a corpus written by
+    benchmarks/real_speech_corpus.py: its 3D ground truth is the rig driven by the labels), PLRS always from the
+    independent evaluator; closure / rest per set; issue 18's direction check; codebook usage and cost per step
+    from the runs in runs_dir whose configuration is the exported one's. Writes <out>/comparison.md."""
+    from backend.metrics.plrs import find_encoder_directory
+    from backend.models import SPEECH_MESH, default_models_dir
+    unknown = sorted(set(families) - set(FAMILIES)) + sorted(set(parts) - {"comparison", "codebook", "cost"})
+    if unknown:
+        raise BackendError(f"unknown famil(ies) or part(s) {', '.join(unknown)}; families: {', '.join(FAMILIES)}; "
+                           "parts with --exported: comparison, codebook, cost")
+    corpus, out_dir, models_dir = Path(corpus), Path(out_dir), Path(models_dir)
+    critic = Path(critic) if critic else default_models_dir(SPEECH_MESH) / "representation.pt"
+    evaluator = find_encoder_directory(encoders_dir)
+    if evaluator is None:
+        raise BackendError("no PLRS evaluator found (models/plrs_evaluator/ or --encoders); the comparison scores "
+                           "PLRS with the independent evaluator only")
+    if Path(evaluator).resolve() == critic.resolve().parent:
+        raise BackendError(f"{evaluator} holds the critic the perceptual loss was trained with ({critic}); score "
+                           "PLRS with the independent evaluator (models/plrs_evaluator/)")
+    pairs = exported_pairs(models_dir, families, suffix)
+    models = _exported_labels(pairs)
+    if not models:
+        raise BackendError(f"{models_dir}: no exported folder <family>{suffix}[{PERCEPTUAL_SUFFIX}] of "
+                           f"{', '.join(families)}")
+    missing = [f"{family}{suffix}{tail}" for family, folders in pairs.items()
+               for tail, folder in zip(("", PERCEPTUAL_SUFFIX), folders) if folder is None]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = data_provenance(corpus)
+    synthetic = "SYNTHETIC" if data["synthetic"] else "not marked synthetic"
+    sections = [f"# Paper comparison of the exported generators ({synthetic} motion)\n",
+                f"Models: `{models_dir}` ({', '.join(f'`{Path(path).name}`' for path in models.values())}"
+                f"{'; not there: ' + ', '.join(f'`{name}`' for name in missing) if missing else ''}); nothing "
+                f"trained here. PLRS from the independent evaluator `{evaluator}` (another seed and a disjoint data "
+                f"half from the critic `{critic}` the perceptual loss used).\n"]
+    if "comparison" in parts:
+        set_names = {split: f"corpus `{corpus.name}` split `{split}`"}
+        evaluations = {split: (corpus, out_dir / f"evaluation_{split}")}
+        if real_speech is not None:
+            real_speech = Path(real_speech)
+            described = json.loads((real_speech / "manifest.json").read_text(encoding="utf-8")).get("sets", {})
+            for key in real_sets:
+                set_names[key] = described.get(key, f"set {key}")
+                evaluations[key] = (real_speech, out_dir / f"evaluation_{key}")
+        rows, checks, actions = {}, {}, {}
+        for key, (folder, evaluation_dir) in evaluations.items():
+            log(f"evaluating on {set_names[key]}")
+            rows[key], checks[key], done = evaluate_once(models, folder, evaluation_dir, key, evaluator, masks, log)
+            actions[key] = "evaluated" if "evaluated" in done.values() else "reused"
+        write_json(out_dir / "phone_checks.json", checks)
+        sections.append("Evaluations: " + ", ".join(f"{set_names[key]} ({action})" for key, action in actions.items())
+                        + ".\n")
+        sections += [f"## Table 2 format on {set_names[split]} ({synthetic} rig motion, {len(open_dataset(corpus, split=split).clip_ids())} clips)\n",
+                     comparison_table(rows[split], families)]
+        for key in evaluations:
+            if key == split:
+                continue
+            sections += [f"## Table 2 format on real-speech set {set_names[key]}\n",
+                         "MTM, LVE, FDD and the ground-truth row's SLCC are measured against the rig driven by the "
+                         "clip's phone labels (REFERENCE §8 pseudo ground truth, FLAME_sample template), not a "
+                         "captured face; PLRS hears the real audio.\n", comparison_table(rows[key], families)]
+        sections += ["## Bilabial closure / rest in pauses / MTM median ms (REFERENCE §8)\n",
+                     "Against each set's own reference: the rig from the labels on the real-speech sets, the "
+                     "corpus clip's motion on the corpus split.\n", phone_check_table(checks, set_names)]
+        directions = {family: issue_direction(family, rows[split], checks, split) for family in families}
+        write_json(out_dir / "direction.json", directions)
+        sections += ["## Does + perceptual beat its baseline? (issue 18's reading of the paper's claim)\n",
+                     direction_table(directions, split)]
+    checkpoints = matching_checkpoints(runs_dir, models) if runs_dir is not None and "codebook" in parts else {}
+    codetalker = {label: path for label, path in checkpoints.items() if label.startswith(FAMILY_CLASSES["codetalker"].title)}
+    if "codebook" in parts:
+        if codetalker:
+            report = codebook_usage(codetalker, corpus, split)
+            write_json(out_dir / "codebook.json", report)
+            sections += [f"## CodeTalker-style codebook usage (split `{split}`)\n", codebook_table(report)]
+        else:
+            sections += ["## CodeTalker-style codebook usage\n", "Not measured: no run in "
+                         f"`{runs_dir}` has the exported CodeTalker-style models' configuration (the ONNX export "
+                         "keeps no codes).\n"]
+    if "cost" in parts:
+        configs = exported_cost_configs(pairs, runs_dir)
+        left_out = sorted(set(families) - set(configs))
+        sections.append("## Training cost (paper Table S8 format)\n")
+        if configs:
+            subset = cost_subset(corpus, out_dir / "cost_corpus", cost_clips)
+            rows = cost_rows(configs, subset, str(critic), cost_steps, device_name, threads,
+                             feature_cache=default_feature_cache(corpus), log=log)
+            with atomic_stream(out_dir / "cost.csv", "w", newline="") as stream:
+                writer = csv.DictWriter(stream, list(rows[0]))
+                writer.writeheader()
+                writer.writerows(rows)
+            sections += [f"Device `{device_name}` ({platform.processor() or platform.machine()}, {threads} "
+                         f"thread(s), shared machine); each exported model's own training configuration (the + loss "
+                         f"rows with the critic `{critic}`), median of {cost_steps} steps after one warm-up, each in "
+                         f"a fresh process, on {cost_clips} train clips of `{corpus.name}` (every n-th)"
+                         f"{'; not measured: ' + ', '.join(left_out) if left_out else ''}.\n",
+                         cost_table(rows, device_name)]
+        else:
+            sections.append(f"Not measured: no family has both exported folders"
+                            f"{' and its stage-1 run in --runs' if 'codetalker' in left_out else ''}.\n")
     text = "\n".join(sections)
     write_text(out_dir / "comparison.md", text)
     return text

@@ -47,8 +47,9 @@ def parse_model_arguments(items: list) -> dict:
     return models
 
 
-def _safe_name(label: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", label)
+def prediction_folder(out_dir, label: str) -> Path:
+    """Where `evaluate` writes the predictions of the row `label` (<out>/predictions/<label, file-safe>/)."""
+    return Path(out_dir) / "predictions" / re.sub(r"[^A-Za-z0-9_.+-]+", "_", label)
 
 
 def predict_clips(path: Path, clips: list):
@@ -70,8 +71,9 @@ def predict_clips(path: Path, clips: list):
 
 
 def evaluate(models: dict, corpus, out_dir, split: str = "test", encoders_dir=None, masks=None,
-             render_clips: int = 0) -> str:
-    """Score every model on the corpus split; writes table.md and table.csv in `out_dir`; returns the
+             render_clips: int = 0, ground_truth: bool = True) -> str:
+    """Score every model on the corpus split (and the ground truth itself first, unless `ground_truth` is False:
+    a model's scores do not depend on that row); writes table.md and table.csv in `out_dir`; returns the
     Markdown table."""
     out_dir = Path(out_dir)
     dataset = open_dataset(corpus, split=split)
@@ -81,8 +83,11 @@ def evaluate(models: dict, corpus, out_dir, split: str = "test", encoders_dir=No
     encoder_folder = find_encoder_directory(encoders_dir)
     encoders = None if encoder_folder is None else OnnxSpeechMeshEncoders.from_directory(encoder_folder)
     rows = []
-    for label, path in {GROUND_TRUTH: None, **models}.items():
-        pred_dir = out_dir / "predictions" / _safe_name(label)
+    labels = {**({GROUND_TRUTH: None} if ground_truth else {}), **models}
+    if not labels:
+        raise BackendError("nothing to evaluate: no model given and the ground-truth row left out")
+    for label, path in labels.items():
+        pred_dir = prediction_folder(out_dir, label)
         pred_dir.mkdir(parents=True, exist_ok=True)
         produced = ((clip_id, clip.vertices) for clip_id, clip in clips) if path is None else \
             predict_clips(Path(path), clips)
@@ -94,7 +99,7 @@ def evaluate(models: dict, corpus, out_dir, split: str = "test", encoders_dir=No
                      "clips": len(clips)})
     if render_clips:
         spread = clips[::max(1, len(clips) // render_clips)][:render_clips]
-        render_comparisons(out_dir, [GROUND_TRUTH, *models], spread)
+        render_comparisons(out_dir, list(labels), spread)
     _write_csv(out_dir / "table.csv", rows)
     table = markdown_table(rows, corpus, split, encoder_folder)
     write_text(out_dir / "table.md", table)
@@ -140,7 +145,7 @@ def render_comparisons(out_dir: Path, labels: list, clips: list, frames_per_clip
     (out_dir / "renders").mkdir(parents=True, exist_ok=True)
     paths = []
     for clip_id, clip in clips:
-        sequences = [load_vertex_sequence(out_dir / "predictions" / _safe_name(label) / f"{clip_id}.npy")
+        sequences = [load_vertex_sequence(prediction_folder(out_dir, label) / f"{clip_id}.npy")
                      for label in labels]
         length = min(len(sequence) for sequence in sequences)
         chosen = interesting_frames(clip.timeline or [], length, 30.0)
