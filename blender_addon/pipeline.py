@@ -10,7 +10,9 @@ loading), so no tick holds the UI thread for long. Nothing in the scene changes 
 
 The editable bake (the default) never holds the generator's whole output: each block it yields is reduced to its
 projections onto the shape-key basis (backend.retarget.solver.Projector) as it arrives, the weights are solved
-once for the whole take, and the scores are of the clip rebuilt from those weights (what the bake plays back).
+once for the whole take, and the scores are of the clip rebuilt from those weights (what the bake plays back),
+rebuilt only at the vertices the scores read (blender_addon.scoring "Cheap scoring"). The speech front end runs
+once: its features feed the generator and PLRS.
 """
 
 import os
@@ -28,7 +30,7 @@ from backend.errors import BackendError
 from backend.flame import MASKS_ENV, FlameRegions, find_regions_beside
 from backend.flame_frame import FlameFrame
 from backend.frame_rate import MESH_FPS, resample_frames
-from backend.generators import GENERATORS, load_generator
+from backend.generators import GENERATORS, INPUT_SPEECH_FEATURES, load_generator, speech_frontend_features
 from backend.mesh import load_flame_mesh
 from backend.retarget import life
 from backend.retarget.basis import ShapeBasis
@@ -142,9 +144,7 @@ def cached_generator(name: str, generators_dir: Path, threads: int):
     """load_generator, kept while its folder's files are unchanged: building the onnxruntime session holds
     Python's GIL for ~50-70 ms (a UI stall), so only the first run with a generator pays it."""
     folder = generators_dir / name
-    stamp = tuple((path.name, path.stat().st_mtime_ns) for path in sorted(folder.iterdir())) \
-        if folder.is_dir() else None
-    key = (str(folder), threads, stamp)
+    key = (str(folder), threads, scoring.folder_stamp(folder))
     if key not in _loaded_generators:
         generator = load_generator(name, generators_dir, threads)
         _loaded_generators.clear()
@@ -164,15 +164,17 @@ def compute_animation(request: AnimationRequest, progress: Callable[[float], Non
     regions = flame_masks_for(request.template_path) if request.bake == properties.BAKE_EDITABLE else None
     if request.bake == properties.BAKE_EDITABLE and regions is None:
         notes += (NO_MASKS_NOTE,)
+    features = speech_frontend_features(samples, rate) if generator.info.input == INPUT_SPEECH_FEATURES or \
+        scoring.hears_frontend(request.models_dir, request.threads) else None
     blocks = generator.animate_blocks(samples, rate, template, request.style,
                                       progress=lambda fraction: progress(GENERATE_SHARE * fraction),
-                                      should_cancel=should_cancel)
+                                      should_cancel=should_cancel, frontend_features=features)
     total = next(blocks)
     if regions is None:
         flame = np.empty((total, *template.shape), dtype=np.float32)
         for start, block in blocks:
             flame[start:start + len(block)] = _with_intensity(block, template, request.intensity)
-        basis = weights = None
+        basis = weights = scored = None
     else:
         basis = ShapeBasis.build(FlameRig(template, request.faces, regions.masks))
         projector = Projector(basis)
@@ -182,9 +184,10 @@ def compute_animation(request: AnimationRequest, progress: Callable[[float], Non
                                                                                       request.intensity))
         weights = solve_weights(projections, projector.gram)
         add_life(weights, basis.names, request, samples, rate)
-        flame = basis.rebuild(weights)   # what the bake plays back is what is scored
+        scored = scoring.scored_vertices(request.models_dir, request.template_path, request.threads)
+        flame = basis.rebuild(weights, scored)   # what the bake plays back is what is scored, where it is scored
     scores = scoring.score_animation(samples, rate, flame, request.models_dir, request.template_path,
-                                     request.threads)
+                                     request.threads, vertex_ids=scored, frontend_features=features)
     progress(GENERATE_SHARE + SCORE_SHARE)
     result = AnimationResult(scores=scores, plot=scoring.plot_pixels(scores), generator=request.generator,
                              warnings=notes)

@@ -17,11 +17,11 @@ from backend.atomic import atomic_path, write_json
 from backend.errors import ModelError
 from backend.flame import VERTEX_VALUES
 from backend.onnx_session import OPSET, open_session
-from backend.metrics.plrs import EMBEDDING_OUTPUT, MESH_ENCODER_FILE, MESH_INPUT, SPEECH_ENCODER_FILE
+from backend.metrics.plrs import (EMBEDDING_OUTPUT, MESH_ENCODER_FILE, MESH_INPUT, MESH_VERTICES_FIELD,
+                                  REPRESENTATION_FILE, SPEECH_ENCODER_FILE)
 from training.representation.train import load_representation
 
 PARITY_TOLERANCE = 1e-4
-META_FILE = "representation.json"
 
 
 def export_encoder(module: nn.Module, example: torch.Tensor, input_name: str, path) -> Path:
@@ -60,7 +60,8 @@ def random_inputs(speech_encoder: nn.Module, mesh_encoder: nn.Module, batch: int
 
 
 def export_representation(checkpoint, out_dir, batch: int = 7) -> list[Path]:
-    """Export a checkpoint's encoders to `out_dir` (plus its training metadata as representation.json),
+    """Export a checkpoint's encoders to `out_dir` (plus its training metadata as representation.json, with the
+    vertices a mesh encoder that reads only some values reads: backend.metrics.plrs "What the mesh encoder reads"),
     check parity on a random batch of `batch` (not the export batch of 2), raise ModelError past 1e-4."""
     representation = load_representation(checkpoint)
     out = Path(out_dir)
@@ -75,7 +76,10 @@ def export_representation(checkpoint, out_dir, batch: int = 7) -> list[Path]:
               "mesh": parity_error(representation.mesh_encoder, mesh_path, MESH_INPUT, vertices)}
     if max(errors.values()) > PARITY_TOLERANCE:
         raise ModelError(f"ONNX export differs from torch by {errors} (max abs); expected at most {PARITY_TOLERANCE}")
-    meta_path = out / META_FILE
+    meta_path = out / REPRESENTATION_FILE
     meta = {**representation.meta, "onnx_opset": OPSET, "parity_max_abs_error": errors}
+    read = representation.mesh_encoder.values.index
+    if len(read) < VERTEX_VALUES:
+        meta[MESH_VERTICES_FIELD] = np.unique(read.numpy() // 3).tolist()
     write_json(meta_path, meta, indent=1, sort_keys=True)
     return [speech_path, mesh_path, meta_path]
