@@ -15,6 +15,7 @@ rebuilt only at the vertices the scores read (blender_addon.scoring "Cheap scori
 once: its features feed the generator and PLRS.
 """
 
+import hashlib
 import os
 import threading
 import traceback
@@ -34,6 +35,7 @@ from backend.generators import GENERATORS, INPUT_SPEECH_FEATURES, load_generator
 from backend.mesh import load_flame_mesh
 from backend.retarget import life
 from backend.retarget.basis import ShapeBasis
+from backend.retarget.curves import thin_linear
 from backend.retarget.solver import Projector, solve_weights
 from backend.rig.flame_rig import FlameRig
 
@@ -68,11 +70,13 @@ class AnimationRequest:
 @dataclass
 class LocalBasis:
     """The editable bake's content: names (K,), keys (K, 5023, 3) local positions of each key at weight 1,
-    weights (F, K) at the scene fps."""
+    weights (F, K) at the scene fps, kept: the K curves' thinned keyframes (backend.retarget.curves.thin_linear,
+    done here in the worker, off the UI thread)."""
 
     names: tuple
     keys: np.ndarray
     weights: np.ndarray
+    kept: Optional[tuple] = None
 
 
 @dataclass
@@ -152,6 +156,24 @@ def cached_generator(name: str, generators_dir: Path, threads: int):
     return _loaded_generators[key]
 
 
+_built_bases: dict = {}
+
+
+def cached_basis(template: np.ndarray, faces: np.ndarray, regions: FlameRegions) -> tuple:
+    """(ShapeBasis, Projector) on `template` (FLAME frame), kept while the template, its triangles and the masks
+    are the same: building them costs ~0.1-0.15 s of every run otherwise."""
+    digest = hashlib.blake2b(np.ascontiguousarray(template).tobytes())
+    digest.update(np.ascontiguousarray(faces).tobytes())
+    for name in sorted(regions.masks):
+        digest.update(name.encode() + np.ascontiguousarray(regions.masks[name]).tobytes())
+    key = digest.hexdigest()
+    if key not in _built_bases:
+        basis = ShapeBasis.build(FlameRig(template, faces, regions.masks))
+        _built_bases.clear()
+        _built_bases[key] = (basis, Projector(basis))
+    return _built_bases[key]
+
+
 def compute_animation(request: AnimationRequest, progress: Callable[[float], None],
                       should_cancel: Callable[[], bool]) -> AnimationResult:
     """The worker's part: audio -> generator -> (basis weights) -> scores -> what the bake needs, in local
@@ -176,8 +198,7 @@ def compute_animation(request: AnimationRequest, progress: Callable[[float], Non
             flame[start:start + len(block)] = _with_intensity(block, template, request.intensity)
         basis = weights = scored = None
     else:
-        basis = ShapeBasis.build(FlameRig(template, request.faces, regions.masks))
-        projector = Projector(basis)
+        basis, projector = cached_basis(template, request.faces, regions)
         projections = np.empty((total, len(basis.names)))
         for start, block in blocks:   # each block is reduced as it comes: the take never exists whole
             projections[start:start + len(block)] = projector.project(_with_intensity(block, template,
@@ -196,7 +217,8 @@ def compute_animation(request: AnimationRequest, progress: Callable[[float], Non
     else:
         del flame
         keys = frame.to_local(basis.template.astype(np.float32) + basis.displacements)
-        result.basis = LocalBasis(basis.names, keys, resample_frames(weights, MESH_FPS, request.scene_fps))
+        weights = resample_frames(weights, MESH_FPS, request.scene_fps).astype(np.float32)   # as the bake keeps them
+        result.basis = LocalBasis(basis.names, keys, weights, tuple(thin_linear(column) for column in weights.T))
     return result
 
 
@@ -310,7 +332,7 @@ class AnimationJob:
                 self._bake = bake.ShapeKeyBake(obj, self.result.local_frames, self._label())
             else:
                 basis = self.result.basis
-                self._bake = bake.BasisBake(obj, basis.keys, basis.names, basis.weights, self._label())
+                self._bake = bake.BasisBake(obj, basis.keys, basis.names, basis.weights, self._label(), basis.kept)
         except BackendError as error:
             self.message, self.state = str(error), "failed"
             return
