@@ -83,11 +83,11 @@ def clip_slcc(samples, rate: int, vertices, lip_indices, fps: float = MESH_FPS,
     if windows < MIN_WINDOWS:
         raise UnscorableClipError(f"clip SLCC needs at least {MIN_WINDOWS} whole {window_seconds:g}-s windows; "
                                   f"the clip has {windows} (clip skipped)")
-    int16 = to_int16(samples).astype(np.float64)
+    int16 = to_int16(samples)
     speech_rms, lip_level = np.empty(windows), np.empty(windows)
     for window in range(windows):
         first, last = window * frames_per_window, (window + 1) * frames_per_window
-        chunk = int16[int(first * rate / fps):int(last * rate / fps)]
+        chunk = int16[int(first * rate / fps):int(last * rate / fps)].astype(np.float64)   # per window: no take-sized copy
         speech_rms[window] = np.sqrt(np.mean(chunk ** 2))
         lip_level[window] = np.sqrt(np.mean(motion[max(first - 1, 0):last - 1] ** 2))
     if speech_rms.std() == 0 or lip_level.std() == 0:
