@@ -15,6 +15,11 @@ rebuilt only at the vertices the scores read (blender_addon.scoring "Cheap scori
 once: its features feed the generator and PLRS.
 """
 
+# Annotations stay strings: an evaluated `Optional[LocalBasis]` is kept in typing's cache and, through this module,
+# keeps bpy alive past interpreter teardown, where pip bpy 4.5 then hangs in exit() (its sound thread's condition
+# variable destroyed while the thread still waits on it; see benchmarks/README.md "pip bpy exit hang").
+from __future__ import annotations
+
 import hashlib
 import os
 import threading
