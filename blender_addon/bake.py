@@ -256,9 +256,9 @@ class BasisBake:
 
     keys: (K, V, 3) local-coordinate positions of each basis key at weight 1; names: the K key names; weights:
     (F, K) per scene frame; kept: the K curves' `thin_linear` frames when the worker thread thinned them already
-    (thinning 35 curves of a minute costs the UI thread ~0.15 s otherwise). Same protocol as ShapeKeyBake: `step(budget_s)` until 1.0 (one key per step at
-    least), `finish(first_frame, action_name)`, or `discard()`. `key_names` are the names the keys got (Blender
-    appends .001 when the artist already has a key of that name).
+    (thinning 35 curves of a minute costs the UI thread ~0.15 s otherwise). Same protocol as ShapeKeyBake:
+    `step(budget_s)` until 1.0 (one key per step at least), `finish(first_frame, action_name)`, or `discard()`.
+    `key_names` are the names the keys got (Blender appends .001 when the artist already has a key of that name).
     """
 
     def __init__(self, obj, keys: np.ndarray, names, weights: np.ndarray, name: str, kept=None):

@@ -87,7 +87,7 @@ def clip_slcc(samples, rate: int, vertices, lip_indices, fps: float = MESH_FPS,
     speech_rms, lip_level = np.empty(windows), np.empty(windows)
     for window in range(windows):
         first, last = window * frames_per_window, (window + 1) * frames_per_window
-        chunk = int16[int(first * rate / fps):int(last * rate / fps)].astype(np.float64)   # per window: no take-sized copy
+        chunk = int16[int(first * rate / fps):int(last * rate / fps)].astype(np.float64)   # no take-sized copy
         speech_rms[window] = np.sqrt(np.mean(chunk ** 2))
         lip_level[window] = np.sqrt(np.mean(motion[max(first - 1, 0):last - 1] ** 2))
     if speech_rms.std() == 0 or lip_level.std() == 0:

@@ -36,7 +36,8 @@ def vertices_at(sequence: np.ndarray, indices: np.ndarray, name: str = "vertices
     if bad.any():
         frame, column, _ = np.unravel_index(int(np.argmax(bad)), selected.shape)
         raise MetricError(f"{name}: has {int(bad.any(axis=2).sum())} non-finite vertex position(s) (NaN or inf), "
-                          f"the first at frame {first_frame + frame}, vertex {indices[column]}; expected finite numbers")
+                          f"the first at frame {first_frame + frame}, vertex {indices[column]}; "
+                          "expected finite numbers")
     return selected
 
 
