@@ -25,6 +25,7 @@ import os
 import sys
 import tempfile
 import time
+import traceback
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -281,6 +282,9 @@ if __name__ == "__main__":
         code = main()
     except SystemExit as error:
         code = error.code if isinstance(error.code, int) else (print(error.code, file=sys.stderr) or 1)
+    except Exception:   # still end the process (os._exit below), with the traceback
+        traceback.print_exc()
+        code = 1
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)   # pip bpy can hang in its exit handlers (see benchmarks/memory.py)
