@@ -85,7 +85,7 @@ from backend.errors import BackendError, MeshError, ModelError
 from backend.flame import NUM_VERTICES
 from backend.frame_rate import MESH_FPS
 from backend.onnx_session import open_session
-from backend.speech_frontend import FEATURE_DIM, load_frontend, to_mesh_rate
+from backend.speech_frontend import FEATURE_DIM, frame_count as frontend_frame_count, load_frontend, to_mesh_rate
 
 SAMPLE_RATE = 16_000
 MODEL_FILE = "model.json"
@@ -307,15 +307,17 @@ class Generator:
 
     def animate_blocks(self, audio: np.ndarray, sample_rate: int, template: np.ndarray,
                        style: Optional[str] = None, progress: Optional[Callable[[float], None]] = None,
-                       should_cancel: Optional[Callable[[], bool]] = None) -> Iterator:
+                       should_cancel: Optional[Callable[[], bool]] = None,
+                       frontend_features: Optional[np.ndarray] = None) -> Iterator:
         """The animation as it is made, so a long take never exists whole: first yields T (the frame count),
         then (first frame, (F, 5023, 3) float32 block) in order, blocks covering frames 0..T-1 once each, every
         block already through `check_output`. Audio longer than CHUNK_SAMPLES runs in overlapping chunks
         (see "Long takes" above). progress(fraction) is called with values in [0, 1]; Cancelled is raised as
         soon as should_cancel() is true. Bad audio -> AudioError, bad template -> MeshError, unknown style or
-        a graph failure -> ModelError."""
+        a graph failure -> ModelError. frontend_features: the take's (T50, 447) front-end features at 50 Hz
+        (`speech_frontend_features`) when the caller has them already (the add-on scores with them too)."""
         checkpoint = self._checkpoint(progress, should_cancel)
-        take = self._prepare(audio, sample_rate, template, style, checkpoint)
+        take = self._prepare(audio, sample_rate, template, style, checkpoint, frontend_features)
         yield take.frames
         yield from self._chunks(take, checkpoint, None)
 
@@ -330,15 +332,14 @@ class Generator:
             report(fraction)
         return checkpoint
 
-    def _prepare(self, audio, sample_rate: int, template, style, checkpoint) -> "_Take":
+    def _prepare(self, audio, sample_rate: int, template, style, checkpoint, frontend_features=None) -> "_Take":
         """The checked inputs of one take: 16 kHz samples, template, style one-hot and the graph's speech input
-        (the samples for v1, the whole take's front-end features for v2, computed once)."""
+        (the samples for v1, the whole take's front-end features for v2, computed once unless given)."""
         checkpoint(0.0)
-        samples = audio_io.check_samples(audio, sample_rate)
+        samples = prepared_samples(audio, sample_rate)
         template = _checked_template(template)
         style_vector = self.style_vector(style)
-        samples = np.clip(audio_io.resample(samples, sample_rate, SAMPLE_RATE).astype(np.float32), -1.0, 1.0)
-        speech = samples if self.info.input == INPUT_AUDIO else speech_features(samples)
+        speech = samples if self.info.input == INPUT_AUDIO else speech_features(samples, frontend_features)
         checkpoint(0.2 if self.info.input == INPUT_SPEECH_FEATURES else 0.1)
         return _Take(samples, speech, template, style_vector, frame_count(samples.size))
 
@@ -423,10 +424,27 @@ class _Take:
 DEFAULT_GENERATOR = read_default_generator()   # the name a UI should preselect (see "The default generator")
 
 
-def speech_features(samples: np.ndarray) -> np.ndarray:
+def prepared_samples(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """What a generator hears of `audio`: float32 at 16 kHz, clipped to [-1, 1] (AudioError for bad audio)."""
+    samples = audio_io.check_samples(audio, sample_rate)
+    return np.clip(audio_io.resample(samples, sample_rate, SAMPLE_RATE).astype(np.float32), -1.0, 1.0)
+
+
+def speech_frontend_features(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """(T50, 447) float32: the shipped speech front end's features at 50 Hz of what a generator hears of `audio`
+    (`prepared_samples`), the features `animate_blocks` resamples for a v2 graph."""
+    return load_frontend().features(prepared_samples(audio, sample_rate)).stacked()
+
+
+def speech_features(samples: np.ndarray, frontend_features: Optional[np.ndarray] = None) -> np.ndarray:
     """(N,) 16 kHz float32 samples -> (frame_count(N), 447) float32: the v2 graphs' input (the shipped speech
-    front end, then `to_mesh_rate`), for a whole take at once."""
-    return to_mesh_rate(load_frontend().features(samples).stacked(), frame_count(samples.size))
+    front end, or `frontend_features` already computed on these samples, then `to_mesh_rate`), for a whole take."""
+    if frontend_features is None:
+        frontend_features = load_frontend().features(samples).stacked()
+    elif frontend_features.shape != (frontend_frame_count(samples.size), FEATURE_DIM):
+        raise ModelError(f"front-end features of shape {frontend_features.shape} do not belong to {samples.size} "
+                         f"samples at 16 kHz; expected ({frontend_frame_count(samples.size)}, {FEATURE_DIM})")
+    return to_mesh_rate(frontend_features, frame_count(samples.size))
 
 
 def chunk_starts(num_samples: int) -> list:

@@ -277,15 +277,17 @@ class BasisBake(_SlicedBake):
     """Bake the shape-key basis and its weight curves onto a copy of `obj`'s mesh (keeping the artist's keys).
 
     keys: (K, V, 3) local-coordinate positions of each basis key at weight 1; names: the K key names; weights:
-    (F, K) per scene frame. Same protocol as ShapeKeyBake: `step(budget_s)` until 1.0 (one key per step at
-    least), `finish(first_frame, action_name)`, or `discard()`. `key_names` are the names the keys got (Blender
-    appends .001 when the artist already has a key of that name).
+    (F, K) per scene frame; kept: the K curves' `thin_linear` frames when the worker thread thinned them already
+    (thinning 35 curves of a minute costs the UI thread ~0.15 s otherwise). Same protocol as ShapeKeyBake:
+    `step(budget_s)` until 1.0 (one key per step at least), `finish(first_frame, action_name)`, or `discard()`.
+    `key_names` are the names the keys got (Blender appends .001 when the artist already has a key of that name).
     """
 
-    def __init__(self, obj, keys: np.ndarray, names, weights: np.ndarray, name: str):
+    def __init__(self, obj, keys: np.ndarray, names, weights: np.ndarray, name: str, kept=None):
         self.keys = np.ascontiguousarray(keys, dtype=np.float32)
         self.names = tuple(names)
         self.weights = np.asarray(weights, dtype=np.float32)
+        self.kept = kept
         self.mesh = rest_mesh(obj).copy()   # with the copy's own copy of the artist's shape keys and their animation
         self.mesh.name = name
         self.carrier = bpy.data.objects.new(name + " (baking)", self.mesh)
@@ -315,7 +317,7 @@ class BasisBake(_SlicedBake):
         action[RAW_WEIGHTS] = self.weights.ravel()
         action[FIRST_FRAME] = int(first_frame)
         _channels_for(action, key)
-        write_weight_curves(action, self.key_names, self.weights)
+        write_weight_curves(action, self.key_names, self.weights, self.kept)
         _place_on_nla_track(key, action, NLA_TRACK, first_frame)
         bpy.data.objects.remove(self.carrier)
         self.carrier = None
@@ -418,22 +420,25 @@ def raw_weights(action, key_count: int) -> np.ndarray:
     return np.array(action[RAW_WEIGHTS].to_list(), dtype=np.float32).reshape(-1, key_count)
 
 
-def write_weight_curves(action, key_names, weights: np.ndarray) -> None:
+def write_weight_curves(action, key_names, weights: np.ndarray, kept=None) -> None:
     """(Re)write one linear F-curve per key of `key_names` on `action` from (F, K) `weights` (frame k at the action's
-    FIRST_FRAME + k), keeping only the keyframes `thin_linear` needs."""
+    FIRST_FRAME + k), keeping only the keyframes `thin_linear` needs (`kept`: the K curves' frames, already thinned)."""
     channels = _channels_for(action)
     for column, block_name in enumerate(key_names):
-        _write_curve(channels, f'key_blocks["{block_name}"].value', weights[:, column], action[FIRST_FRAME])
+        kept_frames = None if kept is None else kept[column]
+        _write_curve(channels, f'key_blocks["{block_name}"].value', weights[:, column], action[FIRST_FRAME],
+                     kept=kept_frames)
 
 
 def _write_curve(channels, path: str, values: np.ndarray, first_frame: int, index: int = 0,
-                 tolerance: float = THIN_TOLERANCE) -> None:
+                 tolerance: float = THIN_TOLERANCE, kept=None) -> None:
     """(Re)write the linear F-curve `path`[index] of a channel collection from per-frame `values` (frame k at
-    first_frame + k), keeping only the keyframes `thin_linear` needs at `tolerance`."""
+    first_frame + k), keeping only the keyframes `thin_linear` needs at `tolerance` (`kept`: those frames, when
+    already thinned)."""
     existing = channels.find(path, index=index)
     if existing is not None:
         channels.remove(existing)
-    kept = thin_linear(values, tolerance)
+    kept = thin_linear(values, tolerance) if kept is None else kept
     curve = channels.new(path, index=index)
     points = np.stack([first_frame + kept.astype(np.float32), np.asarray(values, dtype=np.float32)[kept]], axis=1)
     curve.keyframe_points.add(len(kept))

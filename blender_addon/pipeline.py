@@ -10,9 +10,17 @@ loading), so no tick holds the UI thread for long. Nothing in the scene changes 
 
 The editable bake (the default) never holds the generator's whole output: each block it yields is reduced to its
 projections onto the shape-key basis (backend.retarget.solver.Projector) as it arrives, the weights are solved
-once for the whole take, and the scores are of the clip rebuilt from those weights (what the bake plays back).
+once for the whole take, and the scores are of the clip rebuilt from those weights (what the bake plays back),
+rebuilt only at the vertices the scores read (blender_addon.scoring "Cheap scoring"). The speech front end runs
+once: its features feed the generator and PLRS.
 """
 
+# Annotations stay strings: an evaluated `Optional[LocalBasis]` is kept in typing's cache and, through this module,
+# keeps bpy alive past interpreter teardown, where pip bpy 4.5 then hangs in exit() (its sound thread's condition
+# variable destroyed while the thread still waits on it; see benchmarks/README.md "pip bpy exit hang").
+from __future__ import annotations
+
+import hashlib
 import os
 import threading
 import traceback
@@ -28,10 +36,11 @@ from backend.errors import BackendError
 from backend.flame import MASKS_ENV, FlameRegions, find_regions_beside
 from backend.flame_frame import FlameFrame
 from backend.frame_rate import MESH_FPS, resample_frames
-from backend.generators import GENERATORS, load_generator
+from backend.generators import GENERATORS, INPUT_SPEECH_FEATURES, load_generator, speech_frontend_features
 from backend.mesh import load_flame_mesh
 from backend.retarget import life
 from backend.retarget.basis import ShapeBasis
+from backend.retarget.curves import thin_linear
 from backend.retarget.mapping import KeyMapping
 from backend.retarget.solver import Projector, solve_weights
 from backend.rig.flame_rig import FlameRig
@@ -70,11 +79,13 @@ class AnimationRequest:
 @dataclass
 class LocalBasis:
     """The editable bake's content: names (K,), keys (K, 5023, 3) local positions of each key at weight 1,
-    weights (F, K) at the scene fps."""
+    weights (F, K) at the scene fps, kept: the K curves' thinned keyframes (backend.retarget.curves.thin_linear,
+    done here in the worker, off the UI thread)."""
 
     names: tuple
     keys: np.ndarray
     weights: np.ndarray
+    kept: Optional[tuple] = None
 
 
 @dataclass
@@ -152,14 +163,30 @@ def cached_generator(name: str, generators_dir: Path, threads: int):
     """load_generator, kept while its folder's files are unchanged: building the onnxruntime session holds
     Python's GIL for ~50-70 ms (a UI stall), so only the first run with a generator pays it."""
     folder = generators_dir / name
-    stamp = tuple((path.name, path.stat().st_mtime_ns) for path in sorted(folder.iterdir())) \
-        if folder.is_dir() else None
-    key = (str(folder), threads, stamp)
+    key = (str(folder), threads, scoring.folder_stamp(folder))
     if key not in _loaded_generators:
         generator = load_generator(name, generators_dir, threads)
         _loaded_generators.clear()
         _loaded_generators[key] = generator
     return _loaded_generators[key]
+
+
+_built_bases: dict = {}
+
+
+def cached_basis(template: np.ndarray, faces: np.ndarray, regions: FlameRegions) -> tuple:
+    """(ShapeBasis, Projector) on `template` (FLAME frame), kept while the template, its triangles and the masks
+    are the same: building them costs ~0.1-0.15 s of every run otherwise."""
+    digest = hashlib.blake2b(np.ascontiguousarray(template).tobytes())
+    digest.update(np.ascontiguousarray(faces).tobytes())
+    for name in sorted(regions.masks):
+        digest.update(name.encode() + np.ascontiguousarray(regions.masks[name]).tobytes())
+    key = digest.hexdigest()
+    if key not in _built_bases:
+        basis = ShapeBasis.build(FlameRig(template, faces, regions.masks))
+        _built_bases.clear()
+        _built_bases[key] = (basis, Projector(basis))
+    return _built_bases[key]
 
 
 def compute_animation(request: AnimationRequest, progress: Callable[[float], None],
@@ -176,27 +203,29 @@ def compute_animation(request: AnimationRequest, progress: Callable[[float], Non
         raise BackendError(TARGET_NEEDS_MASKS)
     if request.bake == properties.BAKE_EDITABLE and regions is None:
         notes += (NO_MASKS_NOTE,)
+    features = speech_frontend_features(samples, rate) if generator.info.input == INPUT_SPEECH_FEATURES or \
+        scoring.hears_frontend(request.models_dir, request.threads) else None
     blocks = generator.animate_blocks(samples, rate, template, request.style,
                                       progress=lambda fraction: progress(GENERATE_SHARE * fraction),
-                                      should_cancel=should_cancel)
+                                      should_cancel=should_cancel, frontend_features=features)
     total = next(blocks)
     if regions is None:
         flame = np.empty((total, *template.shape), dtype=np.float32)
         for start, block in blocks:
             flame[start:start + len(block)] = _with_intensity(block, template, request.intensity)
-        basis = weights = None
+        basis = weights = scored = None
     else:
-        basis = ShapeBasis.build(FlameRig(template, request.faces, regions.masks))
-        projector = Projector(basis)
+        basis, projector = cached_basis(template, request.faces, regions)
         projections = np.empty((total, len(basis.names)))
         for start, block in blocks:   # each block is reduced as it comes: the take never exists whole
             projections[start:start + len(block)] = projector.project(_with_intensity(block, template,
                                                                                       request.intensity))
         weights = solve_weights(projections, projector.gram)
         add_life(weights, basis.names, request, samples, rate)
-        flame = basis.rebuild(weights)   # what the bake plays back is what is scored
+        scored = scoring.scored_vertices(request.models_dir, request.template_path, request.threads)
+        flame = basis.rebuild(weights, scored)   # what the bake plays back is what is scored, where it is scored
     scores = scoring.score_animation(samples, rate, flame, request.models_dir, request.template_path,
-                                     request.threads)
+                                     request.threads, vertex_ids=scored, frontend_features=features)
     progress(GENERATE_SHARE + SCORE_SHARE)
     result = AnimationResult(scores=scores, plot=scoring.plot_pixels(scores), generator=request.generator,
                              warnings=notes)
@@ -205,7 +234,8 @@ def compute_animation(request: AnimationRequest, progress: Callable[[float], Non
     else:
         del flame
         keys = frame.to_local(basis.template.astype(np.float32) + basis.displacements)
-        result.basis = LocalBasis(basis.names, keys, resample_frames(weights, MESH_FPS, request.scene_fps))
+        weights = resample_frames(weights, MESH_FPS, request.scene_fps).astype(np.float32)   # as the bake keeps them
+        result.basis = LocalBasis(basis.names, keys, weights, tuple(thin_linear(column) for column in weights.T))
         if request.head_motion:
             result.head_angles = life.head_rotation_angles(samples, rate, len(result.basis.weights),
                                                            request.scene_fps, request.seed)
@@ -332,7 +362,7 @@ class AnimationJob:
                                                  bpy.context.scene.frame_start)
             else:
                 basis = self.result.basis
-                self._bake = bake.BasisBake(obj, basis.keys, basis.names, basis.weights, self._label())
+                self._bake = bake.BasisBake(obj, basis.keys, basis.names, basis.weights, self._label(), basis.kept)
         except BackendError as error:
             self.message, self.state = str(error), "failed"
             return

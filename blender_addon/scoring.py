@@ -10,6 +10,16 @@ metric):
   the evaluator's own, measured on real held-out speech (`evaluator.json`, read by backend.metrics.plrs.read_bands).
 - SLCC (windowed, 1-s windows) needs the FLAME lip region (`FLAME_masks.npz`); without it it is n/a.
 Everything here is numpy only (no bpy), so it runs in the worker thread.
+
+Cheap scoring (Animate from Audio, issue 17 item 7): the scores read only a few vertices (`scored_vertices`: the
+lip centres, the lip region and the 1,404 vertices the shipped PLRS mesh encoder reads), so an animation rebuilt
+from shape-key weights is rebuilt at those alone, and PLRS hears the speech front-end features the generator
+already computed (`frontend_features`) instead of running the front end a second time. The scores are those of
+the full clip (tests/test_cheap_scoring.py); the one difference: PLRS used to hear the audio unclipped, the
+generator's features hear it clipped to [-1, 1] after resampling to 16 kHz, which changes nothing for audio
+that stays within [-1, 1] (any 16-bit WAV at 16 kHz).
+The PLRS evaluator's sessions are loaded once per models folder (`cached_encoders`): building them holds
+Python's GIL (~70 ms of UI stall) on every run otherwise.
 """
 
 import json
@@ -21,8 +31,8 @@ import numpy as np
 
 from backend.flame import find_regions_beside
 from backend.frame_rate import MESH_FPS
-from backend.metrics.evaluation import SPEECH_ENVELOPE, Regions, score_clip
-from backend.metrics.plrs import load_model_set_encoders, read_bands
+from backend.metrics.evaluation import SPEECH_ENVELOPE, Regions, score_clip, vertices_scored
+from backend.metrics.plrs import FRONTEND_INPUT, load_model_set_encoders, read_bands, speech_input_of
 from backend.models import PLRS_EVALUATOR
 
 EXPLANATIONS = {
@@ -95,13 +105,50 @@ def _reason(note: str) -> str:
     return note[len("n/a ("):-1] if note.startswith("n/a (") and note.endswith(")") else note
 
 
-def score_animation(samples: np.ndarray, rate: int, vertices: np.ndarray, models_dir, template_path: str,
-                    threads: int = 1) -> ClipScores:
-    """The panel's scores of (T, 5023, 3) FLAME-frame vertices at 30 fps spanning mono float `samples`."""
+def folder_stamp(folder: Path) -> Optional[tuple]:
+    """(name, mtime) of every file in `folder`, None when it is not a folder: a cache key that changes with them."""
+    return tuple((path.name, path.stat().st_mtime_ns) for path in sorted(folder.iterdir())) \
+        if folder.is_dir() else None
+
+
+_loaded_encoders: dict = {}
+
+
+def cached_encoders(models_dir, threads: int = 1):
+    """load_model_set_encoders, kept while the evaluator folder's files are unchanged."""
+    folder = Path(models_dir) / PLRS_EVALUATOR
+    key = (str(folder), threads, folder_stamp(folder))
+    if key not in _loaded_encoders:
+        encoders = load_model_set_encoders(models_dir, threads)
+        _loaded_encoders.clear()
+        _loaded_encoders[key] = encoders
+    return _loaded_encoders[key]
+
+
+def _regions(template_path: str) -> Optional[Regions]:
     regions = find_regions_beside(template_path) if template_path else None
-    report = score_clip(vertices, samples, rate, None if regions is None else Regions(regions.lips, regions.upper_face),
-                        MESH_FPS, reference_curve=SPEECH_ENVELOPE, encoders=load_model_set_encoders(models_dir, threads),
-                        offset_by_encoders=False)
+    return None if regions is None else Regions(regions.lips, regions.upper_face)
+
+
+def scored_vertices(models_dir, template_path: str, threads: int = 1) -> Optional[np.ndarray]:
+    """The sorted FLAME vertex ids the panel's scores read, or None when they read every vertex."""
+    return vertices_scored(_regions(template_path), cached_encoders(models_dir, threads))
+
+
+def hears_frontend(models_dir, threads: int = 1) -> bool:
+    """Whether PLRS would run the speech front end (so features the caller has are worth passing)."""
+    encoders = cached_encoders(models_dir, threads)
+    return encoders is not None and speech_input_of(encoders) == FRONTEND_INPUT
+
+
+def score_animation(samples: np.ndarray, rate: int, vertices: np.ndarray, models_dir, template_path: str,
+                    threads: int = 1, vertex_ids=None, frontend_features=None) -> ClipScores:
+    """The panel's scores of (T, 5023, 3) FLAME-frame vertices at 30 fps spanning mono float `samples`; or of
+    (T, K, 3) vertices at the K FLAME vertices `vertex_ids` (at least `scored_vertices`), and with the audio's
+    (T50, 447) speech front-end features at 50 Hz when the caller has them (see "Cheap scoring")."""
+    report = score_clip(vertices, samples, rate, _regions(template_path), MESH_FPS, reference_curve=SPEECH_ENVELOPE,
+                        encoders=cached_encoders(models_dir, threads), offset_by_encoders=False,
+                        vertex_ids=vertex_ids, frontend_features=frontend_features)
     scores = []
     for name, (entry_name, unit) in REPORT_ENTRIES.items():
         entry = report.entry(entry_name)

@@ -61,6 +61,12 @@ def test_exported_encoders_match_torch_and_meet_the_plrs_contract(tmp_path, vari
     assert encoders.embed_speech(speech.numpy()).shape == (3, encoders.embed_mesh(vertices.numpy()).shape[1])
     meta = json.loads((tmp_path / "onnx" / "representation.json").read_text())
     assert meta["onnx_opset"] == 17 and max(meta["parity_max_abs_error"].values()) <= PARITY_TOLERANCE
+    read = representation.mesh_encoder.values.index.numpy()
+    if mesh_values:   # the vertices it reads are listed, and opening the folder checked the list on the graph
+        assert meta["mesh_vertices"] == sorted(set((read // 3).tolist()))
+        assert encoders.mesh_vertices.tolist() == meta["mesh_vertices"]
+    else:
+        assert "mesh_vertices" not in meta and encoders.mesh_vertices is None
 
 
 def test_export_refuses_a_checkpoint_without_encoders(tmp_path):

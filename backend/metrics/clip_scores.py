@@ -31,8 +31,8 @@ from backend.flame import LOWER_LIP_CENTRE, UPPER_LIP_CENTRE
 from backend.frame_rate import MESH_FPS
 from backend.metrics import inputs
 from backend.metrics.mtm import ClipMTM, UnscorableClipError, lip_distance_curve, mtm_from_curves
-from backend.metrics.plrs import (DEFAULT_BATCH_SIZE, SpeechMeshEncoders, cosine_similarities, speech_input_of,
-                                  speech_track, speech_window_inputs)
+from backend.metrics.plrs import (DEFAULT_BATCH_SIZE, SpeechMeshEncoders, check_reads, cosine_similarities,
+                                  mesh_window_inputs, speech_input_of, speech_track, speech_window_inputs)
 from backend.metrics.slcc import lip_motion_per_frame
 
 MAX_OFFSET_FRAMES = 10
@@ -83,11 +83,11 @@ def clip_slcc(samples, rate: int, vertices, lip_indices, fps: float = MESH_FPS,
     if windows < MIN_WINDOWS:
         raise UnscorableClipError(f"clip SLCC needs at least {MIN_WINDOWS} whole {window_seconds:g}-s windows; "
                                   f"the clip has {windows} (clip skipped)")
-    int16 = to_int16(samples).astype(np.float64)
+    int16 = to_int16(samples)
     speech_rms, lip_level = np.empty(windows), np.empty(windows)
     for window in range(windows):
         first, last = window * frames_per_window, (window + 1) * frames_per_window
-        chunk = int16[int(first * rate / fps):int(last * rate / fps)]
+        chunk = int16[int(first * rate / fps):int(last * rate / fps)].astype(np.float64)   # no take-sized copy
         speech_rms[window] = np.sqrt(np.mean(chunk ** 2))
         lip_level[window] = np.sqrt(np.mean(motion[max(first - 1, 0):last - 1] ** 2))
     if speech_rms.std() == 0 or lip_level.std() == 0:
@@ -115,10 +115,11 @@ class OffsetEstimate:
 def estimate_av_offset(samples, rate: int, vertices, fps: float = MESH_FPS,
                        encoders: Optional[SpeechMeshEncoders] = None, max_offset_frames: int = MAX_OFFSET_FRAMES,
                        batch_size: int = DEFAULT_BATCH_SIZE, upper: int = UPPER_LIP_CENTRE,
-                       lower: int = LOWER_LIP_CENTRE) -> OffsetEstimate:
+                       lower: int = LOWER_LIP_CENTRE, vertex_ids=None, frontend_features=None) -> OffsetEstimate:
     """The offset in [-max_offset_frames, +max_offset_frames] maximising speech-mesh similarity.
 
     With `encoders` the mesh must be at 30 fps (the PLRS windowing); ties go to the smallest |offset|.
+    `upper`/`lower` are columns of `vertices`; vertex_ids and frontend_features as in plrs.clip_plrs.
     """
     samples, rate = _mono_samples(samples, rate)
     fps = inputs.check_fps(fps)
@@ -133,24 +134,26 @@ def estimate_av_offset(samples, rate: int, vertices, fps: float = MESH_FPS,
             raise MetricError(f"offset search with encoders needs a {MESH_FPS} fps mesh; got {fps:g} fps")
         method = PLRS_SIMILARITY
         inputs.finite(sequence, "vertices")
-        similarities = _plrs_offset_similarities(encoders, samples, rate, sequence, offsets, batch_size)
+        similarities = _plrs_offset_similarities(encoders, samples, rate, sequence, offsets, batch_size,
+                                                 check_reads(encoders, vertex_ids), frontend_features)
     order = np.lexsort((np.abs(offsets), -similarities))
     return OffsetEstimate(frames=int(offsets[order[0]]), fps=fps, method=method, offsets_frames=offsets,
                           similarities=similarities)
 
 
-def _plrs_offset_similarities(encoders, samples, rate, sequence, offsets, batch_size) -> np.ndarray:
+def _plrs_offset_similarities(encoders, samples, rate, sequence, offsets, batch_size, vertex_ids,
+                              frontend_features) -> np.ndarray:
     """Mean cosine of non-overlapping mesh windows at m against speech windows at m - offset."""
     kind = speech_input_of(encoders)
     speech_frames = int(len(samples) * features.PLRS_AUDIO_RATE / rate) // features.SAMPLES_PER_FRAME
-    track = speech_track(kind, samples, rate, speech_frames)
+    track = speech_track(kind, samples, rate, speech_frames, frontend_features)
     mesh_starts = features.window_starts(len(sequence))
     speech_starts = features.window_starts(speech_frames, stride=1)
     if len(mesh_starts) < MIN_WINDOWS or len(speech_starts) == 0:
         raise UnscorableClipError(f"offset search needs at least {MIN_WINDOWS} five-frame windows of mesh and "
                                   f"audio; the clip has {len(sequence)} mesh frames (clip skipped)")
-    mesh_embeddings = _batched(encoders.embed_mesh, lambda starts: features.mesh_windows(
-        sequence, starts).astype(np.float32), mesh_starts, batch_size)
+    mesh_embeddings = _batched(encoders.embed_mesh, lambda starts: mesh_window_inputs(sequence, starts, vertex_ids),
+                               mesh_starts, batch_size)
     speech_embeddings = _batched(encoders.embed_speech, lambda starts: speech_window_inputs(kind, track, starts),
                                  speech_starts, batch_size)
     similarities = np.full(len(offsets), -np.inf)

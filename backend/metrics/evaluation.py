@@ -22,6 +22,7 @@ from backend.audio import load_audio, to_int16
 from backend.datasets import ClipEntry, SpeechMeshDataset, open_dataset
 from backend.datasets.corpus import CONTROL_STORE, CorpusDataset
 from backend.errors import MetricError
+from backend.flame import LOWER_LIP_CENTRE, NUM_VERTICES, UPPER_LIP_CENTRE
 from backend.frame_rate import MESH_FPS, resample_frames
 from backend.mesh import load_vertex_sequence
 from backend.metrics import clip_scores, fdd, lve, mtm, plrs, slcc
@@ -251,9 +252,20 @@ def check_audio_span(pred_frames: int, num_samples: int, rate: int, fps: float) 
     return audio_frames
 
 
+def vertices_scored(regions: Optional[Regions], encoders: Optional[plrs.SpeechMeshEncoders]) -> Optional[np.ndarray]:
+    """The sorted FLAME vertex ids that `score_clip` without ground truth reads (the lip centres, the lip region,
+    what the mesh encoder reads), or None when it reads every vertex (an encoder that does not say what it reads)."""
+    if encoders is not None and getattr(encoders, "mesh_vertices", None) is None:
+        return None
+    parts = [np.array([UPPER_LIP_CENTRE, LOWER_LIP_CENTRE])]
+    parts += [] if regions is None else [np.asarray(regions.lips)]
+    parts += [] if encoders is None else [np.asarray(encoders.mesh_vertices)]
+    return np.unique(np.concatenate(parts).astype(np.int64))
+
+
 def score_clip(pred, samples, rate: int, regions: Optional[Regions] = None, fps: float = MESH_FPS, gt=None,
                template=None, reference_curve=None, encoders: Optional[plrs.SpeechMeshEncoders] = None,
-               offset_by_encoders: bool = True) -> ScoreReport:
+               offset_by_encoders: bool = True, vertex_ids=None, frontend_features=None) -> ScoreReport:
     """Score one (T, V, 3) animation against its float mono audio: the one single-clip scoring (the `score`
     command and the add-on's Score Animation).
 
@@ -264,10 +276,17 @@ def score_clip(pred, samples, rate: int, regions: Optional[Regions] = None, fps:
     envelope). offset_by_encoders=False estimates the audio-mesh offset from the loudness envelope even when
     encoders are given (fast: the encoder search costs ~5 s per minute of audio). A metric that cannot score
     this clip is an entry with value None and the reason in its note.
+
+    The cheap form (the add-on's, whose clip is rebuilt from shape-key weights): `vertex_ids` says `pred` is
+    (T, K, 3), the animation at these K FLAME vertices only, at least `vertices_scored(regions, encoders)`; the
+    scores are those of the full clip (no ground truth then). `frontend_features`: the audio's (T50, 447) speech
+    front-end features at 50 Hz when the caller has them (plrs.speech_track), so PLRS does not recompute them.
     """
     pred = np.asarray(pred)
     pred = pred[:check_audio_span(len(pred), len(samples), rate, fps)]   # exactly the audio's span
     summary, curves = [], {}
+    column = _columns_of(vertex_ids, regions, encoders, gt)
+    upper, lower = column(UPPER_LIP_CENTRE), column(LOWER_LIP_CENTRE)
     if gt is not None:
         gt = np.asarray(gt)
         check_comparable_lengths(len(pred), len(gt), "ground truth")
@@ -280,19 +299,21 @@ def score_clip(pred, samples, rate: int, regions: Optional[Regions] = None, fps:
                                        "x1e-7 m^2", note="signed dyn(GT) - dyn(pred)"))
     if isinstance(reference_curve, str) and reference_curve == SPEECH_ENVELOPE:
         envelope = clip_scores.speech_envelope(np.asarray(samples, dtype=np.float64), rate, fps)
-        lips = mtm.lip_distance_curve(pred)
+        lips = mtm.lip_distance_curve(pred, upper, lower)
         frames = min(len(envelope), len(lips))
         curves = {"lip_opening": lips[:frames], SPEECH_ENVELOPE: envelope[:frames]}
         summary.append(_guarded(f"MTM vs {SPEECH_ENVELOPE}", "ms",
-                                lambda: clip_scores.mtm_against_reference(pred[:frames], envelope[:frames], fps),
-                                _mtm_entry))
+                                lambda: clip_scores.mtm_against_reference(pred[:frames], envelope[:frames], fps,
+                                                                          upper, lower), _mtm_entry))
     elif reference_curve is not None:
         summary.append(_guarded("MTM vs reference", "ms",
-                                lambda: clip_scores.mtm_against_reference(pred, reference_curve, fps), _mtm_entry))
+                                lambda: clip_scores.mtm_against_reference(pred, reference_curve, fps, upper, lower),
+                                _mtm_entry))
     if regions is None:
         summary.append(MetricEntry("clip SLCC", None, "r", 0, 1, LIPS_MISSING_NOTE))
     else:
-        summary.append(_guarded("clip SLCC", "r", lambda: clip_scores.clip_slcc(samples, rate, pred, regions.lips, fps),
+        summary.append(_guarded("clip SLCC", "r", lambda: clip_scores.clip_slcc(samples, rate, pred,
+                                                                                column(regions.lips), fps),
                                 lambda name, unit, result: MetricEntry(
                                     name, result.r, unit, note=f"per-clip variant: Pearson r over "
                                     f"{len(result.speech_rms)} windows of {result.window_seconds:g} s")))
@@ -301,16 +322,39 @@ def score_clip(pred, samples, rate: int, regions: Optional[Regions] = None, fps:
     elif fps != MESH_FPS:
         summary.append(MetricEntry("PLRS", None, "cosine", 0, 1, f"n/a (PLRS needs 30 fps; got {fps:g} fps)"))
     else:
-        summary.append(_guarded("PLRS", "cosine", lambda: plrs.clip_plrs(encoders, samples, rate, pred),
+        summary.append(_guarded("PLRS", "cosine", lambda: plrs.clip_plrs(
+                                    encoders, samples, rate, pred, vertex_ids=vertex_ids,
+                                    frontend_features=frontend_features),
                                 lambda name, unit, result: MetricEntry(
                                     name, result.score, unit, note=f"mean over {len(result.window_scores)} windows")))
     offset_encoders = encoders if offset_by_encoders and fps == MESH_FPS else None
     summary.append(_guarded("audio-mesh offset", "ms",
-                            lambda: clip_scores.estimate_av_offset(samples, rate, pred, fps, offset_encoders),
+                            lambda: clip_scores.estimate_av_offset(samples, rate, pred, fps, offset_encoders,
+                                                                   upper=upper, lower=lower, vertex_ids=vertex_ids,
+                                                                   frontend_features=frontend_features),
                             lambda name, unit, result: MetricEntry(
                                 name, result.ms, unit, note=f"{result.frames:+d} frames by {result.method}; "
                                 "positive = mesh lags audio")))
     return ScoreReport(summary, [], curves)
+
+
+def _columns_of(vertex_ids, regions: Optional[Regions], encoders, gt):
+    """FLAME vertex ids -> columns of a clip known at `vertex_ids` only (identity for a full clip); MetricError
+    unless such a clip holds every vertex `score_clip` reads."""
+    if vertex_ids is None:
+        return lambda ids: ids
+    vertex_ids = np.asarray(vertex_ids, dtype=np.int64)
+    if gt is not None:
+        raise MetricError("scoring against ground truth needs the whole animation; got it at "
+                          f"{len(vertex_ids)} vertices only")
+    needed = vertices_scored(regions, encoders)
+    missing = NUM_VERTICES - len(vertex_ids) if needed is None else np.setdiff1d(needed, vertex_ids).size
+    if missing:
+        raise MetricError(f"the animation lacks {missing} of the vertices its scores read (lip centres, lips, "
+                          "what the PLRS mesh encoder reads)")
+    column = np.full(NUM_VERTICES, -1, dtype=np.int64)
+    column[vertex_ids] = np.arange(len(vertex_ids))
+    return lambda ids: column[ids]
 
 
 def _mtm_entry(name: str, unit: str, result: mtm.ClipMTM) -> MetricEntry:

@@ -28,14 +28,16 @@ def vertex_sequence(array, name: str = "vertices") -> np.ndarray:
     return values
 
 
-def vertices_at(sequence: np.ndarray, indices: np.ndarray, name: str = "vertices") -> np.ndarray:
-    """(T, K, 3) float64 positions of the vertices `indices`; MetricError on NaN or infinity there."""
+def vertices_at(sequence: np.ndarray, indices: np.ndarray, name: str = "vertices", first_frame: int = 0) -> np.ndarray:
+    """(T, K, 3) float64 positions of the vertices `indices`; MetricError on NaN or infinity there (frames
+    numbered from `first_frame`: the sequence's place in a longer one)."""
     selected = sequence[:, indices].astype(np.float64)
     bad = ~np.isfinite(selected)
     if bad.any():
         frame, column, _ = np.unravel_index(int(np.argmax(bad)), selected.shape)
         raise MetricError(f"{name}: has {int(bad.any(axis=2).sum())} non-finite vertex position(s) (NaN or inf), "
-                          f"the first at frame {frame}, vertex {indices[column]}; expected finite numbers")
+                          f"the first at frame {first_frame + frame}, vertex {indices[column]}; "
+                          "expected finite numbers")
     return selected
 
 

@@ -15,6 +15,7 @@ from backend.errors import MetricError
 from backend.metrics import inputs
 
 MIN_CLIPS = 3  # fewest clips a Pearson r is reported for
+LIP_BLOCK_FRAMES = 2048
 
 
 def speech_intensity(int16_samples) -> float:
@@ -29,12 +30,17 @@ def speech_intensity(int16_samples) -> float:
 
 
 def lip_motion_per_frame(vertices, lip_indices) -> np.ndarray:
-    """(T-1,) mean over lip vertices of ||v[t] - v[t-1]|| for t = 1..T-1."""
+    """(T-1,) mean over lip vertices of ||v[t] - v[t-1]|| for t = 1..T-1 (in blocks of LIP_BLOCK_FRAMES frames:
+    a 10-minute take's float64 lip positions and their differences would take ~0.3 GB at once)."""
     sequence = inputs.vertex_sequence(vertices)
     if len(sequence) < 2:
         raise MetricError(f"lip intensity needs at least 2 frames; got {len(sequence)}")
     lips = inputs.vertex_indices(lip_indices, sequence.shape[1], "lip vertex indices")
-    return np.linalg.norm(np.diff(inputs.vertices_at(sequence, lips), axis=0), axis=2).mean(axis=1)
+    motion = np.empty(len(sequence) - 1)
+    for start in range(0, len(sequence) - 1, LIP_BLOCK_FRAMES):
+        block = inputs.vertices_at(sequence[start:start + LIP_BLOCK_FRAMES + 1], lips, first_frame=start)
+        motion[start:start + len(block) - 1] = np.linalg.norm(np.diff(block, axis=0), axis=2).mean(axis=1)
+    return motion
 
 
 def lip_intensity(vertices, lip_indices) -> float:

@@ -23,11 +23,11 @@ from backend.atomic import atomic_path, write_json
 from backend.errors import BackendError, ModelError
 from backend.flame import VERTEX_VALUES
 from backend.onnx_session import OPSET, open_session
-from backend.metrics.plrs import EMBEDDING_OUTPUT, MESH_ENCODER_FILE, MESH_INPUT, SPEECH_ENCODER_FILE
+from backend.metrics.plrs import (EMBEDDING_OUTPUT, MESH_ENCODER_FILE, MESH_INPUT, MESH_VERTICES_FIELD,
+                                  REPRESENTATION_FILE, SPEECH_ENCODER_FILE)
 from training.representation.train import load_representation
 
 PARITY_TOLERANCE = 1e-4
-META_FILE = "representation.json"
 
 
 def export_encoder(module: nn.Module, example: torch.Tensor, input_name: str, path) -> Path:
@@ -66,11 +66,12 @@ def random_inputs(speech_encoder: nn.Module, mesh_encoder: nn.Module, batch: int
 
 
 def export_representation(checkpoint, out_dir, batch: int = 7, force: bool = False) -> list[Path]:
-    """Export a checkpoint's encoders to `out_dir` (plus its training metadata as representation.json),
+    """Export a checkpoint's encoders to `out_dir` (plus its training metadata as representation.json, with the
+    vertices a mesh encoder that reads only some values reads: backend.metrics.plrs "What the mesh encoder reads"),
     check parity on a random batch of `batch` (not the export batch of 2), raise ModelError past 1e-4.
     BackendError if `out_dir` already holds any of the three files and not `force`."""
     out = Path(out_dir)
-    names = (SPEECH_ENCODER_FILE, MESH_ENCODER_FILE, META_FILE)
+    names = (SPEECH_ENCODER_FILE, MESH_ENCODER_FILE, REPRESENTATION_FILE)
     existing = [name for name in names if (out / name).exists()]
     if existing and not force:
         raise BackendError(f"{out} already holds an exported representation ({', '.join(existing)}); pass --force "
@@ -92,7 +93,10 @@ def export_representation(checkpoint, out_dir, batch: int = 7, force: bool = Fal
             raise ModelError(f"ONNX export differs from torch by {errors} (max abs); expected at most "
                              f"{PARITY_TOLERANCE}; {out} is unchanged")
         meta = {**representation.meta, "onnx_opset": OPSET, "parity_max_abs_error": errors}
-        write_json(build / META_FILE, meta, indent=1, sort_keys=True)
+        read = representation.mesh_encoder.values.index
+        if len(read) < VERTEX_VALUES:
+            meta[MESH_VERTICES_FIELD] = np.unique(read.numpy() // 3).tolist()
+        write_json(build / REPRESENTATION_FILE, meta, indent=1, sort_keys=True)
         for name in names:   # the metadata last: a folder whose json is new holds the new encoders
             os.replace(build / name, out / name)
     return [out / name for name in names]
