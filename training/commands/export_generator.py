@@ -15,11 +15,13 @@ def register(subparsers) -> None:
     parser.add_argument("--force", action="store_true", help="replace an existing generator folder")
     parser.add_argument("--benchmark", type=Path, help="real_speech.json of benchmarks/real_speech.py: its rows for "
                         "this model go into MODEL_CARD.md")
+    parser.add_argument("--baseline", help="generator name this one is compared with in its card (the baseline a "
+                        "'+ perceptual' variant was fine-tuned from)")
     parser.set_defaults(run=run)
 
 
 def run(args) -> int:
     path, error = export_generator(args.checkpoint, args.out, args.name, args.description, args.force,
-                                   args.benchmark)
+                                   args.benchmark, args.baseline)
     print(f"{path} (torch/onnxruntime parity: max |difference| {error:.2e} m)")
     return 0
