@@ -163,7 +163,7 @@ PRESETS = {
                             basis_size=8, crop_frames=60, steps=12, clips_per_step=2, warmup_steps=2, log_every=2,
                             checkpoint_every=4),
     "small": GeneratorConfig(name="small", steps=3000, clips_per_step=4, learning_rate=2e-3, warmup_steps=100,
-                             log_every=50, checkpoint_every=250, variants=3),
+                             log_every=50, checkpoint_every=250, variants=3, closure_weight=1.0),
     "full": GeneratorConfig(name="full", width=256, heads=8, conv_layers=5, encoder_blocks=4, decoder_blocks=4,
                             basis_size=64, crop_frames=450, variants=6, steps=40_000, clips_per_step=8,
                             learning_rate=3e-4, warmup_steps=1000, log_every=100, checkpoint_every=1000),
@@ -172,9 +172,9 @@ PRESETS = {
 
 # Steps of the `small` preset per family: each family's step costs differently (KMTalk runs two backbones,
 # SelfTalk a lip reader and three CTCs, CodeTalker two stages), so each gets the steps that fit its time budget
-# on 2 cores (the model cards give the measured times).
-FAMILY_STEPS = {"small": {"faceformer": 3000, "kmtalk": 2000, "codetalker-vq": 500, "codetalker": 800,
-                          "selftalk": 600}}
+# of about 7 minutes of steps on 2 shared cores (the model cards give the measured times).
+FAMILY_STEPS = {"small": {"faceformer": 2200, "kmtalk": 1200, "codetalker-vq": 500, "codetalker": 1200,
+                          "selftalk": 1400}}
 
 
 def generator_preset(name: str, **overrides) -> GeneratorConfig:
