@@ -96,6 +96,8 @@ def test_a_perceptual_variant_starts_from_its_baseline_and_its_card_compares_the
     card = (tuned_dir / "MODEL_CARD.md").read_text()
     assert "Fine-tuned from the baseline checkpoint `baseline/checkpoint.pt` (3 steps)" in card
     assert "perceptual loss of the speech-mesh representation × 1e-07" in card
+    share = float(rows[0]["perceptual"]) / float(rows[0]["loss"])
+    assert model["perceptual_share"] == pytest.approx(share) and f"was {100 * share:.0f} % of the logged loss" in card
     assert "closure 90 % vs 80 % (better)" in card and "MTM median 35 ms vs 30 ms (not better)" in card
     assert "Better on 1 of 3 numbers." in card
 

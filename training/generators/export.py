@@ -230,6 +230,9 @@ def training_lines(values: dict) -> list:
     crops = (f"crops of {config['crop_frames']} frames" if not config.get("perceptual_weight")
              else "whole clips (the perceptual term needs them)")
     steps = f"- {values['training_steps']} steps of {config['clips_per_step']} {crops}; loss: {loss_sentence(config)}."
+    if values.get("perceptual_share") is not None:
+        steps += (f" The perceptual term was {100 * values['perceptual_share']:.0f} % of the logged loss (mean over "
+                  "the logged steps).")
     if tuned:
         steps = (f"- Fine-tuned from the baseline checkpoint `{tuned['checkpoint']}` ({tuned['steps']} steps), then "
                  + steps[2:])
@@ -319,6 +322,13 @@ def training_seconds(checkpoint, data: dict) -> dict | None:
     return {"train": total + previous, "data": float(data["data_seconds"]), "threads": data.get("threads")}
 
 
+def perceptual_share(checkpoint) -> float | None:
+    """Mean share of the (weighted) perceptual term in the logged loss of the run, or None without one."""
+    rows = [row for row in loop.read_log(Path(checkpoint).parent / loop.LOG_FILE) if row.get("perceptual")]
+    shares = [float(row["perceptual"]) / float(row["loss"]) for row in rows if float(row["loss"]) > 0]
+    return float(np.mean(shares)) if shares else None
+
+
 def export_generator(checkpoint, out_dir, name: str | None = None, description: str = "",
                      force: bool = False, benchmark=None, baseline: str | None = None) -> tuple[Path, float]:
     """Write generator.onnx, model.json and MODEL_CARD.md as the folder `out_dir`; returns (folder, parity error).
@@ -368,6 +378,7 @@ def export_generator(checkpoint, out_dir, name: str | None = None, description: 
                   "parity_max_abs_m": error, "parameters": sum(p.numel() for p in model.parameters()),
                   "basis_explained": float(model.motion_basis.explained.sum()),
                   "training_seconds": training_seconds(checkpoint, data), "fine_tuned_from": tuned,
+                  "perceptual_share": perceptual_share(checkpoint) if config.perceptual_weight > 0 else None,
                   "baseline": baseline}
         write_json(building / MODEL_FILE, values)
         write_text(building / CARD_FILE, model_card(values, report))
