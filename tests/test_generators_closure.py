@@ -111,3 +111,14 @@ def test_init_from_must_be_the_same_family(ci_corpus, tmp_path, capsys):
     error = capsys.readouterr().err
     assert "init_from is a 'kmtalk' checkpoint; this run trains 'faceformer'" in error and "Traceback" not in error
     assert not (tmp_path / "ff" / "checkpoint.pt").exists()
+
+
+def test_the_perceptual_target_from_cached_front_end_features_equals_the_one_from_audio():
+    from backend.speech_frontend import load_frontend
+    from training.generators.export import speech_like_audio
+    from training.representation.losses import frontend_speech_features, speech_features
+    audio = speech_like_audio(1.5, 0)[0]
+    frames = 45
+    stacked = load_frontend().features(audio, 16000).stacked()
+    np.testing.assert_allclose(frontend_speech_features(stacked, frames), speech_features(audio, 16000, frames),
+                               atol=1e-6)
