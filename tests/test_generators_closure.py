@@ -88,8 +88,11 @@ def test_a_perceptual_variant_starts_from_its_baseline_and_its_card_compares_the
                        {"model": "base_perceptual", "set": "b: unseen real speakers",
                         "summary": {**summary, "closure": 0.9, "mtm_median_ms": 35.0}}]}
     (tmp_path / "real_speech.json").write_text(json.dumps(report))
+    (tmp_path / "plrs.json").write_text(json.dumps({"plrs": {"base": {"b": 0.25}, "base_perceptual": {"b": 0.31},
+                                                             "other": {"b": 0.5}}}))
     assert training_main(["export-generator", "--checkpoint", str(tuned_run / "checkpoint.pt"), "--out",
-                          str(tuned_dir), "--baseline", "base", "--benchmark", str(tmp_path / "real_speech.json")]) == 0
+                          str(tuned_dir), "--baseline", "base", "--benchmark", str(tmp_path / "real_speech.json"),
+                          "--plrs", str(tmp_path / "plrs.json")]) == 0
     model = json.loads((tuned_dir / "model.json").read_text())
     assert model["fine_tuned_from"]["steps"] == 3 and model["baseline"] == "base"
     assert model["config"]["init_from"] == "baseline/checkpoint.pt"     # no local path in a shipped file
@@ -98,8 +101,9 @@ def test_a_perceptual_variant_starts_from_its_baseline_and_its_card_compares_the
     assert "perceptual loss of the speech-mesh representation × 1e-07" in card
     share = float(rows[0]["perceptual"]) / float(rows[0]["loss"])
     assert model["perceptual_share"] == pytest.approx(share) and f"was {100 * share:.0f} % of the logged loss" in card
-    assert "closure 90 % vs 80 % (better)" in card and "MTM median 35 ms vs 30 ms (not better)" in card
-    assert "Better on 1 of 3 numbers." in card
+    assert "closure 90 % vs 80 % (better)" in card and "MTM median 35 ms vs 30 ms (worse)" in card
+    assert "Independent PLRS (`benchmarks/real_speech_plrs.py`, the PLRS evaluator): set b 0.310 vs 0.250." in card
+    assert "rest 90 % vs 90 % (equal)" in card and "Better on 1, worse on 1 of 3 numbers" in card
 
 
 def test_init_from_must_be_the_same_family(ci_corpus, tmp_path, capsys):

@@ -154,25 +154,34 @@ COMPARED = (("closure", True, "closure", True), ("rest", True, "rest", True),
 
 
 def baseline_comparison(values: dict, report: dict) -> list:
-    """Lines comparing this model with `values["baseline"]` on every set both have: better or not, per number."""
+    """Lines comparing this model with `values["baseline"]` on every set both have: better, equal (as shown) or
+    worse, per number."""
     baseline = values.get("baseline")
     found = {(row["model"], row["set"]): row["summary"] for row in report["rows"]}
     sets = [row["set"] for row in report["rows"] if row["model"] == values["name"] and (baseline, row["set"]) in found]
     if not baseline or not sets:
         return []
-    lines, wins, total = [f"Against its baseline `{baseline}` (same benchmark run):", ""], 0, 0
+    lines, wins, losses, total = [f"Against its baseline `{baseline}` (same benchmark run):", ""], 0, 0, 0
     for label in sets:
         parts = []
         for key, higher, name, percent in COMPARED:
             ours, theirs = found[(values["name"], label)].get(key), found[(baseline, label)].get(key)
             if ours is None or theirs is None:
                 continue
-            better = ours > theirs if higher else ours < theirs
-            wins, total = wins + better, total + 1
             shown = (lambda v: f"{100 * v:.0f} %") if percent else (lambda v: f"{v:.0f} ms")
-            parts.append(f"{name} {shown(ours)} vs {shown(theirs)} ({'better' if better else 'not better'})")
+            if shown(ours) == shown(theirs):
+                verdict = "equal"
+            else:
+                verdict = "better" if (ours > theirs if higher else ours < theirs) else "worse"
+            wins, losses, total = wins + (verdict == "better"), losses + (verdict == "worse"), total + 1
+            parts.append(f"{name} {shown(ours)} vs {shown(theirs)} ({verdict})")
         lines.append(f"- {label}: " + "; ".join(parts))
-    lines += ["", f"Better on {wins} of {total} numbers.", ""]
+    lines += ["", f"Better on {wins}, worse on {losses} of {total} numbers (equal as shown: the rest).", ""]
+    plrs = values.get("plrs") or {}
+    if values["name"] in plrs and baseline in plrs:
+        lines += ["Independent PLRS (`benchmarks/real_speech_plrs.py`, the PLRS evaluator): " + "; ".join(
+            f"set {key} {plrs[values['name']][key]:.3f} vs {plrs[baseline][key]:.3f}"
+            for key in sorted(plrs[values["name"]]) if key in plrs[baseline]) + ".", ""]
     return lines
 
 
@@ -330,15 +339,18 @@ def perceptual_share(checkpoint) -> float | None:
 
 
 def export_generator(checkpoint, out_dir, name: str | None = None, description: str = "",
-                     force: bool = False, benchmark=None, baseline: str | None = None) -> tuple[Path, float]:
+                     force: bool = False, benchmark=None, baseline: str | None = None,
+                     plrs=None) -> tuple[Path, float]:
     """Write generator.onnx, model.json and MODEL_CARD.md as the folder `out_dir`; returns (folder, parity error).
 
     The folder is built beside `out_dir` and swapped in at once, so a kill at any moment leaves the old model or
     the new one, never a mix. An existing `out_dir` is replaced only with `force`. ModelError if the ONNX graph
     differs from torch by more than PARITY_TOLERANCE metres (nothing is replaced then). `benchmark`: a
     real_speech.json whose rows for this model go into the card; `baseline`: the generator name this one is
-    compared with in the card (a "+ perceptual" variant's baseline)."""
+    compared with in the card (a "+ perceptual" variant's baseline); `plrs`: a benchmarks/real_speech_plrs.py
+    JSON whose scores of this model and its baseline go into that comparison."""
     report = None if benchmark is None else json.loads(Path(benchmark).read_text(encoding="utf-8"))
+    plrs_scores = None if plrs is None else json.loads(Path(plrs).read_text(encoding="utf-8"))["plrs"]
     out_dir = Path(out_dir)
     if out_dir.exists() and not force:
         raise BackendError(f"{out_dir} exists; pass --force to replace it (the old generator is kept until the new "
@@ -379,7 +391,8 @@ def export_generator(checkpoint, out_dir, name: str | None = None, description: 
                   "basis_explained": float(model.motion_basis.explained.sum()),
                   "training_seconds": training_seconds(checkpoint, data), "fine_tuned_from": tuned,
                   "perceptual_share": perceptual_share(checkpoint) if config.perceptual_weight > 0 else None,
-                  "baseline": baseline}
+                  "baseline": baseline, "plrs": None if plrs_scores is None else {
+                      key: plrs_scores[key] for key in (name, baseline) if key in plrs_scores}}
         write_json(building / MODEL_FILE, values)
         write_text(building / CARD_FILE, model_card(values, report))
         read_generator_info(building)  # the folder must satisfy the contract it claims
