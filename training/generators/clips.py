@@ -14,7 +14,8 @@ Statistics (`fit_statistics`): before the clips are encoded, the feature z-scori
 on every `stride`-th training clip (clean copies), so whole faces are held only for those; every clip is then
 stored as coefficients (K values per frame instead of 15,069).
 
-Loss weights per frame: 1, or `bilabial_weight` inside /p b m/ (the frames whose closure the benchmark checks).
+Loss weights per frame: 1, or `bilabial_weight` inside /p b m/ (the frames whose closure the benchmark checks);
+the closure mask: the /p b m/ frames where the target's lips are shut by the benchmark's rule (REFERENCE §8).
 """
 
 from pathlib import Path
@@ -28,6 +29,7 @@ from backend.errors import BackendError
 from backend.flame import LOWER_LIP_CENTRE, UPPER_LIP_CENTRE
 from backend.frame_rate import MESH_FPS
 from backend.generators import SAMPLE_RATE, frame_count
+from backend.metrics.phone_checks import CLOSED_ABOVE_REST_M, rest_gap
 from backend.rig.timeline import BILABIALS
 from backend.speech_feature_cache import SpeechFeatureCache
 from backend.speech_frontend import to_mesh_rate
@@ -51,14 +53,26 @@ def training_styles(corpus) -> list:
     return sorted({dataset.entry(clip_id).subject for clip_id in dataset.clip_ids()})
 
 
-def frame_weights(timeline, frames: int, bilabial_weight: float) -> np.ndarray:
-    """(frames,) float32: bilabial_weight on frames inside a /p b m/ segment, 1 elsewhere."""
-    weights = np.ones(frames, dtype=np.float32)
+def bilabial_frames(timeline, frames: int) -> np.ndarray:
+    """(frames,) bool: the frames inside a /p b m/ segment of `timeline` (None: no frame)."""
+    inside = np.zeros(frames, dtype=bool)
     times = np.arange(frames) / MESH_FPS
     for start, end, label in timeline or []:
         if label.upper().rstrip("012") in BILABIALS:
-            weights[(times >= start) & (times < end)] = bilabial_weight
-    return weights
+            inside |= (times >= start) & (times < end)
+    return inside
+
+
+def frame_weights(timeline, frames: int, bilabial_weight: float) -> np.ndarray:
+    """(frames,) float32: bilabial_weight on frames inside a /p b m/ segment, 1 elsewhere."""
+    return np.where(bilabial_frames(timeline, frames), np.float32(bilabial_weight), np.float32(1.0))
+
+
+def closure_mask(timeline, target_gap: np.ndarray, template: np.ndarray) -> np.ndarray:
+    """(T,) float32 1.0 on the /p b m/ frames where the target's lip gap `target_gap` (metres) is within the
+    benchmark's CLOSED_ABOVE_REST_M of the template's rest gap: where the lips must be shut."""
+    shut = target_gap <= rest_gap(template) + CLOSED_ABOVE_REST_M
+    return (bilabial_frames(timeline, len(target_gap)) & shut).astype(np.float32)
 
 
 def lip_gap(vertices: np.ndarray) -> np.ndarray:
@@ -98,33 +112,39 @@ class ClipLoader:
             displacements.append((clip.vertices[:frames] - clip.template[None]).reshape(frames, -1))
         return fit_statistics(features, displacements, self.config.basis_size)
 
-    def clips(self, basis, speech_target=None) -> list:
+    def clips(self, basis, speech_target=None, target_hears_audio: bool = False) -> list:
         """Every clip and augmented copy as a TrainingClip with coefficients in `basis` (a MotionBasis);
-        `speech_target(audio, frames)` gives the perceptual loss's target when there is one."""
+        `speech_target(source, frames)` gives the perceptual loss's target when there is one, from the copy's
+        16 kHz audio when `target_hears_audio`, else from its cached front-end features at 50 Hz (T50, 447)."""
         result = []
         for index in range(len(self.ids)):
             clip_id, clip, audio = self._clip(index)
             style = torch.zeros(len(self.styles))
             style[self.styles.index(clip.subject) if clip.subject in self.styles else 0] = 1.0
             template = torch.from_numpy(clip.template.astype(np.float32))
-            for augmentation, features, timeline, vertices, copy_audio in self._copies(clip, audio, index,
-                                                                                       speech_target is not None):
+            copies = self._copies(clip, audio, index, speech_target is not None and target_hears_audio)
+            for augmentation, features, timeline, vertices, source in copies:
                 frames = min(len(features), len(vertices))
+                gap = lip_gap(vertices[:frames])
                 displacement = torch.from_numpy((vertices[:frames] - clip.template[None]).reshape(frames, -1))
                 with torch.no_grad():
                     coefficients = basis.encode(displacement.float())
                 result.append(TrainingClip(
                     f"{clip_id}{'@' + augmentation if augmentation else ''}",
                     torch.from_numpy(features[:frames])[None],
-                    coefficients, torch.from_numpy(lip_gap(vertices[:frames])),
+                    coefficients, torch.from_numpy(gap),
                     torch.from_numpy(frame_weights(timeline, frames, self.config.bilabial_weight)), template, style,
-                    timeline, None if speech_target is None else speech_target(copy_audio, frames)))
+                    timeline, None if speech_target is None else speech_target(source, frames),
+                    torch.from_numpy(closure_mask(timeline, gap, clip.template))))
         return result
 
     def _copies(self, clip, audio: np.ndarray, index: int, with_audio: bool):
-        """[(augmentation id, features (T', 447) at 30 fps, timeline, vertices (T', 5023, 3), audio or None)] of
-        one clip: the clean copy, then config.variants - 1 augmented ones (audio only when `with_audio`)."""
-        result = [("", self._features(audio, "", frame_count(len(audio))), clip.timeline, clip.vertices, audio)]
+        """[(augmentation id, features (T', 447) at 30 fps, timeline, vertices (T', 5023, 3), source)] of one
+        clip: the clean copy, then config.variants - 1 augmented ones; source: the copy's audio when `with_audio`,
+        else its front-end features at 50 Hz (T50, 447) as cached."""
+        clean = self.cache.features(audio, SAMPLE_RATE, "")
+        result = [("", to_mesh_rate(clean, frame_count(len(audio))), clip.timeline, clip.vertices,
+                   audio if with_audio else clean)]
         if self.config.variants > 1:
             from training.corpus.augment import (apply_plan, augment_motion, augmented_length, babble_sources,
                                                  plan_for)
@@ -139,8 +159,8 @@ class ClipLoader:
                         babble = [self._clip(other)[2] for other in babble_sources(plan, len(self.ids), index)]
                     return apply_plan(samples, plan, babble)
                 frames = frame_count(augmented_length(len(audio), plan))
-                features = to_mesh_rate(self.cache.features(audio, SAMPLE_RATE, plan.id, augment=augmented), frames)
+                stacked = self.cache.features(audio, SAMPLE_RATE, plan.id, augment=augmented)
                 timeline, vertices = augment_motion(clip.timeline or [], clip.vertices, plan, len(audio))
-                result.append((plan.id, features, timeline if clip.timeline else None, vertices,
-                               augmented(audio) if with_audio else None))
+                result.append((plan.id, to_mesh_rate(stacked, frames), timeline if clip.timeline else None, vertices,
+                               augmented(audio) if with_audio else stacked))
         return result

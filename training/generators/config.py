@@ -83,10 +83,13 @@ class GeneratorConfig:
     dilated convolutions and encoder_blocks attention blocks encode them (training.generators.audio_encoder).
     Output: basis_size coefficients of the fixed motion basis (training.generators.motion_basis).
     Loss (training.generators.train): vertex MSE + lip_gap_weight x lip-gap error (both mm^2), frames inside
-    /p b m/ weighted bilabial_weight; steps see random crops of crop_frames frames (0 = whole clips);
+    /p b m/ weighted bilabial_weight, + closure_weight x the closure term: on /p b m/ frames where the target's
+    lips are shut (within the benchmark's 1 mm of the rest gap), the squared excess of the generated gap over
+    rest gap + closure_margin_mm (mm^2; zero when the lips are shut there); steps see random crops of crop_frames frames (0 = whole clips);
     variants: copies per clip in the fixed augmentation pool (1 = clean audio only; the others follow
     training.corpus.augment's plans, their features cached once). perceptual_weight: 0 = baseline; > 0 adds
-    PerceptualLoss (published FaceFormer weight 1e-7). period: periodic positional encoding / ALiBi period in
+    PerceptualLoss (published FaceFormer weight 1e-7). init_from: a generator checkpoint of the same family and
+    data whose weights the run starts from (fine-tuning, e.g. "+ perceptual"; "" = from scratch). period: periodic positional encoding / ALiBi period in
     frames (FaceFormer: 25 at 25-30 fps). attention_block: self-attention is local in blocks of this many frames
     (sees >= this many either side). Schedule (training.loop): linear warm-up, cosine decay to
     learning_rate_floor x learning_rate."""
@@ -103,9 +106,12 @@ class GeneratorConfig:
     attention_block: int = 64
     lip_gap_weight: float = 0.2
     bilabial_weight: float = 3.0
+    closure_weight: float = 0.0
+    closure_margin_mm: float = 0.5
     crop_frames: int = 240
     variants: int = 1
     perceptual_weight: float = 0.0
+    init_from: str = ""
     steps: int = 600
     clips_per_step: int = 4
     learning_rate: float = 1e-3
@@ -129,7 +135,7 @@ class GeneratorConfig:
             "clips_per_step", "log_every", "checkpoint_every")}, 1)
         problems += at_least({key: getattr(self, key) for key in (
             "warmup_steps", "weight_decay", "perceptual_weight", "conv_layers", "encoder_blocks", "lip_gap_weight",
-            "crop_frames")}, 0)
+            "crop_frames", "closure_weight", "closure_margin_mm")}, 0)
         problems += at_least({"bilabial_weight": self.bilabial_weight}, 1)
         if self.learning_rate <= 0 or self.grad_clip <= 0:
             problems.append(f"learning_rate and grad_clip must be positive; got {self.learning_rate} and "
@@ -157,7 +163,7 @@ PRESETS = {
                             basis_size=8, crop_frames=60, steps=12, clips_per_step=2, warmup_steps=2, log_every=2,
                             checkpoint_every=4),
     "small": GeneratorConfig(name="small", steps=3000, clips_per_step=4, learning_rate=2e-3, warmup_steps=100,
-                             log_every=50, checkpoint_every=250, variants=3),
+                             log_every=50, checkpoint_every=250, variants=3, closure_weight=1.0),
     "full": GeneratorConfig(name="full", width=256, heads=8, conv_layers=5, encoder_blocks=4, decoder_blocks=4,
                             basis_size=64, crop_frames=450, variants=6, steps=40_000, clips_per_step=8,
                             learning_rate=3e-4, warmup_steps=1000, log_every=100, checkpoint_every=1000),
@@ -166,9 +172,9 @@ PRESETS = {
 
 # Steps of the `small` preset per family: each family's step costs differently (KMTalk runs two backbones,
 # SelfTalk a lip reader and three CTCs, CodeTalker two stages), so each gets the steps that fit its time budget
-# on 2 cores (the model cards give the measured times).
-FAMILY_STEPS = {"small": {"faceformer": 3000, "kmtalk": 2000, "codetalker-vq": 500, "codetalker": 800,
-                          "selftalk": 600}}
+# of about 7 minutes of steps on 2 shared cores (the model cards give the measured times).
+FAMILY_STEPS = {"small": {"faceformer": 2200, "kmtalk": 1200, "codetalker-vq": 500, "codetalker": 1200,
+                          "selftalk": 1400}}
 
 
 def generator_preset(name: str, **overrides) -> GeneratorConfig:

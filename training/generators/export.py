@@ -99,13 +99,35 @@ def parity_error(module: nn.Module, path: Path, template: np.ndarray, num_styles
     return worst
 
 
+def run_name(path: str) -> str:
+    """A local checkpoint path reduced to its run folder and file name (what model.json may show)."""
+    return "/".join(Path(path).parts[-2:])
+
+
 def shareable_config(config) -> dict:
     """The training config for model.json, with local file paths (the stage-1 checkpoint, whose weights
-    are folded into the ONNX graph) reduced to their run folder and file name."""
+    are folded into the ONNX graph; the checkpoint a fine-tuned run started from) reduced to their run folder
+    and file name."""
     values = config.to_dict()
     if values["codetalker"]["motion_prior"]:
-        values["codetalker"]["motion_prior"] = "/".join(Path(values["codetalker"]["motion_prior"]).parts[-2:])
+        values["codetalker"]["motion_prior"] = run_name(values["codetalker"]["motion_prior"])
+    if values["init_from"]:
+        values["init_from"] = run_name(values["init_from"])
     return values
+
+
+def fine_tuning(config, data: dict) -> dict | None:
+    """{"checkpoint" (run/file), "steps", "train_seconds" (None without its log)} of the checkpoint a fine-tuned
+    run started from, or None for a run from scratch."""
+    if not config.init_from:
+        return None
+    if not Path(config.init_from).is_file():
+        raise ModelError(f"{config.init_from}: the checkpoint this run was fine-tuned from is gone; the card must "
+                         "state its steps and time, so export while it exists")
+    from training.generators.protocol import load_generator_checkpoint
+    timing = training_seconds(config.init_from, data)
+    return {"checkpoint": run_name(config.init_from), "steps": int(load_generator_checkpoint(config.init_from)["step"]),
+            "train_seconds": None if timing is None else timing["train"]}
 
 
 BENCHMARK_REFERENCE_ROWS = ("rig", "static_rest")
@@ -127,12 +149,51 @@ def data_sentence(data: dict, synthetic: bool) -> str:
     return f"{motion} on {audio} ({hours}sources: {listed or 'not recorded'})"
 
 
+COMPARED = (("closure", True, "closure", True), ("rest", True, "rest", True),
+            ("mtm_median_ms", False, "MTM median", False))   # (key, higher is better, label, percent)
+
+
+def baseline_comparison(values: dict, report: dict) -> list:
+    """Lines comparing this model with `values["baseline"]` on every set both have: better, equal (as shown) or
+    worse, per number."""
+    baseline = values.get("baseline")
+    found = {(row["model"], row["set"]): row["summary"] for row in report["rows"]}
+    sets = [row["set"] for row in report["rows"] if row["model"] == values["name"] and (baseline, row["set"]) in found]
+    if not baseline or not sets:
+        return []
+    lines, wins, losses, total = [f"Against its baseline `{baseline}` (same benchmark run):", ""], 0, 0, 0
+    for label in sets:
+        parts = []
+        for key, higher, name, percent in COMPARED:
+            ours, theirs = found[(values["name"], label)].get(key), found[(baseline, label)].get(key)
+            if ours is None or theirs is None:
+                continue
+            shown = (lambda v: f"{100 * v:.0f} %") if percent else (lambda v: f"{v:.0f} ms")
+            if shown(ours) == shown(theirs):
+                verdict = "equal"
+            else:
+                verdict = "better" if (ours > theirs if higher else ours < theirs) else "worse"
+            wins, losses, total = wins + (verdict == "better"), losses + (verdict == "worse"), total + 1
+            parts.append(f"{name} {shown(ours)} vs {shown(theirs)} ({verdict})")
+        lines.append(f"- {label}: " + "; ".join(parts))
+    lines += ["", f"Better on {wins}, worse on {losses} of {total} numbers (equal as shown: the rest).", ""]
+    plrs = values.get("plrs") or {}
+    if values["name"] in plrs and baseline in plrs:
+        lines += ["Independent PLRS (`benchmarks/real_speech_plrs.py`, the PLRS evaluator): " + "; ".join(
+            f"set {key} {plrs[values['name']][key]:.3f} vs {plrs[baseline][key]:.3f}"
+            for key in sorted(plrs[values["name"]]) if key in plrs[baseline]) + ".", ""]
+    return lines
+
+
 def benchmark_section(values: dict, report: dict | None) -> list:
-    """The real-speech benchmark rows of this model beside the rig and static rows, and the targets it misses."""
+    """The real-speech benchmark rows of this model (and of its baseline, for a fine-tuned one) beside the rig and
+    static rows, and the targets it misses."""
     if report is None:
         return ["## Real-speech benchmark", "", "Not run for this export: rerun `export-generator --benchmark "
                 "out/real_speech/real_speech.json --force` after `benchmarks/real_speech.py`.", ""]
-    rows = [row for row in report["rows"] if row["model"] in (values["name"], *BENCHMARK_REFERENCE_ROWS)]
+    shown_models = (values["name"], *((values["baseline"],) if values.get("baseline") else ()),
+                    *BENCHMARK_REFERENCE_ROWS)
+    rows = [row for row in report["rows"] if row["model"] in shown_models]
     lines = ["## Real-speech benchmark", "",
              "`OMP_NUM_THREADS=1 .venv/bin/python benchmarks/real_speech.py --out out/real_speech` "
              "(REFERENCE §8; the rig is the ceiling, static_rest passes closure and rest by definition):", "",
@@ -157,7 +218,42 @@ def benchmark_section(values: dict, report: dict | None) -> list:
                 if failed:
                     missed.append(f"{row['set']}: {key} {value:.3g} (target {text})")
     lines += ["", "Targets missed (issue 18, sets a–c): " + ("; ".join(missed) if missed else "none") + ".", ""]
-    return lines
+    return lines + baseline_comparison(values, report)
+
+
+def loss_sentence(config: dict) -> str:
+    """The training loss of `config` (a GeneratorConfig dict) in words."""
+    terms = [f"vertex MSE + {config['lip_gap_weight']} × lip-gap error, /p b m/ frames × {config['bilabial_weight']}"]
+    if config.get("closure_weight"):
+        terms.append(f"{config['closure_weight']} × closure term (squared lip gap above rest + "
+                     f"{config['closure_margin_mm']} mm on /p b m/ frames where the target is shut)")
+    if config.get("perceptual_weight"):
+        terms.append(f"perceptual loss of the speech-mesh representation × {config['perceptual_weight']:g} "
+                     "(InfoNCE on whole clips)")
+    return " + ".join(terms)
+
+
+def training_lines(values: dict) -> list:
+    """The card's steps and time lines (a fine-tuned model states its baseline's steps and time too)."""
+    config, timing, tuned = values["config"], values.get("training_seconds"), values.get("fine_tuned_from")
+    crops = (f"crops of {config['crop_frames']} frames" if not config.get("perceptual_weight")
+             else "whole clips (the perceptual term needs them)")
+    steps = f"- {values['training_steps']} steps of {config['clips_per_step']} {crops}; loss: {loss_sentence(config)}."
+    if values.get("perceptual_share") is not None:
+        steps += (f" The perceptual term was {100 * values['perceptual_share']:.0f} % of the logged loss (mean over "
+                  "the logged steps).")
+    if tuned:
+        steps = (f"- Fine-tuned from the baseline checkpoint `{tuned['checkpoint']}` ({tuned['steps']} steps), then "
+                 + steps[2:])
+    if not timing:
+        return [steps, "- Training time: not recorded."]
+    base = ""
+    if tuned and tuned.get("train_seconds") is not None:
+        base = (f" on top of the baseline's {tuned['train_seconds']:.0f} s (total "
+                f"{tuned['train_seconds'] + timing['train']:.0f} s of steps)")
+    return [steps, f"- Training time on this machine: {timing['train']:.0f} s of steps (summed over resumed "
+            f"sessions){base} + {timing['data']:.0f} s reading the corpus and its cached features in the last "
+            f"session ({timing['threads']} torch thread(s), 2 shared cores)."]
 
 
 def model_card(values: dict, report: dict | None = None) -> str:
@@ -168,7 +264,6 @@ def model_card(values: dict, report: dict | None = None) -> str:
     source = (f"the corpus `{data['folder']}` (preset {data.get('preset')}, seed {data.get('seed')})"
               if data.get("manifest") else f"`{data['folder']}` (no corpus manifest: recorded as not synthetic)")
     config = values["config"]
-    timing = values.get("training_seconds")
     return "\n".join([
         f"# {values['name']} — {values['description']} ({kind} training motion)", "",
         "Written by `python -m training export-generator` from the run's checkpoint; re-exporting rewrites it.", "",
@@ -187,12 +282,7 @@ def model_card(values: dict, report: dict | None = None) -> str:
         f"({config['variants']} per clip: the clean one and {config['variants'] - 1} from "
         "`training.corpus.augment` plans, babble taken from other training clips).",
         f"- Provenance: {data_sentence(data, values['synthetic_training_data'])}.",
-        f"- {values['training_steps']} steps of {config['clips_per_step']} crops of {config['crop_frames']} frames; "
-        f"loss: vertex MSE + {config['lip_gap_weight']} × lip-gap error, /p b m/ frames × {config['bilabial_weight']}.",
-        f"- Training time on this machine: {timing['train']:.0f} s of steps (summed over resumed sessions) + "
-        f"{timing['data']:.0f} s reading the corpus and its cached features in the last session "
-        f"({timing['threads']} torch thread(s), 2 shared cores)." if timing else
-        "- Training time: not recorded.", "",
+        *training_lines(values), "",
         *benchmark_section(values, report),
         "## Known limits",
         "- The motion it learnt is the rig's, not a captured face's: its style, coarticulation and the rig's own "
@@ -241,15 +331,26 @@ def training_seconds(checkpoint, data: dict) -> dict | None:
     return {"train": total + previous, "data": float(data["data_seconds"]), "threads": data.get("threads")}
 
 
+def perceptual_share(checkpoint) -> float | None:
+    """Mean share of the (weighted) perceptual term in the logged loss of the run, or None without one."""
+    rows = [row for row in loop.read_log(Path(checkpoint).parent / loop.LOG_FILE) if row.get("perceptual")]
+    shares = [float(row["perceptual"]) / float(row["loss"]) for row in rows if float(row["loss"]) > 0]
+    return float(np.mean(shares)) if shares else None
+
+
 def export_generator(checkpoint, out_dir, name: str | None = None, description: str = "",
-                     force: bool = False, benchmark=None) -> tuple[Path, float]:
+                     force: bool = False, benchmark=None, baseline: str | None = None,
+                     plrs=None) -> tuple[Path, float]:
     """Write generator.onnx, model.json and MODEL_CARD.md as the folder `out_dir`; returns (folder, parity error).
 
     The folder is built beside `out_dir` and swapped in at once, so a kill at any moment leaves the old model or
     the new one, never a mix. An existing `out_dir` is replaced only with `force`. ModelError if the ONNX graph
     differs from torch by more than PARITY_TOLERANCE metres (nothing is replaced then). `benchmark`: a
-    real_speech.json whose rows for this model go into the card."""
+    real_speech.json whose rows for this model go into the card; `baseline`: the generator name this one is
+    compared with in the card (a "+ perceptual" variant's baseline); `plrs`: a benchmarks/real_speech_plrs.py
+    JSON whose scores of this model and its baseline go into that comparison."""
     report = None if benchmark is None else json.loads(Path(benchmark).read_text(encoding="utf-8"))
+    plrs_scores = None if plrs is None else json.loads(Path(plrs).read_text(encoding="utf-8"))["plrs"]
     out_dir = Path(out_dir)
     if out_dir.exists() and not force:
         raise BackendError(f"{out_dir} exists; pass --force to replace it (the old generator is kept until the new "
@@ -258,6 +359,7 @@ def export_generator(checkpoint, out_dir, name: str | None = None, description: 
         raise BackendError(f"{out_dir} is a file; expected a generator folder to write")
     model, config, styles, state = load_trained(checkpoint)
     data = training_data(state)
+    tuned = fine_tuning(config, data)
     module = OneShot(model).eval()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     for stale in out_dir.parent.glob(f".{out_dir.name}.*.tmp"):  # left by an export that was killed
@@ -287,7 +389,10 @@ def export_generator(checkpoint, out_dir, name: str | None = None, description: 
                   "preset": config.name, "config": shareable_config(config), "training_steps": int(state["step"]),
                   "parity_max_abs_m": error, "parameters": sum(p.numel() for p in model.parameters()),
                   "basis_explained": float(model.motion_basis.explained.sum()),
-                  "training_seconds": training_seconds(checkpoint, data)}
+                  "training_seconds": training_seconds(checkpoint, data), "fine_tuned_from": tuned,
+                  "perceptual_share": perceptual_share(checkpoint) if config.perceptual_weight > 0 else None,
+                  "baseline": baseline, "plrs": None if plrs_scores is None else {
+                      key: plrs_scores[key] for key in (name, baseline) if key in plrs_scores}}
         write_json(building / MODEL_FILE, values)
         write_text(building / CARD_FILE, model_card(values, report))
         read_generator_info(building)  # the folder must satisfy the contract it claims

@@ -64,7 +64,8 @@ class TrainingClip:
     features (1, T, 447) front-end features; coefficients (T, K) the target motion in the basis; lip_gap (T,)
     the target's lip gap (metres, from its vertices); weights (T,) per-frame loss weights (bilabials heavier);
     template (5023, 3); style one-hot (S,); timeline [(start_s, end_s, label)] or None; speech_target (T - 4, D)
-    for the perceptual loss or None."""
+    for the perceptual loss or None; closure_mask (T,) 1.0 on the /p b m/ frames where the target's lips are shut
+    (the closure term's frames) or None."""
 
     clip_id: str
     features: torch.Tensor
@@ -75,6 +76,7 @@ class TrainingClip:
     style: torch.Tensor
     timeline: Optional[list] = None
     speech_target: Optional[torch.Tensor] = None
+    closure_mask: Optional[torch.Tensor] = None
 
     @property
     def frames(self) -> int:
@@ -85,7 +87,8 @@ class TrainingClip:
         return replace(self, features=self.features.to(device), coefficients=self.coefficients.to(device),
                        lip_gap=self.lip_gap.to(device), weights=self.weights.to(device),
                        template=self.template.to(device), style=self.style.to(device),
-                       speech_target=None if self.speech_target is None else self.speech_target.to(device))
+                       speech_target=None if self.speech_target is None else self.speech_target.to(device),
+                       closure_mask=None if self.closure_mask is None else self.closure_mask.to(device))
 
     def crop(self, start: int, length: int) -> "TrainingClip":
         """Frames start .. start + length - 1 (the timeline shifted and cut to them; no perceptual target, which
@@ -98,7 +101,8 @@ class TrainingClip:
                         if e > begin and s < finish]
         return replace(self, features=self.features[:, start:end], coefficients=self.coefficients[start:end],
                        lip_gap=self.lip_gap[start:end], weights=self.weights[start:end], timeline=timeline,
-                       speech_target=None)
+                       speech_target=None,
+                       closure_mask=None if self.closure_mask is None else self.closure_mask[start:end])
 
 
 class Family(nn.Module):

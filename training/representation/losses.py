@@ -54,6 +54,18 @@ def speech_features(samples: np.ndarray, rate: int, num_frames: int, kind: str =
     return speech_window_inputs(kind, speech_track(kind, samples, int(rate), num_frames), starts).astype(np.float32)
 
 
+def frontend_speech_features(stacked: np.ndarray, num_frames: int) -> np.ndarray:
+    """`speech_features` of kind FRONTEND_INPUT from the front end's features already computed (T50, 447) at 50 Hz
+    (e.g. from backend.speech_feature_cache) instead of the audio: (num_frames - 4, 5, 447)."""
+    from backend.speech_frontend import features_at_fps
+    starts = features.window_starts(num_frames, stride=1)
+    if len(starts) == 0:
+        raise MeshError(f"a clip needs at least {features.WINDOW_FRAMES} frames for the perceptual loss; "
+                        f"got {num_frames}")
+    track = features_at_fps(stacked, int(num_frames))
+    return speech_window_inputs(FRONTEND_INPUT, track, starts).astype(np.float32)
+
+
 class PerceptualLoss(nn.Module):
     """Plug-in perceptual loss for any generator (REFERENCE §3).
 
