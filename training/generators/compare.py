@@ -316,13 +316,19 @@ def cost_rows(configs: dict, corpus, representation, steps: int, device_name: st
     fresh process, the two settings of a family back to back (so both see the same machine load)."""
     rows = []
     for family, pair in configs.items():
+        measured_pair = []
         for config in pair:
             perceptual = config.perceptual_weight > 0
-            measured = measured_in_fresh_process(config, corpus, representation if perceptual else None, steps,
-                                                 device_name, threads, feature_cache)
-            rows.append({"family": family, "perceptual": perceptual, "perceptual_weight": config.perceptual_weight,
-                         **measured})
+            try:
+                measured = measured_in_fresh_process(config, corpus, representation if perceptual else None, steps,
+                                                     device_name, threads, feature_cache)
+            except BackendError as error:
+                log(f"cost {family}: not measured ({error})")
+                break
+            measured_pair.append({"family": family, "perceptual": perceptual,
+                                  "perceptual_weight": config.perceptual_weight, **measured})
             log(f"cost {family} perceptual={perceptual}: {measured['seconds_per_iteration']:.3f} s/iter")
+        rows += measured_pair if len(measured_pair) == 2 else []
     return rows
 
 
@@ -733,12 +739,12 @@ def compare_exported(models_dir, corpus, out_dir, real_speech=None, real_sets=("
                          "keeps no codes).\n"]
     if "cost" in parts:
         configs = exported_cost_configs(pairs, runs_dir)
-        left_out = sorted(set(families) - set(configs))
         sections.append("## Training cost (paper Table S8 format)\n")
-        if configs:
-            subset = cost_subset(corpus, out_dir / "cost_corpus", cost_clips)
-            rows = cost_rows(configs, subset, str(critic), cost_steps, device_name, threads,
-                             feature_cache=default_feature_cache(corpus), log=log)
+        subset = cost_subset(corpus, out_dir / "cost_corpus", cost_clips) if configs else None
+        rows = cost_rows(configs, subset, str(critic), cost_steps, device_name, threads,
+                         feature_cache=default_feature_cache(corpus), log=log) if configs else []
+        left_out = sorted(set(families) - {row["family"] for row in rows})
+        if rows:
             with atomic_stream(out_dir / "cost.csv", "w", newline="") as stream:
                 writer = csv.DictWriter(stream, list(rows[0]))
                 writer.writeheader()
@@ -750,8 +756,8 @@ def compare_exported(models_dir, corpus, out_dir, real_speech=None, real_sets=("
                          f"{'; not measured: ' + ', '.join(left_out) if left_out else ''}.\n",
                          cost_table(rows, device_name)]
         else:
-            sections.append(f"Not measured: no family has both exported folders"
-                            f"{' and its stage-1 run in --runs' if 'codetalker' in left_out else ''}.\n")
+            sections.append("Not measured: no family has both exported folders (and a CodeTalker-style stage 1 "
+                            "in --runs fitted on the cost clips).\n")
     text = "\n".join(sections)
     write_text(out_dir / "comparison.md", text)
     return text
