@@ -2,10 +2,12 @@
 
 The rule (the one place it is written down): every shipped generator is scored by benchmarks/real_speech.py on
 set b (unseen real speakers) and set c (unseen TTS voices), on three numbers per set: bilabial closure (higher
-is better), rest in pauses (higher is better) and the median MTM against the rig (lower is better). Each of the
-six numbers ranks the generators (1 = best; equal values share the better rank); the default is the generator
-with the smallest sum of ranks, ties broken by the higher mean closure, then the lower mean MTM, then the name.
-Ranks, not a weighted sum, so no unit (a percentage point against a millisecond) is traded against another.
+is better), rest in pauses (higher is better) and the median MTM against the rig (lower is better). The default is
+the generator with the highest mean closure on b and c — lips that do not close on /p b m/ are the defect this
+release is about, and a model that closes less is never preferred for better numbers elsewhere —; among equal
+closures, the smallest sum of ranks over the six numbers (1 = best; equal values share the better rank), then the
+lower mean MTM, then the name. Ranks, not a weighted sum, so no unit (a percentage point against a millisecond) is
+traded against another.
 
 backend.generators reads the file (`DEFAULT_GENERATOR`): `backend animate` without --model, the add-on's panel
 and the benchmark's close-ups use it.
@@ -77,7 +79,7 @@ def choose(scores: dict) -> tuple:
 
     def order(name):
         closure, mtm = mean(name, "closure"), mean(name, "mtm_median_ms")
-        return (sums[name], -(closure if closure is not None else -1.0), mtm if mtm is not None else float("inf"),
+        return (-(closure if closure is not None else -1.0), sums[name], mtm if mtm is not None else float("inf"),
                 name)
     return min(scores, key=order), sums
 
@@ -89,8 +91,9 @@ def write_choice(models_dir: Path, report: dict) -> dict:
         raise BackendError(f"{models_dir}: no usable generator to choose from")
     scores = scores_from(report, names)
     chosen, sums = choose(scores)
-    values = {"name": chosen, "rule": "smallest sum of ranks on sets b and c over closure, rest in pauses and "
-              "median MTM against the rig (benchmarks/choose_default.py)", "rank_sums": sums, "scores": scores,
+    values = {"name": chosen, "rule": "highest mean closure on sets b and c, then the smallest sum of ranks over "
+              "closure, rest in pauses and median MTM against the rig (benchmarks/choose_default.py)",
+              "rank_sums": sums, "scores": scores,
               "sets": SETS}
     write_json(models_dir / DEFAULT_FILE, values)
     return values

@@ -3,6 +3,7 @@ to 30 fps in one place, v2 graphs loaded, run and chunked without seams beside t
 default generator read from the file `benchmarks/choose_default.py` writes."""
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -113,6 +114,13 @@ def test_choose_default_writes_the_choice_and_the_backend_reads_it(tmp_path):
     assert written["name"] == "beta" and written["rank_sums"] == {"alpha": 18, "beta": 7, "gamma": 11}
     assert written["scores"]["gamma"]["b"] == {"closure": 0.95, "rest": 0.7, "mtm_median_ms": 25.0}
     assert read_default_generator(root) == "beta"
+    report["rows"] += [row("delta", "b", 0.86, 0.1, 90.0), row("delta", "c", 0.86, 0.1, 90.0)]   # closes most
+    write_generator(root / "delta", name="delta")
+    report_path.write_text(json.dumps(report))
+    assert choose_default.main(["--report", str(report_path), "--models-dir", str(root)]) == 0
+    written = json.loads((root / DEFAULT_FILE).read_text())
+    assert written["name"] == "delta" and written["rank_sums"]["delta"] > written["rank_sums"]["beta"]
+    shutil.rmtree(root / "delta")
     report["rows"] = [item for item in report["rows"] if item["model"] != "gamma" or item["set"].startswith("b")]
     report_path.write_text(json.dumps(report))
     assert choose_default.main(["--report", str(report_path), "--models-dir", str(root)]) == 2   # gamma lacks set c
