@@ -59,6 +59,10 @@ neither the CLI nor the add-on writes or bakes what it refuses): every value fin
 half a FLAME head's height, so beyond it the graph is broken (NaN or bit-flipped weights give NaN or 1e34 m),
 not a face speaking. Failing outputs raise ModelError.
 
+Lip closure guard (`backend.closure_guard`, on unless `lip_closure=False`): for graphs that hear the front end,
+every block is shut where the front end heard /p b m/ and the graph left the lips open, after the crossfade and
+before the output check (each frame once). v1 graphs (input "audio") run without it: they have no front end.
+
 Frame count rule (used everywhere: graphs, training targets, this runner): T = round-half-up(N * 30 / 16000),
 i.e. the number of 30 fps frames whose start lies in the audio, rounded to the nearest frame.
 
@@ -81,11 +85,13 @@ from typing import Callable, Iterator, Optional
 import numpy as np
 from backend import audio as audio_io
 from backend import models
+from backend.closure_guard import ClosureGuard, closure_weights
 from backend.errors import BackendError, MeshError, ModelError
 from backend.flame import NUM_VERTICES
 from backend.frame_rate import MESH_FPS
 from backend.onnx_session import open_session
-from backend.speech_frontend import FEATURE_DIM, frame_count as frontend_frame_count, load_frontend, to_mesh_rate
+from backend.speech_frontend import (FEATURE_DIM, POSTERIOR_DIM, frame_count as frontend_frame_count, load_frontend,
+                                     to_mesh_rate)
 
 SAMPLE_RATE = 16_000
 MODEL_FILE = "model.json"
@@ -294,12 +300,12 @@ class Generator:
 
     def animate(self, audio: np.ndarray, sample_rate: int, template: np.ndarray, style: Optional[str] = None,
                 progress: Optional[Callable[[float], None]] = None,
-                should_cancel: Optional[Callable[[], bool]] = None) -> np.ndarray:
+                should_cancel: Optional[Callable[[], bool]] = None, lip_closure: bool = True) -> np.ndarray:
         """audio (N,) float in [-1, 1] at `sample_rate` Hz, template (5023, 3) metres -> (T, 5023, 3) float32,
         T = frame_count(N at 16 kHz): the blocks of `animate_blocks`, each chunk written by the graph straight
         into one preallocated array (no copy of the take)."""
         checkpoint = self._checkpoint(progress, should_cancel)
-        take = self._prepare(audio, sample_rate, template, style, checkpoint)
+        take = self._prepare(audio, sample_rate, template, style, checkpoint, lip_closure=lip_closure)
         vertices = np.empty((take.frames, NUM_VERTICES, 3), dtype=np.float32)
         for _ in self._chunks(take, checkpoint, vertices):
             pass
@@ -308,16 +314,17 @@ class Generator:
     def animate_blocks(self, audio: np.ndarray, sample_rate: int, template: np.ndarray,
                        style: Optional[str] = None, progress: Optional[Callable[[float], None]] = None,
                        should_cancel: Optional[Callable[[], bool]] = None,
-                       frontend_features: Optional[np.ndarray] = None) -> Iterator:
+                       frontend_features: Optional[np.ndarray] = None, lip_closure: bool = True) -> Iterator:
         """The animation as it is made, so a long take never exists whole: first yields T (the frame count),
         then (first frame, (F, 5023, 3) float32 block) in order, blocks covering frames 0..T-1 once each, every
         block already through `check_output`. Audio longer than CHUNK_SAMPLES runs in overlapping chunks
         (see "Long takes" above). progress(fraction) is called with values in [0, 1]; Cancelled is raised as
         soon as should_cancel() is true. Bad audio -> AudioError, bad template -> MeshError, unknown style or
         a graph failure -> ModelError. frontend_features: the take's (T50, 447) front-end features at 50 Hz
-        (`speech_frontend_features`) when the caller has them already (the add-on scores with them too)."""
+        (`speech_frontend_features`) when the caller has them already (the add-on scores with them too).
+        lip_closure: run the lip closure guard (see "Lip closure guard" above; generators that hear the front end)."""
         checkpoint = self._checkpoint(progress, should_cancel)
-        take = self._prepare(audio, sample_rate, template, style, checkpoint, frontend_features)
+        take = self._prepare(audio, sample_rate, template, style, checkpoint, frontend_features, lip_closure)
         yield take.frames
         yield from self._chunks(take, checkpoint, None)
 
@@ -332,16 +339,27 @@ class Generator:
             report(fraction)
         return checkpoint
 
-    def _prepare(self, audio, sample_rate: int, template, style, checkpoint, frontend_features=None) -> "_Take":
-        """The checked inputs of one take: 16 kHz samples, template, style one-hot and the graph's speech input
-        (the samples for v1, the whole take's front-end features for v2, computed once unless given)."""
+    def _prepare(self, audio, sample_rate: int, template, style, checkpoint, frontend_features=None,
+                 lip_closure: bool = True) -> "_Take":
+        """The checked inputs of one take: 16 kHz samples, template, style one-hot, the graph's speech input
+        (the samples for v1, the whole take's front-end features for v2, computed once unless given) and, for v2
+        with `lip_closure`, the lip closure guard's weights."""
         checkpoint(0.0)
         samples = prepared_samples(audio, sample_rate)
         template = _checked_template(template)
         style_vector = self.style_vector(style)
-        speech = samples if self.info.input == INPUT_AUDIO else speech_features(samples, frontend_features)
+        frames = frame_count(samples.size)
+        closure = guard = None
+        if self.info.input == INPUT_AUDIO:
+            speech = samples
+        else:
+            frontend_features = checked_frontend_features(samples, frontend_features)
+            speech = to_mesh_rate(frontend_features, frames)
+            if lip_closure:
+                closure = closure_weights(frontend_features[:, :POSTERIOR_DIM], frames)
+                guard = ClosureGuard(template)
         checkpoint(0.2 if self.info.input == INPUT_SPEECH_FEATURES else 0.1)
-        return _Take(samples, speech, template, style_vector, frame_count(samples.size))
+        return _Take(samples, speech, template, style_vector, frames, closure, guard)
 
     def _chunks(self, take: "_Take", checkpoint, vertices: Optional[np.ndarray]) -> Iterator:
         """(first frame, checked block) of every chunk of `take`, crossfaded in the overlaps. With `vertices`
@@ -370,6 +388,8 @@ class Generator:
             if not last:   # kept before the next chunk overwrites it (in place) or it is handed out
                 np.copyto(previous, chunk[frames - overlap:])
             block = chunk if last else chunk[:frames - overlap]
+            if take.guard is not None:   # each frame is in exactly one block, so it is closed once
+                take.guard.apply(block, take.closure[first:first + len(block)])
             yield first, check_output(block, take.template, f"generator '{self.info.name}'", first_frame=first)
             del chunk, block, head   # a streamed chunk's array is freed before the next one is made
             checkpoint(0.2 + 0.8 * (index + 1) / len(starts))
@@ -412,13 +432,16 @@ class Generator:
 @dataclass(frozen=True)
 class _Take:
     """One take's checked inputs (Generator._prepare): samples (N,) 16 kHz float32, speech (the graph's input:
-    the samples or (T, 447) features), template (5023, 3), style_vector (1, S), frames T."""
+    the samples or (T, 447) features), template (5023, 3), style_vector (1, S), frames T; closure (T,) weights and
+    guard (the lip closure guard) or None when it does not run."""
 
     samples: np.ndarray
     speech: np.ndarray
     template: np.ndarray
     style_vector: np.ndarray
     frames: int
+    closure: Optional[np.ndarray] = None
+    guard: Optional[ClosureGuard] = None
 
 
 DEFAULT_GENERATOR = read_default_generator()   # the name a UI should preselect (see "The default generator")
@@ -436,15 +459,21 @@ def speech_frontend_features(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     return load_frontend().features(prepared_samples(audio, sample_rate)).stacked()
 
 
-def speech_features(samples: np.ndarray, frontend_features: Optional[np.ndarray] = None) -> np.ndarray:
-    """(N,) 16 kHz float32 samples -> (frame_count(N), 447) float32: the v2 graphs' input (the shipped speech
-    front end, or `frontend_features` already computed on these samples, then `to_mesh_rate`), for a whole take."""
+def checked_frontend_features(samples: np.ndarray, frontend_features: Optional[np.ndarray] = None) -> np.ndarray:
+    """(N,) 16 kHz float32 samples -> their (T50, 447) front-end features at 50 Hz: the shipped speech front end's,
+    or `frontend_features` already computed on these samples once their shape is checked (ModelError if not)."""
     if frontend_features is None:
-        frontend_features = load_frontend().features(samples).stacked()
-    elif frontend_features.shape != (frontend_frame_count(samples.size), FEATURE_DIM):
+        return load_frontend().features(samples).stacked()
+    if frontend_features.shape != (frontend_frame_count(samples.size), FEATURE_DIM):
         raise ModelError(f"front-end features of shape {frontend_features.shape} do not belong to {samples.size} "
                          f"samples at 16 kHz; expected ({frontend_frame_count(samples.size)}, {FEATURE_DIM})")
-    return to_mesh_rate(frontend_features, frame_count(samples.size))
+    return frontend_features
+
+
+def speech_features(samples: np.ndarray, frontend_features: Optional[np.ndarray] = None) -> np.ndarray:
+    """(N,) 16 kHz float32 samples -> (frame_count(N), 447) float32: the v2 graphs' input (the front-end features
+    of `checked_frontend_features`, then `to_mesh_rate`), for a whole take."""
+    return to_mesh_rate(checked_frontend_features(samples, frontend_features), frame_count(samples.size))
 
 
 def chunk_starts(num_samples: int) -> list:

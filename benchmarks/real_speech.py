@@ -26,7 +26,8 @@ and reference rows in the same run, so the benchmark shows it can tell good from
                 nothing else)
   static_open   the rig held at a mid-vowel jaw opening (a floor: fails closure)
   loudness_jaw  the jaw opened by the audio level, nothing else (a floor: fails closure)
-With `--rebuilt`, every generator row and the rig row get a `<row>+rebuilt` row beside them: the clip solved into
+With `--unguarded`, every generator row gets a `<generator>+unguarded` row: the same generator with the lip closure
+guard (backend.closure_guard) off, which is what the graph alone does. With `--rebuilt`, every generator row and the rig row get a `<row>+rebuilt` row beside them: the clip solved into
 the add-on's ARKit-named shape-key basis (backend.retarget) and rebuilt from those weights, i.e. what the add-on's
 compact bake plays back; it should score within 5 points of its own row.
 
@@ -36,7 +37,7 @@ with the phone labels under it), closeups/*.png (rendered lips of the default ge
 strips/*.png (unlabelled clips).
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/real_speech.py [--sets a,b,c,d,e,u] [--models NAME,...]
-                                                              [--rebuilt] [--out DIR] [--shared DIR]
+                                                              [--rebuilt] [--unguarded] [--out DIR] [--shared DIR]
 """
 
 import argparse
@@ -76,6 +77,7 @@ SETS = {"a": "Kathleen held-out", "b": "unseen real speakers", "c": "unseen TTS 
 REFERENCE_ROWS = ("rig", "rig_shift2", "rig_other_labels", "static_rest", "static_open", "loudness_jaw")
 AUDIO_DRIVEN_REFERENCES = ("loudness_jaw",)
 REBUILT = "+rebuilt"         # row suffix: the row's clip solved into the shape-key basis and rebuilt
+UNGUARDED = "+unguarded"     # row suffix: the generator without the lip closure guard (backend.closure_guard)
 SHIFT_FRAMES = 2
 TTS_PROMPTS = 10
 LONG_TAKE_S = 60.0
@@ -180,7 +182,7 @@ class Rows:
     def __init__(self, names, template: np.ndarray, rig: FlameRig, models_dir=None):
         self.template, self.rig = template, rig
         self._basis = ShapeBasis.build(rig) if any(name.endswith(REBUILT) for name in names) else None
-        bases = dict.fromkeys(name.removesuffix(REBUILT) for name in names)
+        bases = dict.fromkeys(name.removesuffix(REBUILT).removesuffix(UNGUARDED) for name in names)
         self.generators = {name: load_generator(name, models_dir) for name in bases if name not in REFERENCE_ROWS}
         self._reference_gaps = {}
         self._last = (None, None)   # (row, clip name) -> vertices of the last row made (its rebuilt row reuses it)
@@ -208,6 +210,9 @@ class Rows:
     def _animate(self, name: str, clip: Clip, n_frames: int) -> np.ndarray:
         if name in self.generators:
             return self.generators[name].animate(clip.audio, SAMPLE_RATE, self.template)
+        if name.removesuffix(UNGUARDED) in self.generators:
+            return self.generators[name.removesuffix(UNGUARDED)].animate(clip.audio, SAMPLE_RATE, self.template,
+                                                                          lip_closure=False)
         controls = np.zeros((n_frames, len(CONTROLS)))
         if name == "rig":
             return self.reference(clip, n_frames)
@@ -232,7 +237,7 @@ class Rows:
         what a seamless curve scores there)."""
         blocks = {key: generator.info.metadata.get("config", {}).get("attention_block")
                   for key, generator in self.generators.items()}
-        block = blocks.get(name) or next((block for block in blocks.values() if block), None)
+        block = blocks.get(name.removesuffix(UNGUARDED)) or next((block for block in blocks.values() if block), None)
         n_frames = frame_count(num_samples)
         attention = np.arange(block, n_frames, block) if block else np.zeros(0, dtype=int)
         crossfades = [round((start + OVERLAP_SAMPLES / 2) * MESH_FPS / SAMPLE_RATE)
@@ -391,7 +396,7 @@ def run_benchmark(sets: str, models: list, out: Path, shared: Path, show_progres
     for folder in ("plots", "closeups", "strips"):
         (out / folder).mkdir(parents=True, exist_ok=True)
     def runs_on(name: str, audio_only: bool) -> bool:
-        base = name.removesuffix(REBUILT)
+        base = name.removesuffix(REBUILT).removesuffix(UNGUARDED)
         return not audio_only or base not in REFERENCE_ROWS or base in AUDIO_DRIVEN_REFERENCES
 
     total = sum(len(clips) * sum(runs_on(name, audio_only) for name in models) for _, clips, audio_only in groups)
@@ -481,6 +486,8 @@ def main(argv=None) -> int:
                         f"{', '.join(REFERENCE_ROWS)} (default: every shipped generator and every reference row)")
     parser.add_argument("--rebuilt", action="store_true", help=f"add a <row>{REBUILT} row after every generator "
                         "row and the rig row: the clip solved into the add-on's shape-key basis and rebuilt")
+    parser.add_argument("--unguarded", action="store_true", help=f"add a <generator>{UNGUARDED} row after every "
+                        "generator row: the same generator with the lip closure guard off")
     parser.add_argument("--out", type=Path, default=REPO / "out" / "real_speech", help="output folder")
     parser.add_argument("--shared", type=Path, default=DEFAULT_SHARED, help="the shared data folder (../shared)")
     args = parser.parse_args(argv)
@@ -492,6 +499,8 @@ def main(argv=None) -> int:
     if args.rebuilt:
         models = [row for name in models for row in
                   ([name, name + REBUILT] if name in available or name == "rig" else [name])]
+    if args.unguarded:
+        models = [row for name in models for row in ([name, name + UNGUARDED] if name in available else [name])]
     if unknown or unknown_sets or not sets:
         print(f"unknown sets {sorted(unknown_sets)} or rows {unknown}; sets: {', '.join(SETS)}; rows: "
               f"{', '.join(available + list(REFERENCE_ROWS))}", file=sys.stderr)

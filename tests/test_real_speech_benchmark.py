@@ -22,11 +22,18 @@ def benchmark():
 def test_set_b_with_the_default_generator_and_reference_rows(benchmark, tmp_path, capsys):
     out = tmp_path / "bench"
     code = benchmark.main(["--sets", "b", "--models", f"{DEFAULT_GENERATOR},rig,rig_shift2,static_open",
-                           "--out", str(out)])
+                           "--unguarded", "--out", str(out)])
     assert code == 0
     report = json.loads((out / "real_speech.json").read_text())
     rows = {row["model"]: row for row in report["rows"]}
-    assert set(rows) == {DEFAULT_GENERATOR, "rig", "rig_shift2", "static_open"}
+    unguarded = DEFAULT_GENERATOR + benchmark.UNGUARDED
+    assert set(rows) == {DEFAULT_GENERATOR, unguarded, "rig", "rig_shift2", "static_open"}
+    for guarded_clip, plain_clip in zip(rows[DEFAULT_GENERATOR]["clips"], rows[unguarded]["clips"]):
+        # the lip closure guard only ever shuts lips: no clip closes less or rests less with it
+        assert guarded_clip["clip"] == plain_clip["clip"]
+        for key in ("closure", "rest"):   # None where a clip has no bilabial / no long pause
+            assert (guarded_clip[key] is None) == (plain_clip[key] is None)
+            assert guarded_clip[key] is None or guarded_clip[key] >= plain_clip[key]
     assert all(row["set"].startswith("b:") and row["summary"]["clips"] == 9 for row in rows.values())
     rig, shifted, static = rows["rig"]["summary"], rows["rig_shift2"]["summary"], rows["static_open"]["summary"]
     assert rig["closure"] == 1.0 and rig["mtm_median_ms"] == 0.0 and rig["lag_frames"] == 0.0

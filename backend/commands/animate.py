@@ -33,6 +33,9 @@ def register(subparsers) -> None:
     parser.add_argument("--style", help="subject style (default: the generator's default style)")
     parser.add_argument("--out", type=Path, help="output .npy vertex sequence (T, 5023, 3) at 30 fps")
     parser.add_argument("--threads", type=positive_int, default=1, help="onnxruntime threads (default 1)")
+    parser.add_argument("--no-lip-closure", action="store_true",
+                        help="leave the graph's lips as they are where the speech front end heard /p b m/ "
+                             "(default: the lip closure guard shuts them; backend/closure_guard.py)")
     parser.add_argument("--list", action="store_true", help="list the available generators and exit")
     parser.set_defaults(run=run, parser=parser)
 
@@ -56,7 +59,8 @@ def run(args) -> int:
     for note in frame.notes:
         print(f"warning: {args.template or 'the template'}: {note}", file=sys.stderr)
     samples, rate = load_audio(args.audio)
-    blocks = generator.animate_blocks(samples, rate, frame.to_flame(template), style=args.style)
+    blocks = generator.animate_blocks(samples, rate, frame.to_flame(template), style=args.style,
+                                      lip_closure=not args.no_lip_closure)
     frames = next(blocks)   # streamed to the file block by block: a long take is never held whole
     save_vertex_blocks(args.out, frames, (frame.to_local(block) for _, block in blocks))
     print(f"{args.out}: {frames} frames at {MESH_FPS} fps ({frames / MESH_FPS:.2f} s) "
