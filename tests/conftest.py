@@ -1,12 +1,13 @@
 """Shared fixtures: the licensed assets in ../shared are read in place, never copied."""
 
+import os
 import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(__import__("os").environ.get("SHARED_DIR", REPO.parent / "shared"))
+SHARED = Path(os.environ.get("SHARED_DIR", REPO.parent / "shared"))
 
 
 def _shared_path(*parts: str) -> Path:
@@ -81,3 +82,22 @@ def single_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+_SESSION = {}
+
+
+def pytest_sessionfinish(session, exitstatus):
+    _SESSION["exit_status"] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    """Leave without C++ static destructors once bpy was imported in this process: pip bpy 4.5's global state
+    destroys a condition variable its sound thread still waits on, so a run whose tests imported bpy could hang
+    for ever at exit (seen with `-k` selections; the threads are bpy's own, nothing of ours is lost: every test
+    result is already reported and every file we write is written atomically before this)."""
+    if "bpy" in sys.modules and "exit_status" in _SESSION:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_SESSION["exit_status"])
