@@ -6,7 +6,8 @@ folder is replaced as a whole (built beside it, then swapped in), and only when 
 
 The TorchScript-based exporter (`dynamo=False`, opset 17, IR version 10 for onnxruntime 1.22 and
 Blender's Python) keeps the frame count T dynamic; onnxruntime's basic
-optimisations then fold constants (see fold_constants), and the parity check runs on the final file.
+optimisations then fold constants (see fold_constants), the weights are stored as float16 and computed in float32
+(see store_weights_float16), and the parity check runs on the final file.
 """
 
 import ctypes
