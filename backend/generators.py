@@ -300,12 +300,13 @@ class Generator:
 
     def animate(self, audio: np.ndarray, sample_rate: int, template: np.ndarray, style: Optional[str] = None,
                 progress: Optional[Callable[[float], None]] = None,
-                should_cancel: Optional[Callable[[], bool]] = None, lip_closure: bool = True) -> np.ndarray:
+                should_cancel: Optional[Callable[[], bool]] = None,
+                frontend_features: Optional[np.ndarray] = None, lip_closure: bool = True) -> np.ndarray:
         """audio (N,) float in [-1, 1] at `sample_rate` Hz, template (5023, 3) metres -> (T, 5023, 3) float32,
-        T = frame_count(N at 16 kHz): the blocks of `animate_blocks`, each chunk written by the graph straight
-        into one preallocated array (no copy of the take)."""
+        T = frame_count(N at 16 kHz): the blocks of `animate_blocks` (same arguments), each chunk written by the
+        graph straight into one preallocated array (no copy of the take)."""
         checkpoint = self._checkpoint(progress, should_cancel)
-        take = self._prepare(audio, sample_rate, template, style, checkpoint, lip_closure=lip_closure)
+        take = self._prepare(audio, sample_rate, template, style, checkpoint, frontend_features, lip_closure)
         vertices = np.empty((take.frames, NUM_VERTICES, 3), dtype=np.float32)
         for _ in self._chunks(take, checkpoint, vertices):
             pass

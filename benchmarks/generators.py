@@ -21,6 +21,10 @@ older copy of the runner is imported beside the current one (same front end, sam
 alternately, call by call, `--repeats` times each; best CPU time of each and their ratio, so a loaded machine
 slows both alike.
 
+A candidate front end (`--frontend FILE`, e.g. scripts/quantize_hama_asr.py's int8 graph): every v2 generator runs
+60 s with the shipped front end and with that graph (its features passed to `animate`), alternately, call by call,
+`--repeats` times each; best CPU time of each and their ratio.
+
 Memory (`--memory-minutes`, default 10; 0 skips): `backend animate --model NAME` on a SYNTHETIC take of that
 length in a fresh process per generator, its peak resident set (ru_maxrss) beside that of a process that only
 imports the same modules (benchmarks/memory.py's probe). Target (issue 18): >= 200x real time for 60 s on one
@@ -141,6 +145,32 @@ def previous_runner_rows(folders: list, previous: Path, threads: int, repeats: i
     return rows
 
 
+def frontend_rows(folders: list, frontend_path: Path, threads: int, repeats: int) -> list:
+    """[(name, shipped front end CPU s, candidate CPU s)] of 60 s through each v2 generator, alternating."""
+    from backend.generators import INPUT_SPEECH_FEATURES, SAMPLE_RATE, load_generator, prepared_samples
+    from backend.speech_frontend import SpeechFrontend
+    from training.generators.export import speech_like_audio
+
+    audio = speech_like_audio(60, 0)[0]
+    template = np.zeros((5023, 3), np.float32)
+    candidate = SpeechFrontend(frontend_path)
+    rows = []
+    for folder in folders:
+        generator = load_generator(folder, threads=threads)
+        if generator.info.input != INPUT_SPEECH_FEATURES:
+            continue
+        runs = (lambda: generator.animate(audio, SAMPLE_RATE, template),
+                lambda: generator.animate(audio, SAMPLE_RATE, template, frontend_features=candidate.features(
+                    prepared_samples(audio, SAMPLE_RATE)).stacked()))
+        for run in runs:
+            run()
+        best = [np.inf, np.inf]
+        for _ in range(repeats):
+            best = [min(value, _timed(run)[1]) for value, run in zip(best, runs)]
+        rows.append((generator.info.name, best[0], best[1]))
+    return rows
+
+
 def memory_rows(folders: list, minutes: float) -> list:
     """[(name, imports-only peak MB, animate peak MB)] for a `minutes`-long SYNTHETIC take."""
     import subprocess
@@ -230,6 +260,7 @@ def main() -> None:
     parser.add_argument("--skip-training", action="store_true")
     parser.add_argument("--skip-inference", action="store_true")
     parser.add_argument("--previous-runner", type=Path, help="an older backend/generators.py to time against")
+    parser.add_argument("--frontend", type=Path, help="a candidate front-end graph to time the v2 generators on")
     parser.add_argument("--memory-minutes", type=float, default=10.0, help="take length for the memory rows (0: skip)")
     args = parser.parse_args()
     if not args.skip_inference:
@@ -262,6 +293,15 @@ def main() -> None:
             for name, before, after in previous_runner_rows(folders, args.previous_runner, args.threads, args.repeats):
                 print(f"| {name} | {before:.3f} ({60 / before:.0f}×) | {after:.3f} ({60 / after:.0f}×) | "
                       f"{before / after:.2f} |")
+        if args.frontend:
+            print(f"\nFront end: the shipped graph against {args.frontend}, v2 generators, 60 s, alternating, best "
+                  f"of {args.repeats}\n")
+            print("| generator | shipped front end: CPU s (× real time) | candidate: CPU s (× real time) | "
+                  "shipped / candidate |")
+            print("|---|---|---|---|")
+            for name, shipped, candidate in frontend_rows(folders, args.frontend, args.threads, args.repeats):
+                print(f"| {name} | {shipped:.3f} ({60 / shipped:.0f}×) | {candidate:.3f} ({60 / candidate:.0f}×) | "
+                      f"{shipped / candidate:.2f} |")
         if args.memory_minutes > 0:
             print(f"\nPeak memory of `backend animate` on {args.memory_minutes:g} min of SYNTHETIC audio\n")
             print("| generator | imports only (MB) | peak RSS (MB) | target |")

@@ -5,11 +5,14 @@
 shipped generator (`backend.generators`, onnxruntime, one thread) — best of `--repeats`, wall and process CPU
 time, as multiples of real time, and the front end's time as a share of each generator's. Also the unshipped
 candidate, Whisper tiny.en's encoder (scripts/convert_whisper_encoder.py's graph, when `--whisper` exists): numpy
-log-mel plus onnxruntime on back-to-back 30 s pieces at their real length (speed only: no overlap). Memory: the peak
+log-mel plus onnxruntime on back-to-back 30 s pieces at their real length (speed only: no overlap); and the unshipped
+int8 candidate (scripts/quantize_hama_asr.py's graph, when `--int8` exists) through the same `features`, with its
+parity against the shipped graph on the same audio: frame-argmax agreement, mean |Δ posterior| and the hidden
+layer's relative error (‖Δ‖ / ‖hidden‖). Memory: the peak
 resident memory a fresh process adds running `features` on 60 s and on 600 s, after a 25 s warm-up run,
 minus the output itself (T × 447 float32) — what the length adds beyond the output.
 
-    .venv/bin/python benchmarks/speech_frontend.py [--repeats 3] [--seconds 60] [--whisper PATH]
+    .venv/bin/python benchmarks/speech_frontend.py [--repeats 3] [--seconds 60] [--whisper PATH] [--int8 PATH]
 """
 
 import os
@@ -30,7 +33,7 @@ sys.path.insert(0, str(REPO))
 
 from backend.audio import load_audio  # noqa: E402
 from backend.generators import SAMPLE_RATE, list_generators, load_generator  # noqa: E402
-from backend.speech_frontend import load_frontend  # noqa: E402
+from backend.speech_frontend import SpeechFrontend, load_frontend  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "speech"
 
@@ -103,11 +106,20 @@ def whisper_encoder(onnx_path: Path):
     return encode
 
 
+def parity(reference, candidate) -> tuple:
+    """(frame-argmax agreement, mean |Δ posterior|, hidden relative error) of two SpeechFeatures of one input."""
+    agreement = float(np.mean(reference.log_posteriors.argmax(1) == candidate.log_posteriors.argmax(1)))
+    posterior = float(np.mean(np.abs(np.exp(reference.log_posteriors) - np.exp(candidate.log_posteriors))))
+    hidden = float(np.linalg.norm(candidate.hidden - reference.hidden) / np.linalg.norm(reference.hidden))
+    return agreement, posterior, hidden
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--whisper", type=Path, default=REPO / ".cache" / "whisper_tiny_en_encoder.onnx")
+    parser.add_argument("--int8", type=Path, default=REPO / ".cache" / "hama16_asr_int8.onnx")
     args = parser.parse_args(argv)
     audio = real_speech(args.seconds)
     seconds = audio.size / SAMPLE_RATE
@@ -123,6 +135,14 @@ def main(argv=None) -> int:
         wall, cpu = timed(lambda: encode(audio), args.repeats)
         print(f"| Whisper tiny.en encoder (candidate, not shipped) | {wall:.3f} | {seconds / wall:.0f} | {cpu:.3f} | "
               f"{seconds / cpu:.0f} | {front_cpu / cpu:.2f} |")
+    if args.int8.is_file():
+        quantised = SpeechFrontend(args.int8)
+        wall, cpu = timed(lambda: quantised.features(audio), args.repeats)
+        print(f"| speech front end, int8 (candidate, not shipped) | {wall:.3f} | {seconds / wall:.0f} | {cpu:.3f} | "
+              f"{seconds / cpu:.0f} | {front_cpu / cpu:.2f} |")
+        agreement, posterior, hidden = parity(frontend.features(audio), quantised.features(audio))
+        print(f"\nint8 against the shipped graph: frame argmax agreement {agreement:.4f}, mean |Δ posterior| "
+              f"{posterior:.2e}, hidden relative error {hidden:.4f}\n")
     template = np.random.default_rng(0).normal(scale=0.05, size=(5023, 3)).astype(np.float32)
     for info in list_generators():
         generator = load_generator(info.path, threads=1)

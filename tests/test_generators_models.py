@@ -6,15 +6,19 @@ import json
 import math
 
 import numpy as np
+import onnx
 import pytest
 import torch
+from onnx import TensorProto, helper, numpy_helper
 
 from backend.flame import LOWER_LIP_CENTRE, UPPER_LIP_CENTRE
 from backend.generators import frame_count, load_generator, speech_features
+from backend.models import default_models_dir
+from backend.onnx_session import open_session
 from backend.speech_frontend import BLANK_TOKEN, FEATURE_DIM
 from training.checkpoints import save_checkpoint
 from training.generators.config import generator_preset
-from training.generators.export import export_generator, speech_like_audio
+from training.generators.export import PARITY_TOLERANCE, export_generator, speech_like_audio, store_weights_float16
 from training.generators.families import build_generator
 from training.generators.audio_encoder import BiasedSelfAttention, alibi_slopes, periodic_positional_encoding
 from training.generators.kmtalk import local_peaks, phone_key_mask, uniform_key_mask
@@ -178,3 +182,42 @@ def test_training_clips_carry_an_augmentation_pool_that_is_cached_and_time_scale
     again = ClipLoader(ci_corpus, "val", styles, config, cache=tmp_path / "cache")
     assert [clip.frames for clip in again.clips(model.motion_basis)] == [clip.frames for clip in clips]
     assert again.cache.misses == 0   # a second run (another family) neither augments nor runs the front end
+
+
+def test_float16_storage_halves_the_weights_keeps_code_choices_float32_and_stays_close(tmp_path):
+    """A graph with a code choice (ArgMin over a MatMul) beside a plain MatMul: only the plain weight becomes
+    float16 (the choice's inputs and the small bias stay float32), the file shrinks and the output barely moves."""
+    rng = np.random.default_rng(0)
+    plain, choice = rng.normal(size=(64, 64)).astype(np.float32), rng.normal(size=(64, 32)).astype(np.float32)
+    bias = rng.normal(size=64).astype(np.float32)
+    nodes = [helper.make_node("MatMul", ["x", "plain"], ["h"]), helper.make_node("Add", ["h", "bias"], ["y"]),
+             helper.make_node("MatMul", ["x", "choice"], ["scores"]),
+             helper.make_node("ArgMin", ["scores"], ["code"], axis=-1, keepdims=0)]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [5, 64])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [5, 64]),
+                               helper.make_tensor_value_info("code", TensorProto.INT64, [5])],
+                              [numpy_helper.from_array(plain, "plain"), numpy_helper.from_array(choice, "choice"),
+                               numpy_helper.from_array(bias, "bias")])
+    path = tmp_path / "graph.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9), str(path))
+    x = rng.normal(size=(5, 64)).astype(np.float32)
+    before, size = open_session(path).run(None, {"x": x}), path.stat().st_size
+    store_weights_float16(path)
+    stored = {weight.name: weight.data_type for weight in onnx.load(str(path)).graph.initializer}
+    assert stored == {"plain.float16": TensorProto.FLOAT16, "choice": TensorProto.FLOAT, "bias": TensorProto.FLOAT}
+    after = open_session(path).run(None, {"x": x})
+    assert path.stat().st_size < 0.8 * size
+    assert np.array_equal(after[1], before[1])
+    assert 0 < np.max(np.abs(after[0] - before[0])) <= 1e-3 * np.max(np.abs(before[0]))
+
+
+def test_shipped_generators_store_float16_weights_within_the_export_tolerance():
+    """Every shipped graph holds its large weights as float16 (scripts/store_generators_float16.py or the export)
+    and records how far that moved it from the float32 graph."""
+    folders = sorted(path.parent for path in default_models_dir("generators").glob("*/generator.onnx"))
+    assert folders
+    for folder in folders:
+        kinds = {weight.data_type for weight in onnx.load(str(folder / "generator.onnx")).graph.initializer}
+        assert TensorProto.FLOAT16 in kinds, folder.name
+        recorded = json.loads((folder / "model.json").read_text(encoding="utf-8"))["float16_weights_max_abs_m"]
+        assert 0 < recorded <= PARITY_TOLERANCE, folder.name

@@ -6,7 +6,8 @@ folder is replaced as a whole (built beside it, then swapped in), and only when 
 
 The TorchScript-based exporter (`dynamo=False`, opset 17, IR version 10 for onnxruntime 1.22 and
 Blender's Python) keeps the frame count T dynamic; onnxruntime's basic
-optimisations then fold constants (see fold_constants), and the parity check runs on the final file.
+optimisations then fold constants (see fold_constants), the weights are stored as float16 and computed in float32
+(see store_weights_float16), and the parity check runs on the final file.
 """
 
 import ctypes
@@ -19,13 +20,14 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime
+from onnx import helper, numpy_helper
 import torch
 from torch import nn
 
 from backend.atomic import write_json, write_text
 from backend.errors import BackendError, ModelError
-from backend.generators import (INPUT_SPEECH_FEATURES, INPUT_STYLE, INPUT_TEMPLATE, MODEL_FILE, ONE_SHOT_FILE,
-                                OUTPUT_VERTICES, SAMPLE_RATE, read_generator_info, speech_features)
+from backend.generators import (INPUT_AUDIO, INPUT_SPEECH_FEATURES, INPUT_STYLE, INPUT_TEMPLATE, MODEL_FILE,
+                                ONE_SHOT_FILE, OUTPUT_VERTICES, SAMPLE_RATE, read_generator_info, speech_features)
 from backend.flame import NUM_VERTICES
 from backend.onnx_session import OPSET, open_session
 from backend.frame_rate import MESH_FPS
@@ -35,7 +37,10 @@ from training.generators.families import load_trained
 IR_VERSION = 10
 PARITY_TOLERANCE = 1e-4
 PARITY_SECONDS = (1.3, 3.7)
+FLOAT16_MIN_ELEMENTS = 1024   # smaller weights (biases, norms) stay float32: they save nothing worth a Cast
 CARD_FILE = "MODEL_CARD.md"
+FLOAT16_SENTENCE = ("Weights stored as float16, computed in float32 (store_weights_float16: weights upstream of a "
+                    "code choice and small ones stay float32); {:.1e} m from the float32 graph.")
 AT_FDCWD, RENAME_EXCHANGE = -100, 2   # renameat2(2): paths relative to the working folder; swap both names
 
 
@@ -68,6 +73,54 @@ def fold_constants(path: Path) -> None:
     folded.unlink()
 
 
+def store_weights_float16(path: Path) -> None:
+    """Rewrite the graph at `path` with every float32 weight of at least FLOAT16_MIN_ELEMENTS values stored as
+    float16 and a Cast back to float32 in front of its users: the file roughly halves, the arithmetic stays
+    float32 (onnxruntime folds each Cast of a constant once, at load, so inference speed is unchanged) and the
+    weights are rounded to float16 (the export's parity check measures the effect). Weights beyond float16's
+    range stay float32, and so do those upstream of a discrete choice (ArgMin/ArgMax: CodeTalker's codebook
+    lookup), where a rounding can flip a code and move the output by millimetres."""
+    graph = onnx.load(str(path))
+    upstream = _upstream_of_choices(graph.graph)
+    casts, kept = [], []
+    for weight in graph.graph.initializer:
+        values = numpy_helper.to_array(weight) if weight.data_type == onnx.TensorProto.FLOAT else None
+        if (values is None or weight.name in upstream or values.size < FLOAT16_MIN_ELEMENTS
+                or np.abs(values).max() > np.finfo(np.float16).max):
+            kept.append(weight)
+            continue
+        kept.append(numpy_helper.from_array(values.astype(np.float16), f"{weight.name}.float16"))
+        casts.append(helper.make_node("Cast", [f"{weight.name}.float16"], [weight.name], to=onnx.TensorProto.FLOAT,
+                                      name=f"{weight.name}.to_float32"))
+    del graph.graph.initializer[:]
+    graph.graph.initializer.extend(kept)
+    nodes = casts + list(graph.graph.node)
+    del graph.graph.node[:]
+    graph.graph.node.extend(nodes)
+    onnx.checker.check_model(graph)
+    onnx.save(graph, str(path))
+
+
+def _upstream_of_choices(graph) -> set:
+    """Names of every value an ArgMin or ArgMax node of `graph` depends on."""
+    producer = {output: node for node in graph.node for output in node.output}
+    pending = [name for node in graph.node if node.op_type in ("ArgMin", "ArgMax") for name in node.input]
+    seen = set()
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        if name in producer:
+            pending.extend(producer[name].input)
+    return seen
+
+
+def parity_template() -> np.ndarray:
+    """(5023, 3) float32: the SYNTHETIC template the parity checks animate."""
+    return np.random.default_rng(1).normal(scale=0.05, size=(NUM_VERTICES, 3)).astype(np.float32)
+
+
 def speech_like_audio(seconds: float, seed: int) -> np.ndarray:
     """(1, N) SYNTHETIC test audio: harmonics under a syllable-rate envelope (for parity checks only)."""
     rng = np.random.default_rng(seed)
@@ -82,14 +135,20 @@ def speech_like_features(seconds: float, seed: int) -> np.ndarray:
     return speech_features(speech_like_audio(seconds, seed)[0])[None]
 
 
+def parity_feeds(template: np.ndarray, num_styles: int, speech_input: str = INPUT_SPEECH_FEATURES) -> list:
+    """The parity checks' inputs: one feed per PARITY_SECONDS length of SYNTHETIC speech-like features (or audio,
+    for a first-release graph whose `speech_input` is "audio"), the template and one style each."""
+    speech = speech_like_audio if speech_input == INPUT_AUDIO else speech_like_features
+    return [{speech_input: speech(seconds, index), INPUT_TEMPLATE: template[None],
+             INPUT_STYLE: np.eye(num_styles, dtype=np.float32)[[index % num_styles]]}
+            for index, seconds in enumerate(PARITY_SECONDS)]
+
+
 def parity_error(module: nn.Module, path: Path, template: np.ndarray, num_styles: int) -> float:
     """Largest |torch - onnxruntime| vertex difference (metres) over PARITY_SECONDS lengths of features."""
     session = open_session(path)
     worst = 0.0
-    for index, seconds in enumerate(PARITY_SECONDS):
-        style = np.eye(num_styles, dtype=np.float32)[[index % num_styles]]
-        feeds = {INPUT_SPEECH_FEATURES: speech_like_features(seconds, index), INPUT_TEMPLATE: template[None],
-                 INPUT_STYLE: style}
+    for feeds in parity_feeds(template, num_styles):
         (onnx_out,) = session.run([OUTPUT_VERTICES], feeds)
         with torch.no_grad():
             torch_out = module(*(torch.from_numpy(value) for value in feeds.values())).numpy()
@@ -97,6 +156,20 @@ def parity_error(module: nn.Module, path: Path, template: np.ndarray, num_styles
             raise ModelError(f"{path}: ONNX output shape {onnx_out.shape} differs from torch {torch_out.shape}")
         worst = max(worst, float(np.max(np.abs(onnx_out - torch_out))))
     return worst
+
+
+def store_float16(path: Path, template: np.ndarray) -> float:
+    """`store_weights_float16` on the generator graph at `path`; returns the largest vertex difference (metres)
+    it makes against the float32 graph on the parity feeds (the caller decides whether that is small enough)."""
+    session = open_session(path)
+    inputs = {value.name: value for value in session.get_inputs()}
+    speech_input = INPUT_AUDIO if INPUT_AUDIO in inputs else INPUT_SPEECH_FEATURES
+    feeds = parity_feeds(template, inputs[INPUT_STYLE].shape[1], speech_input)
+    before = [session.run([OUTPUT_VERTICES], feed)[0] for feed in feeds]
+    store_weights_float16(path)
+    session = open_session(path)
+    return max(float(np.max(np.abs(session.run([OUTPUT_VERTICES], feed)[0] - old)))
+               for feed, old in zip(feeds, before))
 
 
 def run_name(path: str) -> str:
@@ -291,7 +364,8 @@ def model_card(values: dict, report: dict | None = None) -> str:
         "crosstalk and non-English speech are outside what the corpus taught.", "",
         "## Export",
         f"- ONNX opset {OPSET}, IR {IR_VERSION}; torch ↔ onnxruntime parity {values['parity_max_abs_m']:.1e} m "
-        f"(limit {PARITY_TOLERANCE:g}).", ""])
+        f"(limit {PARITY_TOLERANCE:g}).",
+        f"- {FLOAT16_SENTENCE.format(values['float16_weights_max_abs_m'])}", ""])
 
 
 def _swap_folders(new: Path, target: Path) -> None:
@@ -376,7 +450,8 @@ def export_generator(checkpoint, out_dir, name: str | None = None, description: 
                               output_names=[OUTPUT_VERTICES], opset_version=OPSET, dynamo=False,
                               dynamic_axes={INPUT_SPEECH_FEATURES: {1: "T"}, OUTPUT_VERTICES: {1: "T"}})
         fold_constants(path)
-        template = (np.random.default_rng(1).normal(scale=0.05, size=(NUM_VERTICES, 3))).astype(np.float32)
+        template = parity_template()
+        float16_error = store_float16(path, template)
         error = parity_error(module, path, template, len(styles))
         if error > PARITY_TOLERANCE:
             raise ModelError(f"{out_dir / ONE_SHOT_FILE}: ONNX differs from torch by {error:.2e} m; the limit is "
@@ -387,7 +462,8 @@ def export_generator(checkpoint, out_dir, name: str | None = None, description: 
                   "default_style": styles[0], "kind": "one_shot", "synthetic_training_data": data["synthetic"], "input": INPUT_SPEECH_FEATURES,
                   "training_data": {key: value for key, value in data.items() if key != "path"},
                   "preset": config.name, "config": shareable_config(config), "training_steps": int(state["step"]),
-                  "parity_max_abs_m": error, "parameters": sum(p.numel() for p in model.parameters()),
+                  "parity_max_abs_m": error, "float16_weights_max_abs_m": float16_error,
+                  "parameters": sum(p.numel() for p in model.parameters()),
                   "basis_explained": float(model.motion_basis.explained.sum()),
                   "training_seconds": training_seconds(checkpoint, data), "fine_tuned_from": tuned,
                   "perceptual_share": perceptual_share(checkpoint) if config.perceptual_weight > 0 else None,
