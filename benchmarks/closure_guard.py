@@ -13,6 +13,11 @@ rest is no lower than without the guard, openness rho at most `MAX_RHO_DROP` low
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/closure_guard.py [--clips 60] [--models NAME,...]
                                                                     [--corpus /tmp/gen_corpus/manifest.json] [--out DIR]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/closure_guard.py --heard
+
+`--heard` only measures, after the choice: the share of the labelled /p b m/ of the real-speech set b (unseen
+speakers) and of its listening conditions near which the front end's /p b m/ mass reaches the chosen threshold
+(the phone plus 60 ms, for the recogniser's delay): the most the guard can ever close there.
 """
 
 import argparse
@@ -39,7 +44,8 @@ from backend.metrics import phone_checks  # noqa: E402
 from backend.metrics.mtm import lip_distance_curve  # noqa: E402
 from backend.progress import Progress  # noqa: E402
 from backend.rig.flame_rig import FlameRig  # noqa: E402
-from backend.speech_frontend import POSTERIOR_DIM  # noqa: E402
+from backend.rig.timeline import BILABIALS  # noqa: E402
+from backend.speech_frontend import POSTERIOR_DIM, bilabial_columns, load_frontend  # noqa: E402
 
 DEFAULT_SHARED = Path(os.environ.get("SHARED_DIR", REPO.parent / "shared"))
 GRID = {"threshold": (0.3, 0.5, 0.7), "before_s": (0.0, 0.03, 0.05, 0.08), "after_s": (0.0, 0.02, 0.04),
@@ -61,6 +67,27 @@ def tuning_names(shared: Path, count: int, corpus_manifest=None) -> list:
     return sorted(set(eligible[int(index)] for index in np.linspace(0, len(eligible) - 1, min(count, len(eligible)))))
 
 
+def heard_bilabials(shared: Path, threshold: float = DEFAULT_SETTINGS.threshold) -> dict:
+    """{condition: (heard, labelled)} over set b's labelled /p b m/, clean and through each listening condition."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import real_speech
+    from backend import audio_conditions
+    clips, counts = real_speech.dev_clips(shared), {}
+    for condition in ("clean",) + tuple(audio_conditions.CONDITIONS):
+        copies = clips if condition == "clean" else real_speech.condition_clips(clips, condition)
+        heard = labelled = 0
+        for clip in copies:
+            posterior = np.exp(load_frontend().features(clip.audio, SAMPLE_RATE).log_posteriors[:, bilabial_columns()])
+            mass = posterior.sum(axis=1)
+            for start, end, label in clip.timeline:
+                if label in BILABIALS:
+                    window = mass[int(start * 50):int((end + 0.06) * 50) + 1]
+                    heard += bool(window.size and window.max() >= threshold)
+                    labelled += 1
+        counts[condition] = (heard, labelled)
+    return counts
+
+
 def summarise(checks: list) -> dict:
     pooled = phone_checks.summarise(checks)
     return {key: pooled.get(key) for key in ("closure", "rest", "openness_rho", "mtm_median_ms", "lag_frames")}
@@ -73,7 +100,13 @@ def main(argv=None) -> int:
     parser.add_argument("--corpus", default=None, help="a corpus manifest.json whose Kathleen takes are left out")
     parser.add_argument("--shared", type=Path, default=DEFAULT_SHARED)
     parser.add_argument("--out", type=Path, default=REPO / "out" / "closure_guard")
+    parser.add_argument("--heard", action="store_true", help="only report the /p b m/ of set b the front end hears")
     args = parser.parse_args(argv)
+    if args.heard:
+        for condition, (heard, labelled) in heard_bilabials(args.shared).items():
+            print(f"set b {condition}: the front end hears {heard} of {labelled} /p b m/ ({heard / labelled:.0%}) "
+                  f"at threshold {DEFAULT_SETTINGS.threshold}")
+        return 0
     started = time.monotonic()
     mesh = load_flame_mesh(args.shared / "flame" / "FLAME_sample.ply")
     rig = FlameRig(mesh.vertices, mesh.faces, FlameRegions.load(args.shared / "flame" / "FLAME_masks.npz").masks)

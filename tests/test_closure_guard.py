@@ -118,3 +118,9 @@ def test_the_settings_benchmark_tunes_on_training_prompts_only(tmp_path, flame_m
     assert len(report["clips"]) == 2 and len(report["rows"]) == 1 + len(bench.GRID["threshold"]) * \
         len(bench.GRID["before_s"]) * len(bench.GRID["after_s"]) * len(bench.GRID["ramp_s"])
     assert "| off |" in (tmp_path / "out" / "closure_guard.md").read_text()
+    if not (shared / "speech" / "dev").is_dir():
+        pytest.skip(f"{shared / 'speech' / 'dev'} is absent")
+    counts = bench.heard_bilabials(shared)
+    labelled = {total for _, total in counts.values()}
+    assert len(labelled) == 1 and labelled.pop() > 20           # every condition: the same labelled /p b m/
+    assert counts["noise_10db"][0] <= counts["clean"][0] <= counts["clean"][1]
