@@ -224,6 +224,9 @@ def test_compare_exported_ablation_repeats_the_perceptual_run_with_each_other_cr
         "no perceptual loss", "loss from 3D SyncNet-style", "loss from w/o 2D prior",
         "loss from ours (two-stage, 2D prior) (the + perceptual model)"]
     assert not any("n/a | n/a | n/a" in line for line in lines)
+    closure = text.split("### Bilabial closure")[1]
+    assert "| FaceFormer-style + perceptual (ours (two-stage, 2D prior)) |" in closure    # the critic named
+    assert "| FaceFormer-style + perceptual (3D SyncNet-style) |" in closure
     ablation = json.loads((out / "ablation.json").read_text())
     assert ablation["critic_variant"] == "two-stage" and len(ablation["rows"]["test"]) == 5     # + ground truth
     capsys.readouterr()

@@ -757,8 +757,11 @@ def ablation_sections(pairs: dict, families, corpus, out_dir: Path, runs_dir, cr
         if key != split:
             sections += [f"### Table 3 format on real-speech set {set_names[key]} (against the rig from the "
                          "labels)\n", ablation_table(rows[key], done, critic_variant)]
+    own = {run_label(Run("", family, critic_variant), critic_variant) for family in done}   # named by critic here
+    shown = {key: {f"{label} ({VARIANT_NAMES[critic_variant]})" if label in own else label: summary
+                   for label, summary in per_label.items()} for key, per_label in checks.items()}
     sections += ["### Bilabial closure / rest in pauses / MTM median ms per critic (REFERENCE §8)\n",
-                 phone_check_table(checks, set_names)]
+                 phone_check_table(shown, set_names)]
     return sections
 
 
@@ -804,8 +807,9 @@ def compare_exported(models_dir, corpus, out_dir, real_speech=None, real_sets=("
     synthetic = "SYNTHETIC" if data["synthetic"] else "not marked synthetic"
     sections = [f"# Paper comparison of the exported generators ({synthetic} motion)\n",
                 f"Models: `{models_dir}` ({', '.join(f'`{Path(path).name}`' for path in models.values())}"
-                f"{'; not there: ' + ', '.join(f'`{name}`' for name in missing) if missing else ''}); nothing "
-                f"trained here. PLRS from the independent evaluator `{evaluator}` (another seed and a disjoint data "
+                f"{'; not there: ' + ', '.join(f'`{name}`' for name in missing) if missing else ''}); "
+                f"{'only the ablation fine-tunes are trained here' if 'ablation' in parts else 'nothing trained here'}"
+                f". PLRS from the independent evaluator `{evaluator}` (another seed and a disjoint data "
                 f"half from the critic `{critic}` the perceptual loss used).\n"]
     set_names = {split: f"corpus `{corpus.name}` split `{split}`"}
     evaluations = {split: (corpus, out_dir / f"evaluation_{split}")}
