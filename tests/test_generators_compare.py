@@ -229,6 +229,10 @@ def test_compare_exported_ablation_repeats_the_perceptual_run_with_each_other_cr
     assert "| FaceFormer-style + perceptual (3D SyncNet-style) |" in closure
     ablation = json.loads((out / "ablation.json").read_text())
     assert ablation["critic_variant"] == "two-stage" and len(ablation["rows"]["test"]) == 5     # + ground truth
+    predictions = list(out.glob("evaluation_test/*/predictions/*/*.npy"))   # ~33 MB a row; reuse reads the tables
+    assert len(predictions) == 5 * 6
+    for prediction in predictions:
+        prediction.unlink()
     capsys.readouterr()
     assert training_main(arguments) == 0
     output = capsys.readouterr().out
