@@ -179,3 +179,68 @@ def test_compare_exported_needs_exported_folders_and_compare_needs_runs(ci_corpu
     assert "no exported folder <family>_v2[_perceptual]" in capsys.readouterr().err
     assert training_main(["compare", "--corpus", str(ci_corpus), "--out", str(tmp_path / "out")]) == 2
     assert "compare needs --runs and --representation" in capsys.readouterr().err
+
+
+def test_compare_exported_ablation_repeats_the_perceptual_run_with_each_other_critic(
+        ci_corpus, exported_models, representation_dir, flame_masks, tmp_path, capsys):
+    """Table 3 on exported models: the exported + perceptual run is repeated with only the critic changed (a missing
+    critic trained with the shipped critic's settings), every row scored by the independent evaluator, then reused."""
+    import shutil
+
+    from training.checkpoints import save_checkpoint
+    from training.generators.config import GeneratorConfig
+    from training.generators.families import load_generator_checkpoint
+    from training.representation.train import load_representation_checkpoint, load_representation_meta
+    models, runs = exported_models
+    critics, out = tmp_path / "critics", tmp_path / "out"
+    critics.mkdir()
+    shutil.copy(representation_dir / "syncnet.pt", critics / "syncnet.pt")    # no-2d-prior.pt is missing: trained
+    critic = load_representation_checkpoint(representation_dir / "two-stage.pt")
+    meta = json.loads(critic["meta"])
+    meta["config"]["stage2"]["steps"], meta["config"]["seed"], meta["config"]["data_half"] = 3, 2, 0
+    save_checkpoint(tmp_path / "critic.pt", {**critic, "meta": json.dumps(meta)})   # settings to carry over
+    arguments = ["compare", "--exported", str(models), "--corpus", str(ci_corpus), "--masks", str(flame_masks),
+                 "--runs", str(runs), "--critic", str(tmp_path / "critic.pt"), "--representation",
+                 str(critics), "--families", "faceformer", "--parts", "ablation", "--out", str(out)]
+    assert training_main(arguments) == 0
+    trained = load_representation_meta(critics / "no-2d-prior.pt")
+    assert trained["variant"] == "no-2d-prior" and trained["config"] == meta["config"]
+
+    def config_of(run):
+        return GeneratorConfig.from_dict(json.loads(load_generator_checkpoint(run / "checkpoint.pt")["config"]))
+    shipped = runs / "faceformer_v2_perceptual"
+    perceptual = [float(row["perceptual"]) for row in read_log(shipped / "loss.csv")]
+    for variant in ("syncnet", "no-2d-prior"):
+        run = out / "ablation" / "runs" / f"faceformer_{variant}"
+        assert config_of(run) == config_of(shipped)
+        other = [float(row["perceptual"]) for row in read_log(run / "loss.csv")]
+        assert all(value > 0 for value in other) and other != perceptual      # another critic's loss
+        assert (out / "ablation" / "models" / f"faceformer_v2_perceptual_{variant}" / "generator.onnx").is_file()
+    text = (out / "comparison.md").read_text()
+    assert "## Representation ablation (paper Table 3 format)" in text and "plrs_evaluator" in text
+    table3 = text.split("### Table 3 format on corpus")[1].split("###")[0]
+    lines = [line for line in table3.splitlines() if line.startswith("| FaceFormer-style |")]
+    assert [line.split(" | ")[1] for line in lines] == [
+        "no perceptual loss", "loss from 3D SyncNet-style", "loss from w/o 2D prior",
+        "loss from ours (two-stage, 2D prior) (the + perceptual model)"]
+    assert not any("n/a | n/a | n/a" in line for line in lines)
+    closure = text.split("### Bilabial closure")[1]
+    assert "| FaceFormer-style + perceptual (ours (two-stage, 2D prior)) |" in closure    # the critic named
+    assert "| FaceFormer-style + perceptual (3D SyncNet-style) |" in closure
+    ablation = json.loads((out / "ablation.json").read_text())
+    assert ablation["critic_variant"] == "two-stage" and len(ablation["rows"]["test"]) == 5     # + ground truth
+    predictions = list(out.glob("evaluation_test/*/predictions/*/*.npy"))   # ~33 MB a row; reuse reads the tables
+    assert len(predictions) == 5 * 6
+    for prediction in predictions:
+        prediction.unlink()
+    capsys.readouterr()
+    assert training_main(arguments) == 0
+    output = capsys.readouterr().out
+    assert "training " not in output and "evaluated " not in output       # runs, exports and rows all reused
+
+
+def test_compare_exported_ablation_needs_runs_and_a_critics_folder(exported_models, ci_corpus, tmp_path, capsys):
+    models, _ = exported_models
+    assert training_main(["compare", "--exported", str(models), "--corpus", str(ci_corpus), "--parts", "ablation",
+                          "--out", str(tmp_path / "out")]) == 2
+    assert "the ablation part fine-tunes as the exported runs were made: it needs --runs" in capsys.readouterr().err

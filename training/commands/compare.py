@@ -21,7 +21,10 @@ def register(subparsers) -> None:
                                                   "only read: the runs whose configuration is an exported model's "
                                                   "give the codebook usage and the CodeTalker-style stage 1")
     parser.add_argument("--representation", type=Path,
-                        help="folder with two-stage.pt, syncnet.pt, no-2d-prior.pt (missing ones are trained)")
+                        help="folder with two-stage.pt, syncnet.pt, no-2d-prior.pt (missing ones are trained); "
+                             "with --exported and the ablation part, the critics other than --critic's variant")
+    parser.add_argument("--representation-corpus", type=Path, metavar="DIR",
+                        help="corpus the missing representations train on (default --corpus)")
     parser.add_argument("--out", type=Path, required=True, help="folder for comparison.md, cost.csv, ...")
     add_encoders_and_masks(parser)
     parser.add_argument("--preset", default="small", help="generator preset for every run")
@@ -30,7 +33,9 @@ def register(subparsers) -> None:
     parser.add_argument("--families", nargs="+", default=list(FAMILIES), metavar="FAMILY",
                         help=f"subset of {', '.join(FAMILIES)}")
     parser.add_argument("--parts", nargs="+", metavar="PART",
-                        help=f"subset of {', '.join(PARTS)} (default all; with --exported: comparison codebook cost)")
+                        help=f"subset of {', '.join(PARTS)} (default all; with --exported: comparison codebook cost, "
+                             "and ablation: Table 3, the exported + perceptual runs fine-tuned again with each other "
+                             "critic)")
     parser.add_argument("--cost-steps", type=positive_int, help="measured iterations per cost row "
                                                                 "(default 10; with --exported 5)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
@@ -56,12 +61,13 @@ def run(args) -> int:
         print(compare_exported(args.exported, args.corpus, args.out, args.real_speech, args.real_sets, args.runs,
                                args.critic, args.encoders, args.masks, args.split, args.families,
                                args.parts or ["comparison", "codebook", "cost"], args.suffix, args.cost_steps or 5,
-                               args.cost_clips, args.device, args.threads))
+                               args.cost_clips, args.device, args.threads, args.representation,
+                               args.representation_corpus))
         return 0
     if args.runs is None or args.representation is None:
         raise BackendError("compare needs --runs and --representation (to train or reuse the runs), or --exported "
                            "MODELS_DIR to compare exported models")
     print(compare(args.corpus, args.runs, args.representation, args.out, args.encoders, args.masks, args.preset,
                   overrides(GeneratorConfig, args), args.split, args.families, args.parts or list(PARTS),
-                  args.cost_steps or 10, args.device, args.threads))
+                  args.cost_steps or 10, args.device, args.threads, args.representation_corpus))
     return 0

@@ -23,9 +23,14 @@ folder), with REFERENCE §8's closure / rest per set and issue 18's check of the
 row (model x set) is kept in its own folder and reused while its graph, the data and the evaluator are
 unchanged, so the sets can be scored in separate runs. The cost rows use the exported models' own training
 configurations; the codebook usage reads the runs in `--runs` whose configuration is the exported one's.
+The "ablation" part (Table 3) is the one that trains: the exported `_perceptual` model is the row of its critic's
+variant (`--critic`), and each other variant's critic (`--representation DIR`, trained there when missing with
+the critic's own settings on `--representation-corpus`) is the perceptual loss of a fine-tune that repeats the
+exported run (found in `--runs`) with only the critic changed; runs and their exports live in <out>/ablation/.
 
     python -m training compare --exported models/generators --corpus DIR --real-speech DIR --out DIR
-        [--real-sets a b c] [--runs DIR] [--parts comparison codebook cost]
+        [--real-sets a b c] [--runs DIR] [--parts comparison ablation codebook cost]
+        [--representation DIR --representation-corpus DIR]
 """
 
 import csv
@@ -60,8 +65,10 @@ FAMILIES = ("faceformer", "kmtalk", "codetalker", "selftalk")   # the families t
 ABLATION_VARIANTS = ("syncnet", "no-2d-prior")
 VARIANT_NAMES = {"two-stage": "ours (two-stage, 2D prior)", "syncnet": "3D SyncNet-style",
                  "no-2d-prior": "w/o 2D prior"}
+TABLE3_ORDER = ("syncnet", "no-2d-prior", "two-stage")    # the paper's Table 3 rows, top to bottom
 PERCEPTUAL_WEIGHT = 1e-7     # the published FaceFormer weight; the other families' weights are unpublished
 PARTS = ("comparison", "ablation", "codebook", "cost")
+EXPORTED_PARTS = ("comparison", "ablation", "codebook", "cost")
 
 
 @dataclass(frozen=True)
@@ -109,18 +116,22 @@ def run_config(run: Run, preset_name: str, settings: dict, runs_dir: Path) -> Ge
     return generator_preset(preset_name, **merged(settings, overrides))
 
 
-def ensure_representations(folder: Path, variants, corpus, preset_name: str, seed: int, log=print) -> dict:
-    """{variant: checkpoint path}, training the missing ones (see the module docstring)."""
+def ensure_representations(folder: Path, variants, corpus, preset_name: str, seed: int, reference=None,
+                           feature_cache=None, log=print) -> dict:
+    """{variant: checkpoint path}, training the missing ones with the settings of the `reference` checkpoint
+    (default <folder>/two-stage.pt; its preset, seed and data half, so only the variant differs) when it exists,
+    else the preset's (see the module docstring)."""
     folder.mkdir(parents=True, exist_ok=True)
-    reference = folder / "two-stage.pt"
+    reference = Path(reference) if reference is not None else folder / "two-stage.pt"
     paths = {}
     for variant in variants:
         path = folder / f"{variant}.pt"
         if not path.is_file():
             config = (Config.from_dict(load_representation_meta(reference)["config"])
                       if reference.is_file() else preset(preset_name, seed=seed))
-            log(f"training representation {variant} ({config.name} settings) -> {path}")
-            represent(config, corpus, folder, variant, log=log, resume=True)
+            log(f"training representation {variant} ({config.name} settings, seed {config.seed}, data half "
+                f"{config.data_half}) -> {path}")
+            represent(config, corpus, folder, variant, log=log, resume=True, feature_cache=feature_cache)
         paths[variant] = path
     return paths
 
@@ -146,11 +157,13 @@ def ensure_run(run: Run, config: GeneratorConfig, runs_dir: Path, corpus, repres
     return action
 
 
-def run_label(run: Run) -> str:
+def run_label(run: Run, loss_variant: str = "two-stage") -> str:
+    """Row label: the family's title alone (no perceptual loss), "+ perceptual" with the loss of `loss_variant`
+    (the release's own critic), "+ perceptual (<variant>)" with another representation variant as the critic."""
     base = FAMILY_CLASSES[run.family].title
     if run.variant is None:
         return base
-    return f"{base} + perceptual" if run.variant == "two-stage" else f"{base} + perceptual ({VARIANT_NAMES[run.variant]})"
+    return f"{base} + perceptual" if run.variant == loss_variant else f"{base} + perceptual ({VARIANT_NAMES[run.variant]})"
 
 
 def _cell(row: dict, column: str, digits: int) -> str:
@@ -191,13 +204,18 @@ def comparison_table(rows: dict, families) -> str:
     return "\n".join(lines) + "\n"
 
 
-def ablation_table(rows: dict) -> str:
-    """Table 3 layout: FaceFormer-style trained with the loss from each representation variant."""
-    lines = [f"| FaceFormer-style trained with | {METRIC_HEADER} |", "|---|---|---|---|---|---|",
-             f"| no perceptual loss | {_metric_cells(rows[run_label(Run('', 'faceformer'))])} |"]
-    for variant in ("two-stage", *ABLATION_VARIANTS):
-        lines.append(f"| loss from {VARIANT_NAMES[variant]} | "
-                     f"{_metric_cells(rows[run_label(Run('', 'faceformer', variant))])} |")
+def ablation_table(rows: dict, families=("faceformer",), loss_variant: str = "two-stage") -> str:
+    """Table 3 layout: each family without the perceptual loss, then with the loss of each representation variant
+    as the critic (the paper's order; `loss_variant`'s row is the release's own "+ perceptual" model). A row not
+    in `rows` reads n/a."""
+    lines = [f"| model | trained with | {METRIC_HEADER} |", "|---|---|---|---|---|---|---|"]
+    for family in families:
+        title = FAMILY_CLASSES[family].title
+        lines.append(f"| {title} | no perceptual loss | {_metric_cells(rows.get(run_label(Run('', family)), {}))} |")
+        for variant in TABLE3_ORDER:
+            row = rows.get(run_label(Run("", family, variant), loss_variant), {})
+            own = " (the + perceptual model)" if variant == loss_variant else ""
+            lines.append(f"| {title} | loss from {VARIANT_NAMES[variant]}{own} | {_metric_cells(row)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -350,10 +368,10 @@ def cost_table(rows: list, device_name: str) -> str:
 
 def compare(corpus, runs_dir, representation_dir, out_dir, encoders_dir=None, masks=None, preset_name: str = "small",
             settings: dict | None = None, split: str = "test", families=FAMILIES, parts=PARTS, cost_steps: int = 10,
-            device_name: str = "cpu", threads: int = 1, log=print) -> str:
+            device_name: str = "cpu", threads: int = 1, representation_corpus=None, log=print) -> str:
     """Train or reuse every run the parts need, evaluate, measure; writes <out>/comparison.md and returns it.
     settings: GeneratorConfig overrides for every run (e.g. {"seed": 1}); its seed also seeds missing
-    representations."""
+    representations, which train on representation_corpus (default the corpus)."""
     settings = settings or {}
     seed = settings.get("seed", 0)
     unknown = sorted(set(families) - set(FAMILIES)) + sorted(set(parts) - set(PARTS))
@@ -366,7 +384,8 @@ def compare(corpus, runs_dir, representation_dir, out_dir, encoders_dir=None, ma
     out_dir.mkdir(parents=True, exist_ok=True)
     runs = planned_runs(families, parts)
     variants = sorted({run.variant for run in runs if run.variant} | ({"two-stage"} if "cost" in parts else set()))
-    representations = ensure_representations(Path(representation_dir), variants, corpus, preset_name, seed, log)
+    representations = ensure_representations(Path(representation_dir), variants, representation_corpus or corpus,
+                                             preset_name, seed, log=log)
     provenance = {}
     for run in runs:
         config = run_config(run, preset_name, settings, runs_dir)
@@ -653,22 +672,120 @@ def cost_subset(corpus: Path, out: Path, clips: int) -> Path:
     return out
 
 
+ABLATION_FOLDER = "ablation"     # <out>/ablation/runs/<family>_<variant>/, <out>/ablation/models/<model>_<variant>/
+
+
+def in_runs(path: str, runs_dir: Path) -> str:
+    """A checkpoint path of a saved configuration, found again in runs_dir by its run folder and file name."""
+    from training.generators.export import run_name
+    return str(Path(runs_dir) / run_name(path)) if path else path
+
+
+def ablation_fine_tunes(pairs: dict, runs_dir: Path, critic: Path, representation_dir: Path, representation_corpus,
+                        corpus, out_dir: Path, log=print) -> tuple:
+    """Table 3 on exported models: the exported `_perceptual` folder is the row of the critic's own variant; for
+    every other representation variant, its checkpoint `<representation_dir>/<variant>.pt` (trained when missing
+    with the critic's own settings — preset, seed, data half — on `representation_corpus`, so only the variant
+    differs) is the critic of a fine-tune made exactly as the exported one: the run in runs_dir whose
+    configuration is the exported model's gives every setting (start checkpoint, steps, weight, data), looked up
+    again in runs_dir. Each fine-tune is trained (or reused, or resumed) in <out>/ablation/runs/<family>_<variant>
+    and exported to <out>/ablation/models/<exported name>_<variant> (not shipped).
+    Returns ({row label: model folder}, critic variant, [family left out: reason])."""
+    from training.generators.export import export_generator
+    critic_variant = load_representation_meta(critic)["variant"]
+    others = [variant for variant in TABLE3_ORDER if variant != critic_variant]
+    critics = ensure_representations(Path(representation_dir), others, representation_corpus, "small", 0,
+                                     reference=critic, feature_cache=default_feature_cache(representation_corpus),
+                                     log=log)
+    shipped = {family: folders[1] for family, folders in pairs.items() if None not in folders}
+    runs = matching_checkpoints(runs_dir, {family: folder for family, folder in shipped.items()})
+    models, left_out = {}, [f"{family}: no exported baseline and _perceptual pair" for family in pairs
+                            if family not in shipped]
+    root = Path(out_dir) / ABLATION_FOLDER
+    for family, folder in shipped.items():
+        if family not in runs:
+            left_out.append(f"{family}: no run in {runs_dir} has {folder.name}'s configuration")
+            continue
+        models[run_label(Run("", family))] = pairs[family][0]
+        models[run_label(Run("", family, critic_variant), critic_variant)] = folder
+        config = GeneratorConfig.from_dict(json.loads(load_generator_checkpoint(runs[family])["config"]))
+        config = replace(config, init_from=in_runs(config.init_from, runs_dir),
+                         codetalker=replace(config.codetalker,
+                                            motion_prior=in_runs(config.codetalker.motion_prior, runs_dir)))
+        for variant in others:
+            run = Run(f"{family}_{variant}", family, variant)
+            ensure_run(run, config, root / "runs", corpus, critics[variant], log)
+            checkpoint = root / "runs" / run.name / loop.CHECKPOINT_FILE
+            exported = root / "models" / f"{folder.name}_{variant}"
+            info = exported / "model.json"
+            if not info.is_file() or checkpoint.stat().st_mtime > info.stat().st_mtime:
+                export_generator(checkpoint, exported, force=True, description=(
+                    f"{folder.name} fine-tuned as it was, with the {VARIANT_NAMES[variant]} critic "
+                    f"{critics[variant]} (Table 3 ablation; not shipped)"))
+            models[run_label(run, critic_variant)] = exported
+    return models, critic_variant, left_out
+
+
+def ablation_sections(pairs: dict, families, corpus, out_dir: Path, runs_dir, critic: Path, representation_dir,
+                      representation_corpus, evaluations: dict, set_names: dict, evaluator, masks, synthetic: str,
+                      log=print) -> list:
+    """comparison.md's Table 3 sections: `ablation_fine_tunes`, then every row (baseline, + the loss of each
+    critic) scored on each set of `evaluations` ({set: (corpus, evaluation folder)}, rows shared with Table 2's);
+    writes <out>/ablation.json ({set: {row: table row}}, the phone checks, the critic's variant)."""
+    models, critic_variant, left_out = ablation_fine_tunes(pairs, Path(runs_dir), critic, representation_dir,
+                                                           representation_corpus, corpus, out_dir, log)
+    done = [family for family in families if run_label(Run("", family)) in models]
+    if not done:
+        return ["## Representation ablation (paper Table 3 format)\n", "Not run: " + "; ".join(left_out) + ".\n"]
+    rows, checks = {}, {}
+    for key, (folder, evaluation_dir) in evaluations.items():
+        log(f"Table 3: evaluating on {set_names[key]}")
+        rows[key], checks[key], _ = evaluate_once(models, folder, evaluation_dir, key, evaluator, masks, log)
+    write_json(out_dir / "ablation.json", {"critic_variant": critic_variant, "critic": str(critic),
+                                           "models": {label: str(path) for label, path in models.items()},
+                                           "rows": rows, "phone_checks": checks, "left_out": left_out})
+    split = next(iter(evaluations))
+    sections = ["## Representation ablation (paper Table 3 format): each critic as the perceptual loss\n",
+                f"The + perceptual model's critic `{critic}` is the {VARIANT_NAMES[critic_variant]} variant; the "
+                f"other variants' critics (`{representation_dir}`) were trained with its settings (preset, seed, data "
+                f"half) on `{representation_corpus}`, and each fine-tune repeats the + perceptual run's settings "
+                f"(from `{runs_dir}`) with only the critic changed. PLRS from the independent evaluator `{evaluator}`"
+                f"{'; not run: ' + '; '.join(left_out) if left_out else ''}.\n",
+                f"### Table 3 format on {set_names[split]} ({synthetic} rig motion)\n",
+                ablation_table(rows[split], done, critic_variant)]
+    for key in evaluations:
+        if key != split:
+            sections += [f"### Table 3 format on real-speech set {set_names[key]} (against the rig from the "
+                         "labels)\n", ablation_table(rows[key], done, critic_variant)]
+    own = {run_label(Run("", family, critic_variant), critic_variant) for family in done}   # named by critic here
+    shown = {key: {f"{label} ({VARIANT_NAMES[critic_variant]})" if label in own else label: summary
+                   for label, summary in per_label.items()} for key, per_label in checks.items()}
+    sections += ["### Bilabial closure / rest in pauses / MTM median ms per critic (REFERENCE §8)\n",
+                 phone_check_table(shown, set_names)]
+    return sections
+
+
 def compare_exported(models_dir, corpus, out_dir, real_speech=None, real_sets=("a", "b", "c"), runs_dir=None,
                      critic=None, encoders_dir=None, masks=None, split: str = "test", families=FAMILIES,
                      parts=("comparison", "codebook", "cost"), suffix: str = DEFAULT_EXPORTED_SUFFIX,
                      cost_steps: int = 5, cost_clips: int = 40, device_name: str = "cpu", threads: int = 1,
-                     log=print) -> str:
+                     representation_dir=None, representation_corpus=None, log=print) -> str:
     """The paper's comparison of exported generator folders (`<family><suffix>` and its `_perceptual` variant in
-    models_dir), nothing trained: Table 2 on the corpus split and on each real-speech set (a corpus written by
+    models_dir): Table 2 on the corpus split and on each real-speech set (a corpus written by
     benchmarks/real_speech_corpus.py: its 3D ground truth is the rig driven by the labels), PLRS always from the
     independent evaluator; closure / rest per set; issue 18's direction check; codebook usage and cost per step
-    from the runs in runs_dir whose configuration is the exported one's. Writes <out>/comparison.md."""
+    from the runs in runs_dir whose configuration is the exported one's. Nothing is trained except for the
+    "ablation" part (Table 3: the other representation variants as critics, `ablation_fine_tunes`, critics in
+    representation_dir trained on representation_corpus, default the corpus). Writes <out>/comparison.md."""
     from backend.metrics.plrs import find_encoder_directory
     from backend.models import SPEECH_MESH, default_models_dir
-    unknown = sorted(set(families) - set(FAMILIES)) + sorted(set(parts) - {"comparison", "codebook", "cost"})
+    unknown = sorted(set(families) - set(FAMILIES)) + sorted(set(parts) - set(EXPORTED_PARTS))
     if unknown:
         raise BackendError(f"unknown famil(ies) or part(s) {', '.join(unknown)}; families: {', '.join(FAMILIES)}; "
-                           "parts with --exported: comparison, codebook, cost")
+                           f"parts with --exported: {', '.join(EXPORTED_PARTS)}")
+    if "ablation" in parts and (runs_dir is None or representation_dir is None):
+        raise BackendError("the ablation part fine-tunes as the exported runs were made: it needs --runs (their run "
+                           "folders) and --representation (a folder for the other critics; missing ones are trained)")
     corpus, out_dir, models_dir = Path(corpus), Path(out_dir), Path(models_dir)
     critic = Path(critic) if critic else default_models_dir(SPEECH_MESH) / "representation.pt"
     evaluator = find_encoder_directory(encoders_dir)
@@ -690,18 +807,19 @@ def compare_exported(models_dir, corpus, out_dir, real_speech=None, real_sets=("
     synthetic = "SYNTHETIC" if data["synthetic"] else "not marked synthetic"
     sections = [f"# Paper comparison of the exported generators ({synthetic} motion)\n",
                 f"Models: `{models_dir}` ({', '.join(f'`{Path(path).name}`' for path in models.values())}"
-                f"{'; not there: ' + ', '.join(f'`{name}`' for name in missing) if missing else ''}); nothing "
-                f"trained here. PLRS from the independent evaluator `{evaluator}` (another seed and a disjoint data "
+                f"{'; not there: ' + ', '.join(f'`{name}`' for name in missing) if missing else ''}); "
+                f"{'only the ablation fine-tunes are trained here' if 'ablation' in parts else 'nothing trained here'}"
+                f". PLRS from the independent evaluator `{evaluator}` (another seed and a disjoint data "
                 f"half from the critic `{critic}` the perceptual loss used).\n"]
+    set_names = {split: f"corpus `{corpus.name}` split `{split}`"}
+    evaluations = {split: (corpus, out_dir / f"evaluation_{split}")}
+    if real_speech is not None:
+        real_speech = Path(real_speech)
+        described = json.loads((real_speech / "manifest.json").read_text(encoding="utf-8")).get("sets", {})
+        for key in real_sets:
+            set_names[key] = described.get(key, f"set {key}")
+            evaluations[key] = (real_speech, out_dir / f"evaluation_{key}")
     if "comparison" in parts:
-        set_names = {split: f"corpus `{corpus.name}` split `{split}`"}
-        evaluations = {split: (corpus, out_dir / f"evaluation_{split}")}
-        if real_speech is not None:
-            real_speech = Path(real_speech)
-            described = json.loads((real_speech / "manifest.json").read_text(encoding="utf-8")).get("sets", {})
-            for key in real_sets:
-                set_names[key] = described.get(key, f"set {key}")
-                evaluations[key] = (real_speech, out_dir / f"evaluation_{key}")
         rows, checks, actions = {}, {}, {}
         for key, (folder, evaluation_dir) in evaluations.items():
             log(f"evaluating on {set_names[key]}")
@@ -726,6 +844,10 @@ def compare_exported(models_dir, corpus, out_dir, real_speech=None, real_sets=("
         write_json(out_dir / "direction.json", directions)
         sections += ["## Does + perceptual beat its baseline? (issue 18's reading of the paper's claim)\n",
                      direction_table(directions, split)]
+    if "ablation" in parts:
+        sections += ablation_sections(pairs, families, corpus, out_dir, runs_dir, critic, representation_dir,
+                                      representation_corpus or corpus, evaluations, set_names, evaluator, masks,
+                                      synthetic, log)
     checkpoints = matching_checkpoints(runs_dir, models) if runs_dir is not None and "codebook" in parts else {}
     codetalker = {label: path for label, path in checkpoints.items() if label.startswith(FAMILY_CLASSES["codetalker"].title)}
     if "codebook" in parts:
