@@ -167,7 +167,7 @@ class TALKINGHEAD_OT_animate(bpy.types.Operator):
         if state == "finished":
             for warning in job.result.warnings:
                 self.report({"WARNING"}, f"'{job.request.object_name}': {warning}")
-            self.report({"INFO"}, f"Animated with '{job.result.generator}': {job.message}")
+            self.report({"INFO"}, job.report_line())
             return {"FINISHED"}
         if state == "cancelled":
             self.report({"WARNING"}, "Animate from Audio cancelled; the scene is unchanged")

@@ -1,9 +1,11 @@
-"""The N-panel tab: audio, generator, style and intensity, life toggles, the key-mapping table (driving a
+"""The N-panel tab: audio, generator, style and intensity, the lip closure toggle, life toggles, the key-mapping table (driving a
 character's own keys), the buttons (with why they are disabled), the
 scores with a colour cue, a rating word and a one-line explanation each, and the speech-envelope vs
 lip-opening plot. Text is wrapped to the sidebar's width so nothing is cut off with '...'."""
 
 import bpy
+
+from backend.generators import INPUT_SPEECH_FEATURES
 
 from . import operators, properties, scoring
 
@@ -136,6 +138,10 @@ class TALKINGHEAD_PT_panel(bpy.types.Panel):
             split = layout.split(factor=0.38)
             split.label(text=settings.bl_rna.properties[name].name)
             split.prop(settings, name, text="", slider=True)
+        row = layout.row()
+        info = properties.selected_generator(context)
+        row.active = info is not None and info.input == INPUT_SPEECH_FEATURES   # v1 graphs have no guard to switch
+        row.prop(settings, "lip_closure")
         if settings.bake != properties.BAKE_PER_FRAME:
             column = layout.column(align=True)
             row = column.row(align=True)

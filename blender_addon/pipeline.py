@@ -68,6 +68,7 @@ class AnimationRequest:
     scene_fps: float
     faces: Optional[np.ndarray] = None   # (9976, 3) the mesh's triangles: the shape-key basis's rig needs them
     bake: str = properties.BAKE_EDITABLE
+    lip_closure: bool = True  # the backend's lip closure guard (backend.closure_guard; v2 generators)
     blinks: bool = True      # editable bakes: backend.retarget.life on the eyeBlink, browInnerUp and browOuterUp
     brows: bool = True       # keys, and the head's rotation
     pitch_brows: bool = True
@@ -150,6 +151,7 @@ def gather_request(context) -> AnimationRequest:
         generator=info.name, style=settings.style if settings.style in info.styles else None,
         intensity=settings.intensity, models_dir=models_dir, template_path=template_path, threads=threads,
         rest_vertices=rest, scene_fps=bake.scene_fps(context.scene), faces=faces, bake=settings.bake,
+        lip_closure=settings.lip_closure,
         blinks=settings.blinks, brows=settings.brows, pitch_brows=settings.pitch_brows,
         head_motion=settings.head_motion, seed=settings.seed,
         mapping=properties.mapping_for(settings, properties.own_key_names(obj))
@@ -207,7 +209,8 @@ def compute_animation(request: AnimationRequest, progress: Callable[[float], Non
         scoring.hears_frontend(request.models_dir, request.threads) else None
     blocks = generator.animate_blocks(samples, rate, template, request.style,
                                       progress=lambda fraction: progress(GENERATE_SHARE * fraction),
-                                      should_cancel=should_cancel, frontend_features=features)
+                                      should_cancel=should_cancel, frontend_features=features,
+                                      lip_closure=request.lip_closure)
     total = next(blocks)
     if regions is None:
         flame = np.empty((total, *template.shape), dtype=np.float32)
@@ -398,6 +401,12 @@ class AnimationJob:
         self._bake = self._plot_image = None
         self.message = " | ".join(score.text for score in scores.scores)
         self.state = "finished"
+
+    def report_line(self) -> str:
+        """The finished job's info line: the generator, the lip closure guard when it was switched off, the
+        scores."""
+        guard = "" if self.request.lip_closure else " (lip closure guard off)"
+        return f"Animated with '{self.result.generator}'{guard}: {self.message}"
 
     def cancel(self) -> None:
         """Stop the worker at its next check and remove a partial bake; the scene is left as it was."""

@@ -122,6 +122,12 @@ class TalkingHeadSettings(bpy.types.PropertyGroup):
                                   description="Speaking style (subject) the generator was trained with")
     intensity: bpy.props.FloatProperty(name="Intensity", default=1.0, min=0.0, max=2.0,
                                        description="Scales the motion around the neutral face (1 = as generated)")
+    lip_closure: bpy.props.BoolProperty(
+        name="Close lips on /p b m/", default=True,
+        description="Where the speech front end hears /p b m/, shut the lips the generator left open (the lip "
+                    "closure guard; v2 generators only, v1 generators have no front end to hear with). Turn it off "
+                    "for a stylised character whose rest pose has the lips apart (the guard pulls the mouth towards "
+                    "the rest pose) or to see the generator's own output")
     bake: bpy.props.EnumProperty(
         name="Bake", default=BAKE_EDITABLE,
         items=[(BAKE_EDITABLE, "Editable keys", "ARKit-named relative shape keys driven by F-curves in an NLA strip: "

@@ -242,3 +242,53 @@ def test_blinks_are_their_own_seeded_switchable_channel(editable):
     run_animate()
     assert blinks.max() > 0.9 and not np.allclose(blinks, other)
     assert _curve_values(editable, "eyeBlink_L", frames).max() < 0.5   # only what the solve found in the clip
+
+
+def test_close_lips_toggle_reaches_the_backend_and_the_info_line(editable, flame_ply):
+    """"Close lips on /p b m/" (default on) is carried into the backend call: switched off, the exact per-frame
+    bake is the generator's unguarded output, which on the sample sentence's bilabials differs by millimetres."""
+    settings = bpy.context.scene.talking_head
+    assert settings.lip_closure   # the default
+    settings.bake = properties.BAKE_PER_FRAME   # the generator's output exactly
+    samples, rate = load_audio(SAMPLE_WAV)
+    template = load_flame_mesh(flame_ply).vertices.astype(np.float32)
+    generator = load_generator(DEFAULT_GENERATOR, SHIPPED)
+    guarded, unguarded = (generator.animate(samples, rate, template, lip_closure=guard) for guard in (True, False))
+    assert (lip_distance_curve(unguarded) - lip_distance_curve(guarded)).max() > 0.001   # the guard shut a bilabial
+    for guard, expected in ((True, guarded), (False, unguarded)):
+        settings.lip_closure = guard
+        job = _job()
+        assert job.run_here(bpy.context) == "finished"
+        np.testing.assert_allclose(baked_keys(editable), expected, atol=1e-5)
+        assert ("(lip closure guard off)" in job.report_line()) is not guard
+        assert job.report_line().startswith(f"Animated with '{DEFAULT_GENERATOR}'")
+
+
+class _RecordingLayout:
+    """A stand-in for bpy's UILayout that records (property name, whether its row is active) of every prop()."""
+
+    def __init__(self, drawn: list):
+        self.drawn, self.active = drawn, True
+
+    def prop(self, data, name, **options):
+        self.drawn.append((name, self.active))
+
+    def __getattr__(self, name):   # split, row, column, box, label, operator, ...: a child layout
+        return lambda *args, **options: _RecordingLayout(self.drawn)
+
+
+def _drawn_props(obj) -> dict:
+    from types import SimpleNamespace
+    from blender_addon import panel
+    drawn = []
+    preferences = SimpleNamespace(addons=bpy.context.preferences.addons, system=SimpleNamespace(ui_scale=1.0))
+    context = SimpleNamespace(scene=bpy.context.scene, preferences=preferences, active_object=obj,
+                              region=SimpleNamespace(width=300))   # -b mode: no region, ui_scale 0
+    panel.TALKINGHEAD_PT_panel.draw(SimpleNamespace(layout=_RecordingLayout(drawn)), context)
+    return dict(drawn)
+
+
+def test_the_panel_shows_the_close_lips_toggle_greyed_for_a_generator_without_the_guard(editable):
+    assert _drawn_props(editable)["lip_closure"] is True           # the default v2 generator runs the guard
+    bpy.context.scene.talking_head.generator = "faceformer_small"  # a v1 graph: no front end, no guard
+    assert _drawn_props(editable)["lip_closure"] is False
