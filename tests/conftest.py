@@ -71,6 +71,23 @@ def ci_corpus(tmp_path_factory, flame_ply, flame_masks, speech_dir) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def codetalker_runs(tmp_path_factory, ci_corpus) -> Path:
+    """Tiny CodeTalker-style runs on the ci corpus (~30 s): stage 1 (VQ autoencoder) in vq/, stage 2 (code
+    predictor on the frozen prior) in stage2/."""
+    import torch
+    from tiny_runs import TINY
+    from training.__main__ import main as training_main
+    root = tmp_path_factory.mktemp("codetalker")
+    torch.set_num_threads(1)
+    assert training_main(["train", *TINY, "--family", "codetalker-vq", "--corpus", str(ci_corpus),
+                          "--out", str(root / "vq")]) == 0
+    assert training_main(["train", *TINY, "--family", "codetalker", "--set",
+                          f"codetalker.motion_prior={root / 'vq' / 'checkpoint.pt'}", "--corpus", str(ci_corpus),
+                          "--out", str(root / "stage2")]) == 0
+    return root
+
+
 @pytest.fixture(autouse=True)
 def single_torch_thread():
     """Tests whose module uses torch run it on one thread: small models are fastest so on 2 shared cores."""

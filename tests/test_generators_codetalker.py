@@ -10,8 +10,6 @@ import torch
 from backend.errors import BackendError, ModelError
 from backend.generators import load_generator
 from backend.mesh import load_flame_mesh
-from tiny_runs import TINY
-from training.__main__ import main as training_main
 from training.loop import read_log
 from training.generators.codetalker import VectorQuantiser
 from training.generators.compare import code_usage
@@ -21,19 +19,6 @@ from training.generators.families import build_generator, load_generator_checkpo
 from training.generators.clips import ClipLoader, training_styles
 
 pytestmark = pytest.mark.training
-
-
-@pytest.fixture(scope="session")
-def codetalker_runs(tmp_path_factory, ci_corpus):
-    """Tiny stage 1 (VQ autoencoder) and stage 2 (code predictor on the frozen prior) runs."""
-    root = tmp_path_factory.mktemp("codetalker")
-    torch.set_num_threads(1)
-    assert training_main(["train", *TINY, "--family", "codetalker-vq", "--corpus", str(ci_corpus),
-                          "--out", str(root / "vq")]) == 0
-    assert training_main(["train", *TINY, "--family", "codetalker", "--set",
-                          f"codetalker.motion_prior={root / 'vq' / 'checkpoint.pt'}", "--corpus", str(ci_corpus),
-                          "--out", str(root / "stage2")]) == 0
-    return root
 
 
 

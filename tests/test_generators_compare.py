@@ -165,6 +165,42 @@ def test_compare_exported_scores_tables_closure_direction_and_cost(ci_corpus, ex
     assert "split `test` (reused), b: unseen real speakers (reused)" in (out / "comparison.md").read_text()
 
 
+def test_compare_exported_cost_measures_codetalker_on_a_stage_1_refitted_on_the_cost_clips(
+        ci_corpus, codetalker_runs, representation_dir, tmp_path, capsys):
+    """The stage 1 was fitted on the whole train split, so stage 2 refuses it on the cost clips (another motion
+    basis); the cost part refits the stage-1 run's own configuration on those clips and measures both rows."""
+    import shutil
+
+    from training.generators.config import GeneratorConfig
+    from training.generators.export import export_generator
+    from training.generators.families import load_generator_checkpoint
+    models = tmp_path / "models"
+    export_generator(codetalker_runs / "stage2" / "checkpoint.pt", models / "codetalker_v2")
+    shutil.copytree(models / "codetalker_v2", models / "codetalker_v2_perceptual")   # the + loss row's config:
+    info = json.loads((models / "codetalker_v2_perceptual" / "model.json").read_text())   # only the weight differs
+    info["config"]["perceptual_weight"] = 1e-7
+    (models / "codetalker_v2_perceptual" / "model.json").write_text(json.dumps(info))
+    out = tmp_path / "out"
+    assert training_main(["compare", "--exported", str(models), "--corpus", str(ci_corpus), "--runs",
+                          str(codetalker_runs), "--critic", str(representation_dir / "two-stage.pt"), "--families",
+                          "codetalker", "--parts", "cost", "--cost-steps", "1", "--cost-clips", "3", "--out",
+                          str(out)]) == 0
+    assert "not measured" not in capsys.readouterr().out
+    with open(out / "cost.csv", newline="") as stream:
+        cost = list(csv.DictReader(stream))
+    assert [(row["family"], row["perceptual"]) for row in cost] == [("codetalker", "False"), ("codetalker", "True")]
+    assert all(float(row["seconds_per_iteration"]) > 0 for row in cost)
+    text = (out / "comparison.md").read_text()
+    assert "| CodeTalker-style |" in text and "the stage-1 prior of codetalker refitted on those clips" in text
+    (refit,) = (out / "cost_runs").glob("*/vq/checkpoint.pt")
+
+    def config_of(path):
+        return GeneratorConfig.from_dict(json.loads(load_generator_checkpoint(path)["config"]))
+    assert config_of(refit) == config_of(codetalker_runs / "vq" / "checkpoint.pt")   # its settings (4 < 20 steps)
+    fitted = load_generator_checkpoint(codetalker_runs / "vq" / "checkpoint.pt")["model"]["basis.components"]
+    assert not torch.allclose(load_generator_checkpoint(refit)["model"]["basis.components"], fitted)   # 3 clips'
+
+
 def test_compare_exported_refuses_the_critic_as_plrs_evaluator(exported_models, ci_corpus, tmp_path, capsys):
     from backend.models import SPEECH_MESH, default_models_dir
     models, _ = exported_models

@@ -48,6 +48,7 @@ import torch
 
 from backend.atomic import atomic_stream, write_json, write_text
 from backend.datasets import open_dataset
+from backend.datasets.corpus import MANIFEST_FILE
 from backend.errors import BackendError
 from training import loop
 from training.configuration import merged
@@ -136,7 +137,8 @@ def ensure_representations(folder: Path, variants, corpus, preset_name: str, see
     return paths
 
 
-def ensure_run(run: Run, config: GeneratorConfig, runs_dir: Path, corpus, representation, log=print) -> str:
+def ensure_run(run: Run, config: GeneratorConfig, runs_dir: Path, corpus, representation, log=print,
+               feature_cache=None) -> str:
     """Reuse, resume or train `run`; returns what was done ("reused", "resumed", "trained")."""
     checkpoint_path = runs_dir / run.name / loop.CHECKPOINT_FILE
     action = "trained"
@@ -152,7 +154,8 @@ def ensure_run(run: Run, config: GeneratorConfig, runs_dir: Path, corpus, repres
         action = "resumed"
     log(f"{action[:-1]}ing {run.name} ({config.family}, {config.name} preset, {config.steps} steps)")
     started = time.monotonic()
-    train(config, corpus, runs_dir / run.name, resume=checkpoint_path.is_file(), representation=representation)
+    train(config, corpus, runs_dir / run.name, resume=checkpoint_path.is_file(), representation=representation,
+          feature_cache=feature_cache)
     log(f"{run.name}: {time.monotonic() - started:.0f} s")
     return action
 
@@ -636,7 +639,8 @@ def matching_checkpoints(runs_dir: Path, exported: dict) -> dict:
 def exported_cost_configs(pairs: dict, runs_dir) -> dict:
     """{family: (baseline config, + loss config)} from the exported model.json configs (a fine-tuned model's
     starting checkpoint dropped); a CodeTalker-style model's stage-1 checkpoint is looked up in runs_dir under the
-    run folder model.json names (families without one there are left out)."""
+    run folder model.json names (families without runs_dir are left out; `with_cost_prior` then refits it on the
+    cost clips)."""
     configs = {}
     for family, folders in pairs.items():
         if None in folders:
@@ -659,7 +663,6 @@ def exported_cost_configs(pairs: dict, runs_dir) -> dict:
 def cost_subset(corpus: Path, out: Path, clips: int) -> Path:
     """A corpus of every n-th train clip of `corpus` (files linked, not copied) for the cost rows: a step's cost
     depends on the clips' lengths, not on how many there are, and reading fewer clips keeps each process short."""
-    from backend.datasets.corpus import MANIFEST_FILE
     manifest = json.loads((corpus / MANIFEST_FILE).read_text(encoding="utf-8"))
     train = [entry for entry in manifest["clips"] if entry.get("split") == "train"]
     kept = train[::max(1, len(train) // clips)][:clips]
@@ -670,6 +673,31 @@ def cost_subset(corpus: Path, out: Path, clips: int) -> Path:
     write_json(out / MANIFEST_FILE, {**{key: value for key, value in manifest.items() if key != "stats"},
                                      "clips": kept, "subset_of": str(corpus.resolve())}, indent=1)
     return out
+
+
+COST_PRIOR_STEPS = 20      # steps of the stage-1 refit on the cost clips (its weights do not change a step's cost)
+COST_RUNS_FOLDER = "cost_runs"
+
+
+def with_cost_prior(config: GeneratorConfig, subset: Path, runs_dir: Path, feature_cache=None,
+                    log=print) -> GeneratorConfig:
+    """`config` with its stage-1 motion prior (CodeTalker-style) refitted on the cost clips `subset`: the stage-1
+    run's own configuration (read from its checkpoint) trained for COST_PRIOR_STEPS steps in
+    runs_dir/<its run folder> (reused when there). Why: stage 2 refuses a prior fitted in another motion basis,
+    and the basis is fitted on the clips read (the shipped prior's on the whole train split); a stage-2 step's cost
+    depends on the frozen prior's sizes (the same: the stage-1 configuration), not on its weights. Configurations
+    without a prior are returned as they are."""
+    prior = config.codetalker.motion_prior
+    if not prior:
+        return config
+    if not Path(prior).is_file():
+        raise BackendError(f"{prior}: no stage-1 run there (pass the runs folder the model was trained in as --runs)")
+    saved = GeneratorConfig.from_dict(json.loads(load_generator_checkpoint(prior)["config"]))
+    refit = replace(saved, steps=min(saved.steps, COST_PRIOR_STEPS))
+    run = Run(Path(prior).parent.name, refit.family)
+    ensure_run(run, refit, runs_dir, subset, None, log, feature_cache)
+    return replace(config, codetalker=replace(config.codetalker,
+                                              motion_prior=str(runs_dir / run.name / loop.CHECKPOINT_FILE)))
 
 
 ABLATION_FOLDER = "ablation"     # <out>/ablation/runs/<family>_<variant>/, <out>/ablation/models/<model>_<variant>/
@@ -863,8 +891,22 @@ def compare_exported(models_dir, corpus, out_dir, real_speech=None, real_sets=("
         configs = exported_cost_configs(pairs, runs_dir)
         sections.append("## Training cost (paper Table S8 format)\n")
         subset = cost_subset(corpus, out_dir / "cost_corpus", cost_clips) if configs else None
-        rows = cost_rows(configs, subset, str(critic), cost_steps, device_name, threads,
-                         feature_cache=default_feature_cache(corpus), log=log) if configs else []
+        cache = default_feature_cache(corpus)
+        if configs:   # the refitted priors are kept per cost-clip selection (their basis is fitted on it)
+            clips_key = hashlib.blake2b((subset / MANIFEST_FILE).read_bytes(), digest_size=4).hexdigest()
+            prior_runs = out_dir / COST_RUNS_FOLDER / clips_key
+        for family, pair in list(configs.items()):
+            try:
+                configs[family] = tuple(with_cost_prior(config, subset, prior_runs, cache, log) for config in pair)
+            except BackendError as error:
+                log(f"cost {family}: not measured ({error})")
+                del configs[family]
+        rows = cost_rows(configs, subset, str(critic), cost_steps, device_name, threads, feature_cache=cache,
+                         log=log) if configs else []
+        refitted = [family for family, pair in configs.items() if pair[0].codetalker.motion_prior]
+        refit_note = (f"; the stage-1 prior of {', '.join(refitted)} refitted on those clips for {COST_PRIOR_STEPS} "
+                      "steps with its run's configuration (`with_cost_prior`: a stage-2 step costs the same whatever "
+                      "the frozen prior's weights)") if refitted else ""
         left_out = sorted(set(families) - {row["family"] for row in rows})
         if rows:
             with atomic_stream(out_dir / "cost.csv", "w", newline="") as stream:
@@ -875,11 +917,12 @@ def compare_exported(models_dir, corpus, out_dir, real_speech=None, real_sets=("
                          f"thread(s), shared machine); each exported model's own training configuration (the + loss "
                          f"rows with the critic `{critic}`), median of {cost_steps} steps after one warm-up, each in "
                          f"a fresh process, on {cost_clips} train clips of `{corpus.name}` (every n-th)"
+                         f"{refit_note}"
                          f"{'; not measured: ' + ', '.join(left_out) if left_out else ''}.\n",
                          cost_table(rows, device_name)]
         else:
             sections.append("Not measured: no family has both exported folders (and a CodeTalker-style stage 1 "
-                            "in --runs fitted on the cost clips).\n")
+                            "run in --runs).\n")
     text = "\n".join(sections)
     write_text(out_dir / "comparison.md", text)
     return text
