@@ -1,5 +1,5 @@
 """`python -m training compare`: the paper's full comparison (training/generators/compare.py), either training
-the runs it needs (--runs, --representation) or on exported generator folders (--exported, nothing trained)."""
+the runs it needs (--runs, --representation) or on exported generator folders (--exported, not retrained)."""
 
 from pathlib import Path
 
@@ -40,7 +40,7 @@ def register(subparsers) -> None:
                                                                 "(default 10; with --exported 5)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
                         help="device for the cost rows (training runs use the GPU when present)")
-    exported = parser.add_argument_group("exported models (nothing is trained)")
+    exported = parser.add_argument_group("exported models (not retrained)")
     exported.add_argument("--exported", type=Path, metavar="MODELS_DIR",
                           help="compare the folders <family><suffix> and <family><suffix>_perceptual in MODELS_DIR "
                                "(e.g. models/generators)")

@@ -15,14 +15,15 @@ cost rows come from fresh processes (peak memory is per process) running the tra
 Outputs in --out: comparison.md (all tables), evaluation/ (table.csv, predictions), cost.csv,
 codebook.json. Everything is measured on whatever corpus is given; the ci corpus is SYNTHETIC.
 
-Exported models (`compare_exported`, `--exported MODELS_DIR`): nothing is trained; the folders
+Exported models (`compare_exported`, `--exported MODELS_DIR`): no exported model is retrained; the folders
 `<family>_v2` and `<family>_v2_perceptual` are scored through the backend (ONNX) on the corpus split and on
 the real-speech sets (`--real-speech DIR` from benchmarks/real_speech_corpus.py, whose 3D ground truth is the
 rig driven by the phone labels), PLRS always from the independent evaluator (refused if it is the critic's
 folder), with REFERENCE §8's closure / rest per set and issue 18's check of the paper's claim per family. Each
 row (model x set) is kept in its own folder and reused while its graph, the data and the evaluator are
 unchanged, so the sets can be scored in separate runs. The cost rows use the exported models' own training
-configurations; the codebook usage reads the runs in `--runs` whose configuration is the exported one's.
+configurations (a CodeTalker-style stage 1 refitted for a few steps on the cost clips, `with_cost_prior`,
+in <out>/cost_runs/); the codebook usage reads the runs in `--runs` whose configuration is the exported one's.
 The "ablation" part (Table 3) is the one that trains: the exported `_perceptual` model is the row of its critic's
 variant (`--critic`), and each other variant's critic (`--representation DIR`, trained there when missing with
 the critic's own settings on `--representation-corpus`) is the perceptual loss of a fine-tune that repeats the
@@ -804,7 +805,8 @@ def compare_exported(models_dir, corpus, out_dir, real_speech=None, real_sets=("
     independent evaluator; closure / rest per set; issue 18's direction check; codebook usage and cost per step
     from the runs in runs_dir whose configuration is the exported one's. Nothing is trained except for the
     "ablation" part (Table 3: the other representation variants as critics, `ablation_fine_tunes`, critics in
-    representation_dir trained on representation_corpus, default the corpus). Writes <out>/comparison.md."""
+    representation_dir trained on representation_corpus, default the corpus) and the cost part's 20-step stage-1
+    refit (`with_cost_prior`). Writes <out>/comparison.md."""
     from backend.metrics.plrs import find_encoder_directory
     from backend.models import SPEECH_MESH, default_models_dir
     unknown = sorted(set(families) - set(FAMILIES)) + sorted(set(parts) - set(EXPORTED_PARTS))
@@ -836,7 +838,7 @@ def compare_exported(models_dir, corpus, out_dir, real_speech=None, real_sets=("
     sections = [f"# Paper comparison of the exported generators ({synthetic} motion)\n",
                 f"Models: `{models_dir}` ({', '.join(f'`{Path(path).name}`' for path in models.values())}"
                 f"{'; not there: ' + ', '.join(f'`{name}`' for name in missing) if missing else ''}); "
-                f"{'only the ablation fine-tunes are trained here' if 'ablation' in parts else 'nothing trained here'}"
+                f"{'only the ablation fine-tunes are trained here' if 'ablation' in parts else 'no exported model retrained here'}"
                 f". PLRS from the independent evaluator `{evaluator}` (another seed and a disjoint data "
                 f"half from the critic `{critic}` the perceptual loss used).\n"]
     set_names = {split: f"corpus `{corpus.name}` split `{split}`"}
