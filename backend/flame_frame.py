@@ -31,7 +31,7 @@ PROPORTION_RANGE = (0.4, 1.1)
 UNITS = (("metres", 1.0), ("centimetres", 0.01), ("millimetres", 0.001), ("inches", 0.0254),
          ("decimetres", 0.1))
 SNAP_DEGREES = 20.0
-POINTS_PER_BLOCK = 1 << 20   # points mapped at a time by FlameFrame.to_local (~200 frames)
+POINTS_PER_BLOCK = 1 << 20   # points mapped at a time by FlameFrame.to_flame / to_local (~200 frames)
 
 
 @dataclass(frozen=True)
@@ -120,27 +120,24 @@ class FlameFrame:
 
     def to_flame(self, local: np.ndarray) -> np.ndarray:
         """(..., 3) local coordinates -> FLAME frame, float32."""
-        if self.is_identity:
-            return np.asarray(local, dtype=np.float32)
-        local = np.asarray(local)
-        points = local.reshape(-1, 3)
-        flame = np.empty(points.shape, dtype=np.float32)
-        for start in range(0, len(points), POINTS_PER_BLOCK):   # float64 temporaries of a block, not the take
-            block = slice(start, start + POINTS_PER_BLOCK)
-            flame[block] = self.scale * points[block].astype(np.float64) @ self.rotation.T + self.translation
-        return flame.reshape(local.shape)
+        return self._mapped(local, lambda points: self.scale * points @ self.rotation.T + self.translation)
 
     def to_local(self, flame: np.ndarray) -> np.ndarray:
         """(..., 3) FLAME frame -> local coordinates, float32 (the exact inverse of `to_flame`)."""
+        return self._mapped(flame, lambda points: (points - self.translation) @ self.rotation / self.scale)
+
+    def _mapped(self, coordinates: np.ndarray, transform) -> np.ndarray:
+        """(..., 3) -> float32 of the same shape: `transform` of float64 (n, 3) points (none for the identity),
+        applied POINTS_PER_BLOCK points at a time, so the float64 temporaries are a block's, not the take's."""
         if self.is_identity:
-            return np.asarray(flame, dtype=np.float32)
-        flame = np.asarray(flame)
-        points = flame.reshape(-1, 3)
-        local = np.empty(points.shape, dtype=np.float32)
-        for start in range(0, len(points), POINTS_PER_BLOCK):   # float64 temporaries of a block, not the take
+            return np.asarray(coordinates, dtype=np.float32)
+        coordinates = np.asarray(coordinates)
+        points = coordinates.reshape(-1, 3)
+        mapped = np.empty(points.shape, dtype=np.float32)
+        for start in range(0, len(points), POINTS_PER_BLOCK):
             block = slice(start, start + POINTS_PER_BLOCK)
-            local[block] = (points[block].astype(np.float64) - self.translation) @ self.rotation / self.scale
-        return local.reshape(flame.shape)
+            mapped[block] = transform(points[block].astype(np.float64))
+        return mapped.reshape(coordinates.shape)
 
 
 def _nearest_axis_aligned(axes: np.ndarray) -> Optional[np.ndarray]:
