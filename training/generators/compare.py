@@ -153,7 +153,8 @@ def ensure_run(run: Run, config: GeneratorConfig, runs_dir: Path, corpus, repres
         if int(checkpoint["step"]) >= config.steps:
             return "reused"
         action = "resumed"
-    log(f"{action[:-1]}ing {run.name} ({config.family}, {config.name} preset, {config.steps} steps)")
+    log(f"{'resuming' if action == 'resumed' else 'training'} {run.name} ({config.family}, {config.name} preset, "
+        f"{config.steps} steps)")
     started = time.monotonic()
     train(config, corpus, runs_dir / run.name, resume=checkpoint_path.is_file(), representation=representation,
           feature_cache=feature_cache)
@@ -370,6 +371,16 @@ def cost_table(rows: list, device_name: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def report_header(title: str, corpus: Path) -> tuple:
+    """(heading "# <title> (<label> corpus)", the line "Corpus `<path>` (preset P, seed S, <label>)", label), label
+    "SYNTHETIC" or "not marked synthetic" (the corpus manifest's word, `data_provenance`): every comparison report
+    names its data the same way and heads its tables with the label."""
+    data = data_provenance(corpus)
+    label = "SYNTHETIC" if data["synthetic"] else "not marked synthetic"
+    return (f"# {title} ({label} corpus)\n", f"Corpus `{corpus}` (preset {data['preset']}, seed {data['seed']}, "
+            f"{label})", label)
+
+
 def compare(corpus, runs_dir, representation_dir, out_dir, encoders_dir=None, masks=None, preset_name: str = "small",
             settings: dict | None = None, split: str = "test", families=FAMILIES, parts=PARTS, cost_steps: int = 10,
             device_name: str = "cpu", threads: int = 1, representation_corpus=None, log=print) -> str:
@@ -395,11 +406,9 @@ def compare(corpus, runs_dir, representation_dir, out_dir, encoders_dir=None, ma
         config = run_config(run, preset_name, settings, runs_dir)
         provenance[run.name] = ensure_run(run, config, runs_dir, corpus,
                                           representations.get(run.variant) if run.variant else None, log)
-    data = data_provenance(corpus)
-    synthetic = "SYNTHETIC" if data["synthetic"] else "not marked synthetic"
-    sections = [f"# Generator comparison ({synthetic} corpus)\n",
-                f"Corpus `{corpus}` (preset {data['preset']}, seed {data['seed']}, {synthetic}); "
-                f"split `{split}`; generator preset `{preset_name}`, seed {seed}; perceptual weight "
+    heading, corpus_line, synthetic = report_header("Generator comparison", corpus)
+    sections = [heading,
+                f"{corpus_line}; split `{split}`; generator preset `{preset_name}`, seed {seed}; perceptual weight "
                 f"{PERCEPTUAL_WEIGHT:g} for every family; representations in `{representation_dir}`. These numbers say "
                 "how well models fit a synthetic rig, not real speech.\n",
                 "Runs: " + ", ".join(f"`{name}` ({action})" for name, action in provenance.items()) + ".\n"]
@@ -833,12 +842,12 @@ def compare_exported(models_dir, corpus, out_dir, real_speech=None, real_sets=("
     missing = [f"{family}{suffix}{tail}" for family, folders in pairs.items()
                for tail, folder in zip(("", PERCEPTUAL_SUFFIX), folders) if folder is None]
     out_dir.mkdir(parents=True, exist_ok=True)
-    data = data_provenance(corpus)
-    synthetic = "SYNTHETIC" if data["synthetic"] else "not marked synthetic"
-    sections = [f"# Paper comparison of the exported generators ({synthetic} motion)\n",
-                f"Models: `{models_dir}` ({', '.join(f'`{Path(path).name}`' for path in models.values())}"
-                f"{'; not there: ' + ', '.join(f'`{name}`' for name in missing) if missing else ''}); "
-                f"{'only the ablation fine-tunes are trained here' if 'ablation' in parts else 'no exported model retrained here'}"
+    heading, corpus_line, synthetic = report_header("Paper comparison of the exported generators", corpus)
+    trained = "only the ablation fine-tunes are trained here" if "ablation" in parts else \
+        "no exported model retrained here"
+    sections = [heading,
+                f"{corpus_line}. Models: `{models_dir}` ({', '.join(f'`{Path(path).name}`' for path in models.values())}"
+                f"{'; not there: ' + ', '.join(f'`{name}`' for name in missing) if missing else ''}); {trained}"
                 f". PLRS from the independent evaluator `{evaluator}` (another seed and a disjoint data "
                 f"half from the critic `{critic}` the perceptual loss used).\n"]
     set_names = {split: f"corpus `{corpus.name}` split `{split}`"}
