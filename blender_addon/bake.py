@@ -187,10 +187,12 @@ def scene_fps(scene) -> float:
 
 class _SlicedBake:
     """The budgeted loop every bake shares: `step(budget_s)` calls `_add(index)` for the next items until all
-    `total` are added or the budget is spent (one item at least), so the UI thread never stalls for long."""
+    `total` are added or the budget is spent (one item at least), so the UI thread never stalls for long; and
+    `discard`, which removes what the bake made."""
 
     total = 0
     done = 0
+    carrier = mesh = action = None   # what a bake made: carrier object, mesh copy (None: none of its own), Action
 
     @property
     def keys_done(self) -> bool:
@@ -208,6 +210,19 @@ class _SlicedBake:
             if time.perf_counter() >= deadline:
                 break
         return self.done / self.total if self.total else 1.0
+
+    def discard(self) -> None:
+        """Remove everything this bake created (carrier object, mesh copy with its shape keys, action); never the
+        character's own data (a bake that drives the character's keys has no mesh of its own)."""
+        if self.carrier is not None:
+            bpy.data.objects.remove(self.carrier)
+            self.carrier = None
+        if self.mesh is not None:
+            bpy.data.meshes.remove(self.mesh)
+            self.mesh = None
+        if self.action is not None:
+            bpy.data.actions.remove(self.action)
+            self.action = None
 
 
 class ShapeKeyBake(_SlicedBake):
@@ -264,14 +279,6 @@ class ShapeKeyBake(_SlicedBake):
         self.carrier = None
         return self.mesh, action
 
-    def discard(self) -> None:
-        """Remove everything this bake created (carrier object, mesh copy with its shape keys, action)."""
-        if self.carrier is not None:
-            bpy.data.objects.remove(self.carrier)
-        bpy.data.meshes.remove(self.mesh)
-        if self.action is not None:
-            bpy.data.actions.remove(self.action)
-
 
 class BasisBake(_SlicedBake):
     """Bake the shape-key basis and its weight curves onto a copy of `obj`'s mesh (keeping the artist's keys).
@@ -323,18 +330,6 @@ class BasisBake(_SlicedBake):
         self.carrier = None
         return self.mesh, action
 
-    def discard(self) -> None:
-        """Remove everything this bake created (carrier object, mesh copy with its shape keys, action)."""
-        if self.carrier is not None:
-            bpy.data.objects.remove(self.carrier)
-            self.carrier = None
-        if self.mesh is not None:
-            bpy.data.meshes.remove(self.mesh)
-            self.mesh = None
-        if self.action is not None:
-            bpy.data.actions.remove(self.action)
-            self.action = None
-
 
 class TargetKeysBake(_SlicedBake):
     """Drive a character's OWN shape keys (any topology) by name: one thinned F-curve per mapped key (its basis
@@ -372,10 +367,6 @@ class TargetKeysBake(_SlicedBake):
         shape keys (the scene is untouched until then)."""
         return None, self.action
 
-    def discard(self) -> None:
-        if self.action is not None:
-            bpy.data.actions.remove(self.action)
-            self.action = None
 
 
 def _place_on_nla_track(datablock, action, track_name: str, first_frame: int) -> None:
