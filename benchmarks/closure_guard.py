@@ -7,17 +7,20 @@ show them in these recordings. Never shared/speech/dev, never a held-out prompt.
 
 Each model runs once per clip without the guard; every setting of the grid is then applied to those vertices and
 scored by backend.metrics.phone_checks (closure, rest in pauses, openness rho, MTM and lag against the rig from
-the labels). The rule, fixed before looking: the setting with the highest mean closure over the models whose
+the labels). Each setting runs with and without the bilabial detector's runs (backend.bilabial_detector). The
+rule, fixed before looking: the setting with the highest mean closure over the models whose
 rest is no lower than without the guard, openness rho at most `MAX_RHO_DROP` lower and median MTM at most
-`MAX_MTM_RISE_MS` higher; among equal closures the shortest window (the least change to the graph's motion).
+`MAX_MTM_RISE_MS` higher; among equal closures the shortest window (the least change to the graph's motion), then
+with the detector (the evidence that carries to other speakers, REFERENCE §6b and the detector's card).
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/closure_guard.py [--clips 60] [--models NAME,...]
                                                                     [--corpus /tmp/gen_corpus/manifest.json] [--out DIR]
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/closure_guard.py --heard
 
 `--heard` only measures, after the choice: the share of the labelled /p b m/ of the real-speech set b (unseen
-speakers) and of its listening conditions near which the front end's /p b m/ mass reaches the chosen threshold
-(the phone plus 60 ms, for the recogniser's delay): the most the guard can ever close there.
+speakers) and of its listening conditions that the front end (its /p b m/ mass reaching the chosen threshold
+within the phone plus 60 ms, for the recogniser's delay), the detector, or either hears: the most the guard can
+ever close there.
 """
 
 import argparse
@@ -34,6 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from backend.atomic import write_text  # noqa: E402
+from backend.bilabial_detector import load_detector  # noqa: E402
 from backend.closure_guard import ClosureGuard, DEFAULT_SETTINGS, GuardSettings, closure_weights  # noqa: E402
 from backend.flame import FlameRegions  # noqa: E402
 from backend.frame_rate import MESH_FPS  # noqa: E402
@@ -68,23 +72,33 @@ def tuning_names(shared: Path, count: int, corpus_manifest=None) -> list:
 
 
 def heard_bilabials(shared: Path, threshold: float = DEFAULT_SETTINGS.threshold) -> dict:
-    """{condition: (heard, labelled)} over set b's labelled /p b m/, clean and through each listening condition."""
+    """{condition: {"front end" / "detector" / "either": heard, "labelled": n}} over set b's labelled /p b m/,
+    clean and through each listening condition: the front end's /p b m/ mass reaching `threshold` within the phone
+    plus 60 ms (the recogniser's delay), the bilabial detector's probability reaching its own threshold within the
+    phone ±20 ms (it marks the closure itself)."""
     sys.path.insert(0, str(REPO / "benchmarks"))
     import real_speech
     from backend import audio_conditions
     clips, counts = real_speech.dev_clips(shared), {}
+    detector = load_detector()
     for condition in ("clean",) + tuple(audio_conditions.CONDITIONS):
         copies = clips if condition == "clean" else real_speech.condition_clips(clips, condition)
-        heard = labelled = 0
+        tally = {"front end": 0, "detector": 0, "either": 0, "labelled": 0}
         for clip in copies:
             posterior = np.exp(load_frontend().features(clip.audio, SAMPLE_RATE).log_posteriors[:, bilabial_columns()])
             mass = posterior.sum(axis=1)
+            probability = detector.probabilities(clip.audio, SAMPLE_RATE)
             for start, end, label in clip.timeline:
                 if label in BILABIALS:
                     window = mass[int(start * 50):int((end + 0.06) * 50) + 1]
-                    heard += bool(window.size and window.max() >= threshold)
-                    labelled += 1
-        counts[condition] = (heard, labelled)
+                    near = probability[max(int(start * 50) - 1, 0):int(end * 50) + 2]
+                    front, heard = bool(window.size and window.max() >= threshold), bool(
+                        near.size and near.max() >= detector.threshold)
+                    tally["front end"] += front
+                    tally["detector"] += heard
+                    tally["either"] += front or heard
+                    tally["labelled"] += 1
+        counts[condition] = tally
     return counts
 
 
@@ -103,9 +117,12 @@ def main(argv=None) -> int:
     parser.add_argument("--heard", action="store_true", help="only report the /p b m/ of set b the front end hears")
     args = parser.parse_args(argv)
     if args.heard:
-        for condition, (heard, labelled) in heard_bilabials(args.shared).items():
-            print(f"set b {condition}: the front end hears {heard} of {labelled} /p b m/ ({heard / labelled:.0%}) "
-                  f"at threshold {DEFAULT_SETTINGS.threshold}")
+        for condition, tally in heard_bilabials(args.shared).items():
+            labelled = tally["labelled"]
+            print(f"set b {condition}: of {labelled} /p b m/ the front end hears {tally['front end']} "
+                  f"({tally['front end'] / labelled:.0%}, threshold {DEFAULT_SETTINGS.threshold}), the detector "
+                  f"{tally['detector']} ({tally['detector'] / labelled:.0%}), either {tally['either']} "
+                  f"({tally['either'] / labelled:.0%})")
         return 0
     started = time.monotonic()
     mesh = load_flame_mesh(args.shared / "flame" / "FLAME_sample.ply")
@@ -114,19 +131,23 @@ def main(argv=None) -> int:
     chosen_names = set(tuning_names(args.shared, args.clips, args.corpus))
     clips = labelled_utterances(args.shared / "speech" / KATHLEEN_FOLDER, chosen_names.__contains__, SAMPLE_RATE)
     models = [name for name in args.models.split(",") if name]
-    settings = [GuardSettings(*values) for values in itertools.product(*GRID.values())]
+    settings = [(GuardSettings(*values), detector) for detector in (False, True)
+                for values in itertools.product(*GRID.values())]
+    detector = load_detector()
     checks = {(model, key): [] for model in models for key in [None] + settings}
     with Progress(len(clips) * len(models), "closure guard settings") as bar:
         for clip in clips:
             features = speech_frontend_features(clip.audio, clip.rate)
+            detected = detector.probabilities(clip.audio, clip.rate) >= detector.threshold
             for model in models:
                 vertices = load_generator(model).animate(clip.audio, clip.rate, mesh.vertices, lip_closure=False)
                 reference = lip_distance_curve(phone_checks.rig_from_labels(rig, clip.timeline, len(vertices)))
                 checks[model, None].append(phone_checks.check_clip(vertices, clip.timeline, rig, MESH_FPS, reference))
-                for setting in settings:
-                    weights = closure_weights(features[:, :POSTERIOR_DIM], len(vertices), setting)
+                for setting, with_detector in settings:
+                    weights = closure_weights(features[:, :POSTERIOR_DIM], len(vertices), setting,
+                                              detected if with_detector else None)
                     closed = guard.apply(vertices.copy(), weights)
-                    checks[model, setting].append(phone_checks.check_clip(closed, clip.timeline, rig, MESH_FPS,
+                    checks[model, (setting, with_detector)].append(phone_checks.check_clip(closed, clip.timeline, rig, MESH_FPS,
                                                                           reference))
                 bar.update()
     rows = {(model, key): summarise(value) for (model, key), value in checks.items()}
@@ -144,31 +165,36 @@ def main(argv=None) -> int:
         return float(np.mean([rows[model, setting]["closure"] or 0.0 for model in models]))
 
     candidates = [setting for setting in settings if admissible(setting)]
-    chosen = max(candidates, key=lambda s: (round(closure(s), 4), -(s.before_s + s.after_s), -s.threshold),
-                 default=None)
+    chosen = max(candidates, key=lambda s: (round(closure(s), 4), -(s[0].before_s + s[0].after_s), -s[0].threshold,
+                                            not s[1]), default=None)
     lines = [f"# Lip closure guard settings on {len(clips)} Kathleen takes of training prompts",
              "", f"Rule: highest mean closure with rest not lower, openness rho at most {MAX_RHO_DROP} lower and "
              f"MTM at most {MAX_MTM_RISE_MS} ms higher than without the guard; then the shortest window.", "",
-             "| threshold | before ms | after ms | " + " | ".join(f"{m}: closure / rest / rho / MTM" for m in models)
-             + " | admissible |", "|---" * (4 + len(models)) + "|"]
+             "| detector | threshold | before ms | after ms | "
+             + " | ".join(f"{m}: closure / rest / rho / MTM" for m in models) + " | admissible |",
+             "|---" * (5 + len(models)) + "|"]
 
     def cell(values) -> str:
         formats = (("closure", "{:.1%}"), ("rest", "{:.1%}"), ("openness_rho", "{:.2f}"), ("mtm_median_ms", "{:.1f}"))
         return " / ".join("n/a" if values[key] is None else form.format(values[key]) for key, form in formats)
 
-    lines.append("| off | | | " + " | ".join(cell(rows[m, None]) for m in models) + " | |")
-    for setting in settings:
-        mark = "**chosen**" if setting == chosen else ("yes" if setting in candidates else "")
-        lines.append(f"| {setting.threshold} | {setting.before_s * 1000:.0f} | {setting.after_s * 1000:.0f} | "
-                     + " | ".join(cell(rows[m, setting]) for m in models) + f" | {mark} |")
-    lines += ["", f"Chosen: {chosen}; shipped default: {DEFAULT_SETTINGS}"
-              + (" (equal)" if chosen == DEFAULT_SETTINGS else " (DIFFERENT: update backend/closure_guard.py)"),
+    lines.append("| guard off | | | | " + " | ".join(cell(rows[m, None]) for m in models) + " | |")
+    for key in settings:
+        setting, with_detector = key
+        mark = "**chosen**" if key == chosen else ("yes" if key in candidates else "")
+        lines.append(f"| {'yes' if with_detector else 'no'} | {setting.threshold} | {setting.before_s * 1000:.0f} | "
+                     f"{setting.after_s * 1000:.0f} | " + " | ".join(cell(rows[m, key]) for m in models)
+                     + f" | {mark} |")
+    shipped = (DEFAULT_SETTINGS, True)
+    lines += ["", f"Chosen: {chosen}; shipped: {shipped} (the generators run the detector)"
+              + (" (equal)" if chosen == shipped else " (DIFFERENT: update backend/closure_guard.py)"),
               f"{time.monotonic() - started:.0f} s"]
     args.out.mkdir(parents=True, exist_ok=True)
     write_text(args.out / "closure_guard.md", "\n".join(lines) + "\n")
     report = {"clips": [clip.name for clip in clips], "models": models,
-              "chosen": chosen.__dict__ if chosen else None,
-              "rows": [{"model": m, "setting": None if k is None else k.__dict__, **v} for (m, k), v in rows.items()]}
+              "chosen": {**chosen[0].__dict__, "detector": chosen[1]} if chosen else None,
+              "rows": [{"model": m, "setting": None if k is None else {**k[0].__dict__, "detector": k[1]}, **v}
+                       for (m, k), v in rows.items()]}
     write_text(args.out / "closure_guard.json", json.dumps(report, indent=1))
     print("\n".join(lines))
     return 0
