@@ -42,37 +42,48 @@ from backend.speech_frontend import BILABIAL_DELAY_S, FRAME_RATE, POSTERIOR_DIM,
 class GuardSettings:
     """When and how long the guard shuts the lips. The defaults are what benchmarks/closure_guard.py chose by its
     rule on 40 Kathleen takes of training prompts that no corpus used (its grid: threshold 0.3 / 0.5 / 0.7, before
-    0-80 ms, after 0-40 ms); windows reaching 80 ms before the spike lowered the openness rho there."""
+    0-80 ms, after 0-40 ms, each without the detector and with it at four thresholds, as union or gap filler);
+    windows reaching 80 ms before the spike lowered the openness rho there, and the detector at its calibrated
+    threshold (0.16) raised MTM by more than 2 ms."""
 
     threshold: float = 0.3    # /p b m/ posterior mass that counts as heard (real bilabials spike near 1)
     before_s: float = 0.0     # shut this long before a heard run (moved back by BILABIAL_DELAY_S)...
     after_s: float = 0.02     # ... and this long after it
     ramp_s: float = 0.035     # then released over this long (raised cosine), so the lips never snap
+    detector_threshold: Optional[float] = 0.7   # bilabial detector probability that counts as heard (None: unused)
+    detector_fills_gaps: bool = False   # True: only detector runs with no front-end run within GAP_FRAMES
 
 
 DEFAULT_SETTINGS = GuardSettings()
+GAP_FRAMES = 3          # 60 ms at 50 Hz: a front-end spike this close to a detector run is the same bilabial
 TARGET_M = 0.0004        # aim 0.4 mm above the rest gap: inside the benchmark's 1 mm "shut" band, not pressed
 INNER_RADIUS_M = 0.015   # the lips (FLAME: ~80 vertices) follow fully...
 OUTER_RADIUS_M = 0.045   # ...fading out towards the chin and cheeks (~800 vertices in all)
 
 
 def closure_weights(log_posteriors: np.ndarray, frames: int, settings: GuardSettings = DEFAULT_SETTINGS,
-                    detected: Optional[np.ndarray] = None) -> np.ndarray:
+                    bilabial: Optional[np.ndarray] = None) -> np.ndarray:
     """(T50, 191+) front-end log-posteriors at 50 Hz -> (frames,) float32 weights in [0, 1] at 30 fps: 1 where a
-    heard bilabial must be shut, ramping to 0 around it (see the module docstring, step 1). `detected`: (T50,)
-    bool, the 50 Hz frames where the bilabial detector heard lips shut (`backend.bilabial_detector`); its runs
-    mark the closure itself, so they are not moved back by the CTC delay."""
+    heard bilabial must be shut, ramping to 0 around it (see the module docstring, step 1). `bilabial`: (T50,)
+    the bilabial detector's probabilities (`backend.bilabial_detector`), used when settings.detector_threshold is
+    set; its runs mark the closure itself, so they are not moved back by the CTC delay."""
     log_posteriors = np.asarray(log_posteriors, dtype=np.float32)
     if log_posteriors.ndim != 2 or log_posteriors.shape[1] < POSTERIOR_DIM:
         raise ValueError(f"log-posteriors of shape {log_posteriors.shape}; expected (T, {POSTERIOR_DIM}) or wider")
     heard = np.exp(log_posteriors[:, bilabial_columns()]).sum(axis=1) >= settings.threshold
-    runs = [(first / FRAME_RATE - BILABIAL_DELAY_S, last / FRAME_RATE - BILABIAL_DELAY_S)
-            for first, last in _runs(heard)]
-    if detected is not None:
-        detected = np.asarray(detected, dtype=bool)
-        if detected.shape != heard.shape:
-            raise ValueError(f"detector frames of shape {detected.shape}; expected {heard.shape}, one per front-end frame")
-        runs += [(first / FRAME_RATE, last / FRAME_RATE) for first, last in _runs(detected)]
+    runs = [(first / FRAME_RATE - BILABIAL_DELAY_S, last / FRAME_RATE - BILABIAL_DELAY_S) for first, last in _runs(heard)]
+    if bilabial is not None and settings.detector_threshold is not None:
+        bilabial = np.asarray(bilabial, dtype=np.float32)
+        if bilabial.shape != heard.shape:
+            raise ValueError(f"detector probabilities of shape {bilabial.shape}; expected {heard.shape}, one per "
+                             "front-end frame")
+        near = np.zeros(heard.size + 1, dtype=np.int32)   # prefix counts of front-end frames that heard one
+        np.cumsum(heard, out=near[1:])
+        for first, last in _runs(bilabial >= settings.detector_threshold):
+            lo, hi = max(first - GAP_FRAMES, 0), min(last + GAP_FRAMES + 1, heard.size)
+            if settings.detector_fills_gaps and near[hi] > near[lo]:
+                continue
+            runs.append((first / FRAME_RATE, last / FRAME_RATE))
     weights = np.zeros(max(frames, 0), dtype=np.float32)
     times = np.arange(max(frames, 0)) / MESH_FPS
     ramp = max(settings.ramp_s, 1e-6)

@@ -87,7 +87,7 @@ import numpy as np
 from backend import audio as audio_io
 from backend import models
 from backend.bilabial_detector import load_detector
-from backend.closure_guard import ClosureGuard, closure_weights
+from backend.closure_guard import DEFAULT_SETTINGS, ClosureGuard, closure_weights
 from backend.errors import BackendError, MeshError, ModelError
 from backend.flame import NUM_VERTICES
 from backend.frame_rate import MESH_FPS
@@ -359,9 +359,8 @@ class Generator:
             frontend_features = checked_frontend_features(samples, frontend_features)
             speech = to_mesh_rate(frontend_features, frames)
             if lip_closure:
-                detector = load_detector()
-                detected = detector.probabilities(samples) >= detector.threshold
-                closure = closure_weights(frontend_features[:, :POSTERIOR_DIM], frames, detected=detected)
+                bilabial = load_detector().probabilities(samples) if DEFAULT_SETTINGS.detector_threshold else None
+                closure = closure_weights(frontend_features[:, :POSTERIOR_DIM], frames, bilabial=bilabial)
                 guard = ClosureGuard(template)
         checkpoint(0.2 if self.info.input == INPUT_SPEECH_FEATURES else 0.1)
         return _Take(samples, speech, template, style_vector, frames, closure, guard)

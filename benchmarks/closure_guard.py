@@ -7,11 +7,13 @@ show them in these recordings. Never shared/speech/dev, never a held-out prompt.
 
 Each model runs once per clip without the guard; every setting of the grid is then applied to those vertices and
 scored by backend.metrics.phone_checks (closure, rest in pauses, openness rho, MTM and lag against the rig from
-the labels). Each setting runs with and without the bilabial detector's runs (backend.bilabial_detector). The
-rule, fixed before looking: the setting with the highest mean closure over the models whose
+the labels). Each setting runs without the bilabial detector (backend.bilabial_detector) and with it at
+`DETECTOR_THRESHOLDS`, its runs added to the front end's or only filling the gaps where the front end heard
+nothing near (GuardSettings.detector_fills_gaps). The rule, fixed before looking: the setting with the highest mean closure over the models whose
 rest is no lower than without the guard, openness rho at most `MAX_RHO_DROP` lower and median MTM at most
 `MAX_MTM_RISE_MS` higher; among equal closures the shortest window (the least change to the graph's motion), then
-with the detector (the evidence that carries to other speakers, REFERENCE §6b and the detector's card).
+the higher front-end threshold, then the gap filler, then with the detector (the evidence that carries to other
+speakers: its card), then its higher threshold.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/closure_guard.py [--clips 60] [--models NAME,...]
                                                                     [--corpus /tmp/gen_corpus/manifest.json] [--out DIR]
@@ -54,6 +56,9 @@ from backend.speech_frontend import POSTERIOR_DIM, bilabial_columns, load_fronte
 DEFAULT_SHARED = Path(os.environ.get("SHARED_DIR", REPO.parent / "shared"))
 GRID = {"threshold": (0.3, 0.5, 0.7), "before_s": (0.0, 0.03, 0.05, 0.08), "after_s": (0.0, 0.02, 0.04),
         "ramp_s": (0.035,)}
+# the bilabial detector: off, or at its own calibrated threshold (detector.json) and three higher ones, its runs
+# added to the front end's (union) or only where the front end heard nothing near (gap filler)
+DETECTOR_THRESHOLDS = (None, "calibrated", 0.3, 0.5, 0.7)
 MAX_RHO_DROP = 0.02
 MAX_MTM_RISE_MS = 2.0
 
@@ -71,11 +76,11 @@ def tuning_names(shared: Path, count: int, corpus_manifest=None) -> list:
     return sorted(set(eligible[int(index)] for index in np.linspace(0, len(eligible) - 1, min(count, len(eligible)))))
 
 
-def heard_bilabials(shared: Path, threshold: float = DEFAULT_SETTINGS.threshold) -> dict:
+def heard_bilabials(shared: Path, settings: GuardSettings = DEFAULT_SETTINGS) -> dict:
     """{condition: {"front end" / "detector" / "either": heard, "labelled": n}} over set b's labelled /p b m/,
-    clean and through each listening condition: the front end's /p b m/ mass reaching `threshold` within the phone
-    plus 60 ms (the recogniser's delay), the bilabial detector's probability reaching its own threshold within the
-    phone ±20 ms (it marks the closure itself)."""
+    clean and through each listening condition: the front end's /p b m/ mass reaching settings.threshold within the
+    phone plus 60 ms (the recogniser's delay), the bilabial detector's probability reaching
+    settings.detector_threshold within the phone ±20 ms (it marks the closure itself)."""
     sys.path.insert(0, str(REPO / "benchmarks"))
     import real_speech
     from backend import audio_conditions
@@ -92,8 +97,8 @@ def heard_bilabials(shared: Path, threshold: float = DEFAULT_SETTINGS.threshold)
                 if label in BILABIALS:
                     window = mass[int(start * 50):int((end + 0.06) * 50) + 1]
                     near = probability[max(int(start * 50) - 1, 0):int(end * 50) + 2]
-                    front, heard = bool(window.size and window.max() >= threshold), bool(
-                        near.size and near.max() >= detector.threshold)
+                    front = bool(window.size and window.max() >= settings.threshold)
+                    heard = bool(near.size and near.max() >= (settings.detector_threshold or np.inf))
                     tally["front end"] += front
                     tally["detector"] += heard
                     tally["either"] += front or heard
@@ -121,7 +126,8 @@ def main(argv=None) -> int:
             labelled = tally["labelled"]
             print(f"set b {condition}: of {labelled} /p b m/ the front end hears {tally['front end']} "
                   f"({tally['front end'] / labelled:.0%}, threshold {DEFAULT_SETTINGS.threshold}), the detector "
-                  f"{tally['detector']} ({tally['detector'] / labelled:.0%}), either {tally['either']} "
+                  f"{tally['detector']} ({tally['detector'] / labelled:.0%}, threshold "
+                  f"{DEFAULT_SETTINGS.detector_threshold}), either {tally['either']} "
                   f"({tally['either'] / labelled:.0%})")
         return 0
     started = time.monotonic()
@@ -131,23 +137,24 @@ def main(argv=None) -> int:
     chosen_names = set(tuning_names(args.shared, args.clips, args.corpus))
     clips = labelled_utterances(args.shared / "speech" / KATHLEEN_FOLDER, chosen_names.__contains__, SAMPLE_RATE)
     models = [name for name in args.models.split(",") if name]
-    settings = [(GuardSettings(*values), detector) for detector in (False, True)
-                for values in itertools.product(*GRID.values())]
     detector = load_detector()
+    settings = [GuardSettings(*values, detector_threshold=None if level is None else
+                              detector.threshold if level == "calibrated" else level, detector_fills_gaps=fills)
+                for level in DETECTOR_THRESHOLDS for fills in ((True,) if level is None else (False, True))
+                for values in itertools.product(*GRID.values())]
     checks = {(model, key): [] for model in models for key in [None] + settings}
     with Progress(len(clips) * len(models), "closure guard settings") as bar:
         for clip in clips:
             features = speech_frontend_features(clip.audio, clip.rate)
-            detected = detector.probabilities(clip.audio, clip.rate) >= detector.threshold
+            bilabial = detector.probabilities(clip.audio, clip.rate)
             for model in models:
                 vertices = load_generator(model).animate(clip.audio, clip.rate, mesh.vertices, lip_closure=False)
                 reference = lip_distance_curve(phone_checks.rig_from_labels(rig, clip.timeline, len(vertices)))
                 checks[model, None].append(phone_checks.check_clip(vertices, clip.timeline, rig, MESH_FPS, reference))
-                for setting, with_detector in settings:
-                    weights = closure_weights(features[:, :POSTERIOR_DIM], len(vertices), setting,
-                                              detected if with_detector else None)
+                for setting in settings:
+                    weights = closure_weights(features[:, :POSTERIOR_DIM], len(vertices), setting, bilabial)
                     closed = guard.apply(vertices.copy(), weights)
-                    checks[model, (setting, with_detector)].append(phone_checks.check_clip(closed, clip.timeline, rig, MESH_FPS,
+                    checks[model, setting].append(phone_checks.check_clip(closed, clip.timeline, rig, MESH_FPS,
                                                                           reference))
                 bar.update()
     rows = {(model, key): summarise(value) for (model, key), value in checks.items()}
@@ -165,8 +172,9 @@ def main(argv=None) -> int:
         return float(np.mean([rows[model, setting]["closure"] or 0.0 for model in models]))
 
     candidates = [setting for setting in settings if admissible(setting)]
-    chosen = max(candidates, key=lambda s: (round(closure(s), 4), -(s[0].before_s + s[0].after_s), -s[0].threshold,
-                                            not s[1]), default=None)
+    chosen = max(candidates, key=lambda s: (round(closure(s), 4), -(s.before_s + s.after_s), -s.threshold,
+                                            s.detector_fills_gaps, s.detector_threshold is not None,
+                                            s.detector_threshold or 0.0), default=None)
     lines = [f"# Lip closure guard settings on {len(clips)} Kathleen takes of training prompts",
              "", f"Rule: highest mean closure with rest not lower, openness rho at most {MAX_RHO_DROP} lower and "
              f"MTM at most {MAX_MTM_RISE_MS} ms higher than without the guard; then the shortest window.", "",
@@ -179,22 +187,20 @@ def main(argv=None) -> int:
         return " / ".join("n/a" if values[key] is None else form.format(values[key]) for key, form in formats)
 
     lines.append("| guard off | | | | " + " | ".join(cell(rows[m, None]) for m in models) + " | |")
-    for key in settings:
-        setting, with_detector = key
-        mark = "**chosen**" if key == chosen else ("yes" if key in candidates else "")
-        lines.append(f"| {'yes' if with_detector else 'no'} | {setting.threshold} | {setting.before_s * 1000:.0f} | "
-                     f"{setting.after_s * 1000:.0f} | " + " | ".join(cell(rows[m, key]) for m in models)
-                     + f" | {mark} |")
-    shipped = (DEFAULT_SETTINGS, True)
-    lines += ["", f"Chosen: {chosen}; shipped: {shipped} (the generators run the detector)"
-              + (" (equal)" if chosen == shipped else " (DIFFERENT: update backend/closure_guard.py)"),
+    for setting in settings:
+        mark = "**chosen**" if setting == chosen else ("yes" if setting in candidates else "")
+        used = "off" if setting.detector_threshold is None else (
+            f"{setting.detector_threshold:.2f}, {'gaps' if setting.detector_fills_gaps else 'union'}")
+        lines.append(f"| {used} | {setting.threshold} | {setting.before_s * 1000:.0f} | {setting.after_s * 1000:.0f} | "
+                     + " | ".join(cell(rows[m, setting]) for m in models) + f" | {mark} |")
+    lines += ["", f"Chosen: {chosen}; shipped default: {DEFAULT_SETTINGS}"
+              + (" (equal)" if chosen == DEFAULT_SETTINGS else " (DIFFERENT: update backend/closure_guard.py)"),
               f"{time.monotonic() - started:.0f} s"]
     args.out.mkdir(parents=True, exist_ok=True)
     write_text(args.out / "closure_guard.md", "\n".join(lines) + "\n")
     report = {"clips": [clip.name for clip in clips], "models": models,
-              "chosen": {**chosen[0].__dict__, "detector": chosen[1]} if chosen else None,
-              "rows": [{"model": m, "setting": None if k is None else {**k[0].__dict__, "detector": k[1]}, **v}
-                       for (m, k), v in rows.items()]}
+              "chosen": chosen.__dict__ if chosen else None,
+              "rows": [{"model": m, "setting": None if k is None else k.__dict__, **v} for (m, k), v in rows.items()]}
     write_text(args.out / "closure_guard.json", json.dumps(report, indent=1))
     print("\n".join(lines))
     return 0

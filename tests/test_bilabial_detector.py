@@ -80,17 +80,27 @@ def test_a_missing_or_broken_detector_folder_says_what_is_expected(tmp_path):
         BilabialDetector(tmp_path)
 
 
-def test_the_guard_shuts_where_the_detector_heard_without_the_ctc_delay():
-    frames50, frames30 = 100, 60
-    silent = np.full((frames50, POSTERIOR_DIM), -30.0, np.float32)   # the front end heard nothing
-    assert not closure_weights(silent, frames30).any()
-    detected = np.zeros(frames50, bool)
-    detected[50:54] = True                                           # 1.00-1.06 s
-    weights = closure_weights(silent, frames30, detected=detected)
+def test_the_guard_shuts_where_the_detector_heard_without_the_ctc_delay_and_fills_only_gaps():
+    from backend.closure_guard import GuardSettings
+    from backend.speech_frontend import bilabial_columns
+    frames50, frames30 = 150, 90
+    posteriors = np.full((frames50, POSTERIOR_DIM), -30.0, np.float32)   # the front end heard nothing...
+    bilabial = np.zeros(frames50, np.float32)
+    bilabial[50:54] = 0.9                                                 # ...the detector heard 1.00-1.06 s
+    union, gaps = (GuardSettings(detector_threshold=0.5, detector_fills_gaps=fills) for fills in (False, True))
+    front_end_only = GuardSettings(detector_threshold=None)
+    assert not closure_weights(posteriors, frames30, front_end_only, bilabial).any()   # detector unused
+    weights = closure_weights(posteriors, frames30, gaps, bilabial)
     assert weights[30] == 1.0 and weights[31] == 1.0                 # 1.000 s and 1.033 s shut
     assert weights[:27].max() == 0.0 and weights[36:].max() == 0.0
+    bilabial[100:104] = 0.9                                           # 2.00-2.06 s, and the front end spikes
+    posteriors[105, bilabial_columns()[0]] = 0.0                     # at 2.10 s: the same bilabial
+    assert np.array_equal(closure_weights(posteriors, frames30, gaps, bilabial)[45:],
+                          closure_weights(posteriors, frames30, front_end_only, bilabial)[45:])
+    assert closure_weights(posteriors, frames30, union, bilabial)[60] == 1.0   # 2.00 s: the union shuts earlier
+    assert closure_weights(posteriors, frames30, gaps, bilabial)[60] < 1.0
     with pytest.raises(ValueError, match="one per front-end frame"):
-        closure_weights(silent, frames30, detected=detected[:-1])
+        closure_weights(posteriors, frames30, gaps, bilabial[:-1])
 
 
 # ---- training, on a tiny Whisper-shaped model ----------------------------------------------------------------
