@@ -1,16 +1,18 @@
-"""Lip closure guard: where the speech front end hears /p b m/, the generated lips are shut.
+"""Lip closure guard: where the speech front end or the bilabial detector hears /p b m/, the generated lips are shut.
 
 Why: a bilabial is the one place where speech fixes the mouth exactly (both lips in contact), and viewers notice
 a /p b m/ spoken through open lips at once. The v2 generators close on ~90 % of the bilabials of speakers they
 never heard. In some misses the graph opens a few millimetres although the front end heard the bilabial clearly
 (its /p b m/ posterior near 1): two of the five that every model misses on the benchmark's sets b and c; in the
-others the front end heard /n/ or /d/, and nothing after it can help. The guard takes the evidence it has
-literally, after the graph, for every generator that hears the front end:
+others the front end heard /n/ or /d/. A second pair of ears, the bilabial detector (`backend.bilabial_detector`:
+Whisper tiny.en's encoder, pretrained on far more real voices, and a frame probe), hears most of those. The guard
+takes the evidence literally, after the graph, for every generator that hears the front end:
 
 1. Events: runs of 50 Hz front-end frames whose /p b m/ posterior mass (`speech_frontend.bilabial_columns`)
-   reaches `GuardSettings.threshold`. A CTC recogniser spikes once per phone, `BILABIAL_DELAY_S` after its
-   centre, so each run is moved back by that delay and widened (`GuardSettings`; a labelled closure lasts 60-120 ms, median
-   ~80 ms) with a raised-cosine ramp beyond: the per-frame weight w_t in [0, 1].
+   reaches `GuardSettings.threshold`, and runs of frames where the detector's probability reaches its own
+   threshold. A CTC recogniser spikes once per phone, `BILABIAL_DELAY_S` after its centre, so each front-end run
+   is moved back by that delay (the detector's runs mark the closure itself); every run is widened
+   (`GuardSettings`; a labelled closure lasts 60-120 ms, median ~80 ms) with a raised-cosine ramp beyond: the per-frame weight w_t in [0, 1].
 2. Closing: at frame t with lip gap g_t above the template's own rest gap g_rest by more than `TARGET_M`, the
    mouth region is blended towards the template by a_t = w_t * (1 - TARGET_M / (g_t - g_rest)):
    v <- v - a_t * m * (v - template), m a soft mask around the lip centres (1 within `INNER_RADIUS_M`, falling
@@ -18,7 +20,8 @@ literally, after the graph, for every generator that hears the front end:
    where the graph already closed, where nothing was heard, or outside the mouth.
 
 It never opens a mouth and never touches a frame without a heard bilabial, so rest in pauses can only improve;
-what it can cost is a false alarm (the front end's /p b m/ precision is 98.5 % on real speech, REFERENCE §6b).
+what it can cost is a false alarm (the front end's /p b m/ precision is 98.5 % on real speech, REFERENCE §6b; the
+detector's threshold lets 2 % of speech frames away from a bilabial fire on the corpus's validation split).
 The settings were chosen on training-prompt Kathleen takes (`benchmarks/closure_guard.py`), never on the
 benchmark's held-out prompts, unseen speakers or voices; `benchmarks/real_speech.py --unguarded` shows every set
 with and without it.
@@ -26,6 +29,7 @@ Works in the FLAME frame (metres), where generators run; numpy only.
 """
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -38,38 +42,53 @@ from backend.speech_frontend import BILABIAL_DELAY_S, FRAME_RATE, POSTERIOR_DIM,
 class GuardSettings:
     """When and how long the guard shuts the lips. The defaults are what benchmarks/closure_guard.py chose by its
     rule on 40 Kathleen takes of training prompts that no corpus used (its grid: threshold 0.3 / 0.5 / 0.7, before
-    0-80 ms, after 0-40 ms); windows reaching 80 ms before the spike lowered the openness rho there."""
+    0-80 ms, after 0-40 ms, each without the detector and with it at four thresholds, as union or gap filler);
+    windows reaching 80 ms before the spike lowered the openness rho there, and the detector at its calibrated
+    threshold (0.16) raised MTM by more than 2 ms."""
 
     threshold: float = 0.3    # /p b m/ posterior mass that counts as heard (real bilabials spike near 1)
     before_s: float = 0.0     # shut this long before a heard run (moved back by BILABIAL_DELAY_S)...
     after_s: float = 0.02     # ... and this long after it
     ramp_s: float = 0.035     # then released over this long (raised cosine), so the lips never snap
+    detector_threshold: Optional[float] = 0.7   # bilabial detector probability that counts as heard (None: unused)
+    detector_fills_gaps: bool = False   # True: only detector runs with no front-end run within GAP_FRAMES
 
 
 DEFAULT_SETTINGS = GuardSettings()
+GAP_FRAMES = 3          # 60 ms at 50 Hz: a front-end spike this close to a detector run is the same bilabial
 TARGET_M = 0.0004        # aim 0.4 mm above the rest gap: inside the benchmark's 1 mm "shut" band, not pressed
 INNER_RADIUS_M = 0.015   # the lips (FLAME: ~80 vertices) follow fully...
 OUTER_RADIUS_M = 0.045   # ...fading out towards the chin and cheeks (~800 vertices in all)
 
 
-def closure_weights(log_posteriors: np.ndarray, frames: int,
-                    settings: GuardSettings = DEFAULT_SETTINGS) -> np.ndarray:
+def closure_weights(log_posteriors: np.ndarray, frames: int, settings: GuardSettings = DEFAULT_SETTINGS,
+                    bilabial: Optional[np.ndarray] = None) -> np.ndarray:
     """(T50, 191+) front-end log-posteriors at 50 Hz -> (frames,) float32 weights in [0, 1] at 30 fps: 1 where a
-    heard bilabial must be shut, ramping to 0 around it (see the module docstring, step 1)."""
+    heard bilabial must be shut, ramping to 0 around it (see the module docstring, step 1). `bilabial`: (T50,)
+    the bilabial detector's probabilities (`backend.bilabial_detector`), used when settings.detector_threshold is
+    set; its runs mark the closure itself, so they are not moved back by the CTC delay."""
     log_posteriors = np.asarray(log_posteriors, dtype=np.float32)
     if log_posteriors.ndim != 2 or log_posteriors.shape[1] < POSTERIOR_DIM:
         raise ValueError(f"log-posteriors of shape {log_posteriors.shape}; expected (T, {POSTERIOR_DIM}) or wider")
     heard = np.exp(log_posteriors[:, bilabial_columns()]).sum(axis=1) >= settings.threshold
+    runs = [(first / FRAME_RATE - BILABIAL_DELAY_S, last / FRAME_RATE - BILABIAL_DELAY_S) for first, last in _runs(heard)]
+    if bilabial is not None and settings.detector_threshold is not None:
+        bilabial = np.asarray(bilabial, dtype=np.float32)
+        if bilabial.shape != heard.shape:
+            raise ValueError(f"detector probabilities of shape {bilabial.shape}; expected {heard.shape}, one per "
+                             "front-end frame")
+        near = np.zeros(heard.size + 1, dtype=np.int32)   # prefix counts of front-end frames that heard one
+        np.cumsum(heard, out=near[1:])
+        for first, last in _runs(bilabial >= settings.detector_threshold):
+            lo, hi = max(first - GAP_FRAMES, 0), min(last + GAP_FRAMES + 1, heard.size)
+            if settings.detector_fills_gaps and near[hi] > near[lo]:
+                continue
+            runs.append((first / FRAME_RATE, last / FRAME_RATE))
     weights = np.zeros(max(frames, 0), dtype=np.float32)
-    if not heard.any() or frames <= 0:
-        return weights
-    edges = np.diff(np.concatenate([[0], heard.astype(np.int8), [0]]))
-    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1
-    times = np.arange(frames) / MESH_FPS
+    times = np.arange(max(frames, 0)) / MESH_FPS
     ramp = max(settings.ramp_s, 1e-6)
-    for first, last in zip(starts, ends):
-        begin = first / FRAME_RATE - BILABIAL_DELAY_S - settings.before_s
-        end = last / FRAME_RATE - BILABIAL_DELAY_S + settings.after_s
+    for begin, end in runs:
+        begin, end = begin - settings.before_s, end + settings.after_s
         lo, hi = np.searchsorted(times, [begin - ramp, end + ramp])
         if lo >= hi:
             continue
@@ -78,6 +97,12 @@ def closure_weights(log_posteriors: np.ndarray, frames: int,
         weight = 0.5 * (1.0 + np.cos(np.pi * np.minimum(outside / ramp, 1.0)))
         np.maximum(weights[lo:hi], weight.astype(np.float32), out=weights[lo:hi])
     return weights
+
+
+def _runs(mask: np.ndarray) -> list:
+    """(first, last) indices of each run of True in a 1-D bool array."""
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1))
 
 
 class ClosureGuard:

@@ -60,7 +60,8 @@ half a FLAME head's height, so beyond it the graph is broken (NaN or bit-flipped
 not a face speaking. Failing outputs raise ModelError.
 
 Lip closure guard (`backend.closure_guard`, on unless `lip_closure=False`): for graphs that hear the front end,
-every block is shut where the front end heard /p b m/ and the graph left the lips open, after the crossfade and
+every block is shut where the front end or the bilabial detector (`backend.bilabial_detector`, Whisper tiny.en's
+encoder and a probe) heard /p b m/ and the graph left the lips open, after the crossfade and
 before the output check (each frame once). v1 graphs (input "audio") run without it: they have no front end.
 
 Frame count rule (used everywhere: graphs, training targets, this runner): T = round-half-up(N * 30 / 16000),
@@ -85,7 +86,8 @@ from typing import Callable, Iterator, Optional
 import numpy as np
 from backend import audio as audio_io
 from backend import models
-from backend.closure_guard import ClosureGuard, closure_weights
+from backend.bilabial_detector import load_detector
+from backend.closure_guard import DEFAULT_SETTINGS, ClosureGuard, closure_weights
 from backend.errors import BackendError, MeshError, ModelError
 from backend.flame import NUM_VERTICES
 from backend.frame_rate import MESH_FPS
@@ -357,7 +359,8 @@ class Generator:
             frontend_features = checked_frontend_features(samples, frontend_features)
             speech = to_mesh_rate(frontend_features, frames)
             if lip_closure:
-                closure = closure_weights(frontend_features[:, :POSTERIOR_DIM], frames)
+                bilabial = load_detector().probabilities(samples) if DEFAULT_SETTINGS.detector_threshold else None
+                closure = closure_weights(frontend_features[:, :POSTERIOR_DIM], frames, bilabial=bilabial)
                 guard = ClosureGuard(template)
         checkpoint(0.2 if self.info.input == INPUT_SPEECH_FEATURES else 0.1)
         return _Take(samples, speech, template, style_vector, frames, closure, guard)

@@ -7,17 +7,22 @@ show them in these recordings. Never shared/speech/dev, never a held-out prompt.
 
 Each model runs once per clip without the guard; every setting of the grid is then applied to those vertices and
 scored by backend.metrics.phone_checks (closure, rest in pauses, openness rho, MTM and lag against the rig from
-the labels). The rule, fixed before looking: the setting with the highest mean closure over the models whose
+the labels). Each setting runs without the bilabial detector (backend.bilabial_detector) and with it at
+`DETECTOR_THRESHOLDS`, its runs added to the front end's or only filling the gaps where the front end heard
+nothing near (GuardSettings.detector_fills_gaps). The rule, fixed before looking: the setting with the highest mean closure over the models whose
 rest is no lower than without the guard, openness rho at most `MAX_RHO_DROP` lower and median MTM at most
-`MAX_MTM_RISE_MS` higher; among equal closures the shortest window (the least change to the graph's motion).
+`MAX_MTM_RISE_MS` higher; among equal closures the shortest window (the least change to the graph's motion), then
+the higher front-end threshold, then the gap filler, then with the detector (the evidence that carries to other
+speakers: its card), then its higher threshold.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/closure_guard.py [--clips 60] [--models NAME,...]
                                                                     [--corpus /tmp/gen_corpus/manifest.json] [--out DIR]
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/closure_guard.py --heard
 
 `--heard` only measures, after the choice: the share of the labelled /p b m/ of the real-speech set b (unseen
-speakers) and of its listening conditions near which the front end's /p b m/ mass reaches the chosen threshold
-(the phone plus 60 ms, for the recogniser's delay): the most the guard can ever close there.
+speakers) and of its listening conditions that the front end (its /p b m/ mass reaching the chosen threshold
+within the phone plus 60 ms, for the recogniser's delay), the detector, or either hears: the most the guard can
+ever close there.
 """
 
 import argparse
@@ -34,6 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from backend.atomic import write_text  # noqa: E402
+from backend.bilabial_detector import load_detector  # noqa: E402
 from backend.closure_guard import ClosureGuard, DEFAULT_SETTINGS, GuardSettings, closure_weights  # noqa: E402
 from backend.flame import FlameRegions  # noqa: E402
 from backend.frame_rate import MESH_FPS  # noqa: E402
@@ -50,6 +56,9 @@ from backend.speech_frontend import POSTERIOR_DIM, bilabial_columns, load_fronte
 DEFAULT_SHARED = Path(os.environ.get("SHARED_DIR", REPO.parent / "shared"))
 GRID = {"threshold": (0.3, 0.5, 0.7), "before_s": (0.0, 0.03, 0.05, 0.08), "after_s": (0.0, 0.02, 0.04),
         "ramp_s": (0.035,)}
+# the bilabial detector: off, or at its own calibrated threshold (detector.json) and three higher ones, its runs
+# added to the front end's (union) or only where the front end heard nothing near (gap filler)
+DETECTOR_THRESHOLDS = (None, "calibrated", 0.3, 0.5, 0.7)
 MAX_RHO_DROP = 0.02
 MAX_MTM_RISE_MS = 2.0
 
@@ -67,24 +76,34 @@ def tuning_names(shared: Path, count: int, corpus_manifest=None) -> list:
     return sorted(set(eligible[int(index)] for index in np.linspace(0, len(eligible) - 1, min(count, len(eligible)))))
 
 
-def heard_bilabials(shared: Path, threshold: float = DEFAULT_SETTINGS.threshold) -> dict:
-    """{condition: (heard, labelled)} over set b's labelled /p b m/, clean and through each listening condition."""
+def heard_bilabials(shared: Path, settings: GuardSettings = DEFAULT_SETTINGS) -> dict:
+    """{condition: {"front end" / "detector" / "either": heard, "labelled": n}} over set b's labelled /p b m/,
+    clean and through each listening condition: the front end's /p b m/ mass reaching settings.threshold within the
+    phone plus 60 ms (the recogniser's delay), the bilabial detector's probability reaching
+    settings.detector_threshold within the phone ±20 ms (it marks the closure itself)."""
     sys.path.insert(0, str(REPO / "benchmarks"))
     import real_speech
     from backend import audio_conditions
     clips, counts = real_speech.dev_clips(shared), {}
+    detector = load_detector()
     for condition in ("clean",) + tuple(audio_conditions.CONDITIONS):
         copies = clips if condition == "clean" else real_speech.condition_clips(clips, condition)
-        heard = labelled = 0
+        tally = {"front end": 0, "detector": 0, "either": 0, "labelled": 0}
         for clip in copies:
             posterior = np.exp(load_frontend().features(clip.audio, SAMPLE_RATE).log_posteriors[:, bilabial_columns()])
             mass = posterior.sum(axis=1)
+            probability = detector.probabilities(clip.audio, SAMPLE_RATE)
             for start, end, label in clip.timeline:
                 if label in BILABIALS:
                     window = mass[int(start * 50):int((end + 0.06) * 50) + 1]
-                    heard += bool(window.size and window.max() >= threshold)
-                    labelled += 1
-        counts[condition] = (heard, labelled)
+                    near = probability[max(int(start * 50) - 1, 0):int(end * 50) + 2]
+                    front = bool(window.size and window.max() >= settings.threshold)
+                    heard = bool(near.size and near.max() >= (settings.detector_threshold or np.inf))
+                    tally["front end"] += front
+                    tally["detector"] += heard
+                    tally["either"] += front or heard
+                    tally["labelled"] += 1
+        counts[condition] = tally
     return counts
 
 
@@ -103,9 +122,13 @@ def main(argv=None) -> int:
     parser.add_argument("--heard", action="store_true", help="only report the /p b m/ of set b the front end hears")
     args = parser.parse_args(argv)
     if args.heard:
-        for condition, (heard, labelled) in heard_bilabials(args.shared).items():
-            print(f"set b {condition}: the front end hears {heard} of {labelled} /p b m/ ({heard / labelled:.0%}) "
-                  f"at threshold {DEFAULT_SETTINGS.threshold}")
+        for condition, tally in heard_bilabials(args.shared).items():
+            labelled = tally["labelled"]
+            print(f"set b {condition}: of {labelled} /p b m/ the front end hears {tally['front end']} "
+                  f"({tally['front end'] / labelled:.0%}, threshold {DEFAULT_SETTINGS.threshold}), the detector "
+                  f"{tally['detector']} ({tally['detector'] / labelled:.0%}, threshold "
+                  f"{DEFAULT_SETTINGS.detector_threshold}), either {tally['either']} "
+                  f"({tally['either'] / labelled:.0%})")
         return 0
     started = time.monotonic()
     mesh = load_flame_mesh(args.shared / "flame" / "FLAME_sample.ply")
@@ -114,17 +137,22 @@ def main(argv=None) -> int:
     chosen_names = set(tuning_names(args.shared, args.clips, args.corpus))
     clips = labelled_utterances(args.shared / "speech" / KATHLEEN_FOLDER, chosen_names.__contains__, SAMPLE_RATE)
     models = [name for name in args.models.split(",") if name]
-    settings = [GuardSettings(*values) for values in itertools.product(*GRID.values())]
+    detector = load_detector()
+    settings = [GuardSettings(*values, detector_threshold=None if level is None else
+                              detector.threshold if level == "calibrated" else level, detector_fills_gaps=fills)
+                for level in DETECTOR_THRESHOLDS for fills in ((True,) if level is None else (False, True))
+                for values in itertools.product(*GRID.values())]
     checks = {(model, key): [] for model in models for key in [None] + settings}
     with Progress(len(clips) * len(models), "closure guard settings") as bar:
         for clip in clips:
             features = speech_frontend_features(clip.audio, clip.rate)
+            bilabial = detector.probabilities(clip.audio, clip.rate)
             for model in models:
                 vertices = load_generator(model).animate(clip.audio, clip.rate, mesh.vertices, lip_closure=False)
                 reference = lip_distance_curve(phone_checks.rig_from_labels(rig, clip.timeline, len(vertices)))
                 checks[model, None].append(phone_checks.check_clip(vertices, clip.timeline, rig, MESH_FPS, reference))
                 for setting in settings:
-                    weights = closure_weights(features[:, :POSTERIOR_DIM], len(vertices), setting)
+                    weights = closure_weights(features[:, :POSTERIOR_DIM], len(vertices), setting, bilabial)
                     closed = guard.apply(vertices.copy(), weights)
                     checks[model, setting].append(phone_checks.check_clip(closed, clip.timeline, rig, MESH_FPS,
                                                                           reference))
@@ -144,22 +172,26 @@ def main(argv=None) -> int:
         return float(np.mean([rows[model, setting]["closure"] or 0.0 for model in models]))
 
     candidates = [setting for setting in settings if admissible(setting)]
-    chosen = max(candidates, key=lambda s: (round(closure(s), 4), -(s.before_s + s.after_s), -s.threshold),
-                 default=None)
+    chosen = max(candidates, key=lambda s: (round(closure(s), 4), -(s.before_s + s.after_s), -s.threshold,
+                                            s.detector_fills_gaps, s.detector_threshold is not None,
+                                            s.detector_threshold or 0.0), default=None)
     lines = [f"# Lip closure guard settings on {len(clips)} Kathleen takes of training prompts",
              "", f"Rule: highest mean closure with rest not lower, openness rho at most {MAX_RHO_DROP} lower and "
              f"MTM at most {MAX_MTM_RISE_MS} ms higher than without the guard; then the shortest window.", "",
-             "| threshold | before ms | after ms | " + " | ".join(f"{m}: closure / rest / rho / MTM" for m in models)
-             + " | admissible |", "|---" * (4 + len(models)) + "|"]
+             "| detector | threshold | before ms | after ms | "
+             + " | ".join(f"{m}: closure / rest / rho / MTM" for m in models) + " | admissible |",
+             "|---" * (5 + len(models)) + "|"]
 
     def cell(values) -> str:
         formats = (("closure", "{:.1%}"), ("rest", "{:.1%}"), ("openness_rho", "{:.2f}"), ("mtm_median_ms", "{:.1f}"))
         return " / ".join("n/a" if values[key] is None else form.format(values[key]) for key, form in formats)
 
-    lines.append("| off | | | " + " | ".join(cell(rows[m, None]) for m in models) + " | |")
+    lines.append("| guard off | | | | " + " | ".join(cell(rows[m, None]) for m in models) + " | |")
     for setting in settings:
         mark = "**chosen**" if setting == chosen else ("yes" if setting in candidates else "")
-        lines.append(f"| {setting.threshold} | {setting.before_s * 1000:.0f} | {setting.after_s * 1000:.0f} | "
+        used = "off" if setting.detector_threshold is None else (
+            f"{setting.detector_threshold:.2f}, {'gaps' if setting.detector_fills_gaps else 'union'}")
+        lines.append(f"| {used} | {setting.threshold} | {setting.before_s * 1000:.0f} | {setting.after_s * 1000:.0f} | "
                      + " | ".join(cell(rows[m, setting]) for m in models) + f" | {mark} |")
     lines += ["", f"Chosen: {chosen}; shipped default: {DEFAULT_SETTINGS}"
               + (" (equal)" if chosen == DEFAULT_SETTINGS else " (DIFFERENT: update backend/closure_guard.py)"),

@@ -73,21 +73,23 @@ def inference_rows(folders: list, threads: int, repeats: int) -> list:
 
 
 def stage_rows(folders: list, threads: int, seconds: float = 60) -> list:
-    """[(name, total, front-end network, front-end rest, generator graph, remainder CPU s, front-end frames per
-    take frame, generator frames per take frame)] of `seconds` of audio: the front end on its own (v2 only), then
-    one `animate`, the two onnxruntime calls (SpeechFrontend.forward, Generator._run) of the loaded instances
-    timed by wrapping them."""
+    """[(name, total, front-end network, front-end rest, bilabial detector, generator graph, remainder CPU s,
+    front-end frames per take frame, generator frames per take frame)] of `seconds` of audio: the front end on its
+    own (v2 only), then one `animate`, the onnxruntime calls (SpeechFrontend.forward, BilabialDetector.probabilities,
+    Generator._run) of the loaded instances timed by wrapping them."""
+    from backend.bilabial_detector import load_detector
     from backend.generators import INPUT_SPEECH_FEATURES, SAMPLE_RATE, frame_count, load_generator, speech_features
     from backend.speech_frontend import frame_count as frontend_frames, load_frontend
     from training.generators.export import speech_like_audio
 
     audio = speech_like_audio(seconds, 0)[0]
     template = np.random.default_rng(0).normal(scale=0.05, size=(5023, 3)).astype(np.float32)
-    frontend = load_frontend()
+    frontend, detector = load_frontend(), load_detector()
     rows = []
     for folder in folders:
         generator = load_generator(folder, threads=threads)
-        spent = {"network": 0.0, "graph": 0.0, "network_frames": 0, "graph_frames": 0}
+        spent = {"network": 0.0, "graph": 0.0, "detector": 0.0, "network_frames": 0, "graph_frames": 0,
+                 "detector_frames": 0}
 
         def timed(call, key, frames_of):
             def wrapper(*args, **kwargs):
@@ -100,6 +102,8 @@ def stage_rows(folders: list, threads: int, seconds: float = 60) -> list:
         frontend.forward = timed(type(frontend).forward.__get__(frontend), "network",
                                  lambda samples: frontend_frames(samples.size))
         generator._run = timed(generator._run, "graph", lambda speech, frames, *rest: frames)
+        detector.probabilities = timed(type(detector).probabilities.__get__(detector), "detector",
+                                       lambda samples, *rest: frontend_frames(samples.size))
         try:
             features = 0.0
             if generator.info.input == INPUT_SPEECH_FEATURES:
@@ -111,9 +115,9 @@ def stage_rows(folders: list, threads: int, seconds: float = 60) -> list:
             generator.animate(audio, SAMPLE_RATE, template)
             total = time.process_time() - start
         finally:
-            del frontend.forward
-        rest = max(total - features - spent["graph"], 0.0)
-        rows.append((generator.info.name, total, network, features - network, spent["graph"], rest,
+            del frontend.forward, detector.probabilities
+        rest = max(total - features - spent["detector"] - spent["graph"], 0.0)
+        rows.append((generator.info.name, total, network, features - network, spent["detector"], spent["graph"], rest,
                      network_frames / frontend_frames(audio.size), spent["graph_frames"] / frame_count(audio.size)))
     return rows
 
@@ -278,13 +282,14 @@ def main() -> None:
             print(f"| {name} | {seconds} | {wall:.3f} | {by_wall:.0f}× | {cpu:.3f} | {by_cpu:.0f}× | {floor:.3f} | "
                   f"{ratio:.1f} | {versus} |")
         print("\nWhere the CPU time of 60 s goes (one run each; frames computed per frame of the take)\n")
-        print("| generator | total (s) | front-end network (s) | front-end rest (s) | generator graph (s) | "
-              "crossfade, check, output (s) | front-end frames / frame | graph frames / frame |")
-        print("|---|---|---|---|---|---|---|---|")
-        for name, total, network, features, graph, rest, frontend_work, graph_work in stage_rows(folders,
-                                                                                                 args.threads):
-            print(f"| {name} | {total:.3f} | {network:.3f} | {features:.3f} | {graph:.3f} | {rest:.3f} | "
-                  f"{frontend_work:.2f} | {graph_work:.2f} |")
+        print("| generator | total (s) | front-end network (s) | front-end rest (s) | bilabial detector (s) | "
+              "generator graph (s) | guard, crossfade, check, output (s) | front-end frames / frame | "
+              "graph frames / frame |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for name, total, network, features, detector, graph, rest, frontend_work, graph_work in stage_rows(
+                folders, args.threads):
+            print(f"| {name} | {total:.3f} | {network:.3f} | {features:.3f} | {detector:.3f} | {graph:.3f} | "
+                  f"{rest:.3f} | {frontend_work:.2f} | {graph_work:.2f} |")
         if args.previous_runner:
             print(f"\nBefore and after: {args.previous_runner} against the current runner, 60 s, alternating, best "
                   f"of {args.repeats}\n")

@@ -87,7 +87,9 @@ def test_a_shipped_generator_with_the_guard_only_ever_closes(flame_mesh, speech_
     features = speech_frontend_features(audio, rate)
     guarded = generator.animate(audio, rate, template)
     plain = generator.animate(audio, rate, template, lip_closure=False)
-    weights = closure_weights(features[:, :POSTERIOR_DIM], len(plain))
+    from backend.bilabial_detector import load_detector
+    detector = load_detector()
+    weights = closure_weights(features[:, :POSTERIOR_DIM], len(plain), bilabial=detector.probabilities(audio, rate))
     assert weights.any()
     changed = np.abs(guarded - plain).max(axis=(1, 2)) > 0
     assert not np.any(changed & (weights == 0))                        # only where a bilabial was heard
@@ -115,12 +117,17 @@ def test_the_settings_benchmark_tunes_on_training_prompts_only(tmp_path, flame_m
     assert len(left) == len(everything) - 3 and not set(everything[:3]) & set(left)
     assert bench.main(["--clips", "2", "--models", "selftalk_v2", "--out", str(tmp_path / "out")]) == 0
     report = json.loads((tmp_path / "out" / "closure_guard.json").read_text())
-    assert len(report["clips"]) == 2 and len(report["rows"]) == 1 + len(bench.GRID["threshold"]) * \
+    detector_variants = 1 + 2 * (len(bench.DETECTOR_THRESHOLDS) - 1)   # off; each threshold as union and gap filler
+    assert len(report["clips"]) == 2 and len(report["rows"]) == 1 + detector_variants * len(bench.GRID["threshold"]) * \
         len(bench.GRID["before_s"]) * len(bench.GRID["after_s"]) * len(bench.GRID["ramp_s"])
-    assert "| off |" in (tmp_path / "out" / "closure_guard.md").read_text()
+    assert len({row["setting"]["detector_threshold"] for row in report["rows"] if row["setting"]}) == \
+        len(bench.DETECTOR_THRESHOLDS)
+    assert "| guard off |" in (tmp_path / "out" / "closure_guard.md").read_text()
     if not (shared / "speech" / "dev").is_dir():
         pytest.skip(f"{shared / 'speech' / 'dev'} is absent")
     counts = bench.heard_bilabials(shared)
-    labelled = {total for _, total in counts.values()}
+    labelled = {tally["labelled"] for tally in counts.values()}
     assert len(labelled) == 1 and labelled.pop() > 20           # every condition: the same labelled /p b m/
-    assert counts["noise_10db"][0] <= counts["clean"][0] <= counts["clean"][1]
+    for tally in counts.values():
+        assert max(tally["front end"], tally["detector"]) <= tally["either"] <= tally["labelled"]
+    assert counts["noise_10db"]["front end"] <= counts["clean"]["front end"]

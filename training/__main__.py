@@ -8,6 +8,7 @@
     evaluate               score generators side by side (MTM, LVE, PLRS, SLCC/Δ, FDD table)
     export-generator       a generator checkpoint as a generator folder (--force replaces one)
     compare                every family +/- perceptual loss, representation ablation, codebook usage, cost
+    bilabial-detector      the lip closure guard's bilabial detector (Whisper tiny.en encoder + probe)
 """
 
 import argparse
@@ -28,6 +29,7 @@ COMMAND_MODULES = (
     "training.commands.evaluate",
     "training.commands.export_generator",
     "training.commands.compare",
+    "training.commands.bilabial_detector",
 )
 
 

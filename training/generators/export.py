@@ -368,7 +368,7 @@ def model_card(values: dict, report: dict | None = None) -> str:
         f"- {FLOAT16_SENTENCE.format(values['float16_weights_max_abs_m'])}", ""])
 
 
-def _swap_folders(new: Path, target: Path) -> None:
+def swap_folders(new: Path, target: Path) -> None:
     """Make `new` the folder `target` in one step: an atomic exchange (Linux renameat2 RENAME_EXCHANGE) when
     `target` exists, then the old one (now at `new`) is deleted; a plain rename when it does not."""
     if not target.exists():
@@ -472,7 +472,7 @@ def export_generator(checkpoint, out_dir, name: str | None = None, description: 
         write_json(building / MODEL_FILE, values)
         write_text(building / CARD_FILE, model_card(values, report))
         read_generator_info(building)  # the folder must satisfy the contract it claims
-        _swap_folders(building, out_dir)
+        swap_folders(building, out_dir)
     finally:
         if building.exists():
             shutil.rmtree(building)
