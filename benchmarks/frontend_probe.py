@@ -92,11 +92,12 @@ class WhisperTinyEn:
 
     def __init__(self, onnx_path: Path):
         import onnxruntime
-        from scripts.convert_whisper_encoder import WINDOW_FRAMES, log_mel
+        from backend.bilabial_detector import MAX_MEL_FRAMES
+        from scripts.convert_whisper_encoder import window_mel
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = options.inter_op_num_threads = 1
         self.session = onnxruntime.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-        self.log_mel, self.max_frames = log_mel, WINDOW_FRAMES
+        self.log_mel, self.max_frames = window_mel, MAX_MEL_FRAMES
 
     def __call__(self, samples: np.ndarray, frames: int) -> np.ndarray:
         mel = self.log_mel(samples)

@@ -94,14 +94,15 @@ def memory_beyond_output(seconds: float) -> float:
 def whisper_encoder(onnx_path: Path):
     """Whisper tiny.en encoder states of 16 kHz audio, 30 s pieces at their real length (one thread)."""
     import onnxruntime
-    from scripts.convert_whisper_encoder import WINDOW_FRAMES, HOP, log_mel
+    from backend.bilabial_detector import HOP, MAX_MEL_FRAMES
+    from scripts.convert_whisper_encoder import window_mel
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = options.inter_op_num_threads = 1
     session = onnxruntime.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-    piece = WINDOW_FRAMES * HOP
+    piece = MAX_MEL_FRAMES * HOP
 
     def encode(audio: np.ndarray) -> list:
-        return [session.run(None, {"mel": log_mel(audio[start:start + piece])[None]})[0]
+        return [session.run(None, {"mel": window_mel(audio[start:start + piece])[None]})[0]
                 for start in range(0, audio.size, piece)]
     return encode
 

