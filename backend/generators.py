@@ -359,7 +359,8 @@ class Generator:
             frontend_features = checked_frontend_features(samples, frontend_features)
             speech = to_mesh_rate(frontend_features, frames)
             if lip_closure:
-                bilabial = load_detector().probabilities(samples) if DEFAULT_SETTINGS.detector_threshold else None
+                bilabial = (load_detector().probabilities(samples) if DEFAULT_SETTINGS.detector_threshold is not None
+                            else None)
                 closure = closure_weights(frontend_features[:, :POSTERIOR_DIM], frames, bilabial=bilabial)
                 guard = ClosureGuard(template)
         checkpoint(0.2 if self.info.input == INPUT_SPEECH_FEATURES else 0.1)

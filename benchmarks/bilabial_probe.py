@@ -29,7 +29,7 @@ from backend.atomic import write_json  # noqa: E402
 from backend.audio_conditions import add_noise  # noqa: E402
 from backend.bilabial_detector import log_mel  # noqa: E402
 from backend.datasets import open_dataset  # noqa: E402
-from backend.speech_frontend import SAMPLE_RATE, bilabial_columns, level_gain, load_frontend  # noqa: E402
+from backend.speech_frontend import bilabial_columns, level_gain, load_frontend  # noqa: E402
 from training.bilabial_detector import (BilabialProbe, DetectorConfig, WhisperEncoder, bilabial_labels,  # noqa: E402
                                         clip_copies, detection_scores, read_ctranslate2, threshold_at)
 

@@ -11,7 +11,6 @@ read here (`read_ctranslate2`) and rebuilt in torch (`WhisperEncoder`), then exp
 
 import hashlib
 import io
-import json
 import shutil
 import struct
 import time
