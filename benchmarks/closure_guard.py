@@ -5,6 +5,11 @@ every take a generator corpus used when `--corpus` names its manifest.json — r
 never heard, of a speaker the benchmark's sets (a: held-out prompts, b: other speakers, c: TTS voices) never
 show them in these recordings. Never shared/speech/dev, never a held-out prompt.
 
+Each take is scored clean and as users record: a copy with 10-20 dB white or pink noise and one in a synthetic room
+of RT60 0.3-0.8 s (`listening_copies`, our own draws as for the detector's training copies; the benchmark's set d
+conditions stay the benchmark's). In a studio take both ears hear nearly every /p b m/, so without the copies the
+grid could not see what a setting loses in noise. `--clean-only` scores the clean takes alone (the choice before).
+
 Each model runs once per clip without the guard; every setting of the grid is then applied to those vertices and
 scored by backend.metrics.phone_checks (closure, rest in pauses, openness rho, MTM and lag against the rig from
 the labels). Each setting runs without the bilabial detector (backend.bilabial_detector) and with it at
@@ -15,7 +20,7 @@ rest is no lower than without the guard, openness rho at most `MAX_RHO_DROP` low
 the higher front-end threshold, then the gap filler, then with the detector (the evidence that carries to other
 speakers: its card), then its higher threshold.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/closure_guard.py [--clips 60] [--models NAME,...]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/closure_guard.py [--clips 60] [--models NAME,...] [--clean-only]
                                                                     [--corpus /tmp/gen_corpus/manifest.json] [--out DIR]
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/closure_guard.py --heard
 
@@ -39,12 +44,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from backend.atomic import write_text  # noqa: E402
+from backend.audio_conditions import add_noise, reverberate  # noqa: E402
 from backend.bilabial_detector import load_detector  # noqa: E402
 from backend.closure_guard import ClosureGuard, DEFAULT_SETTINGS, GuardSettings, closure_weights  # noqa: E402
 from backend.flame import FlameRegions  # noqa: E402
 from backend.frame_rate import MESH_FPS  # noqa: E402
 from backend.generators import DEFAULT_GENERATOR, SAMPLE_RATE, load_generator, speech_frontend_features  # noqa: E402
-from backend.heldout import KATHLEEN_FOLDER, is_heldout, labelled_utterances  # noqa: E402
+from backend.heldout import KATHLEEN_FOLDER, Utterance, is_heldout, labelled_utterances  # noqa: E402
 from backend.mesh import load_flame_mesh  # noqa: E402
 from backend.metrics import phone_checks  # noqa: E402
 from backend.metrics.mtm import lip_distance_curve  # noqa: E402
@@ -74,6 +80,20 @@ def tuning_names(shared: Path, count: int, corpus_manifest=None) -> list:
     names = sorted(lab.name.removesuffix(".phones.lab") for lab in folder.glob("*.phones.lab"))
     eligible = [name for name in names if not is_heldout(name) and name not in used]
     return sorted(set(eligible[int(index)] for index in np.linspace(0, len(eligible) - 1, min(count, len(eligible)))))
+
+
+def listening_copies(clips: list, seed: int = 0) -> list:
+    """`clips`, then for each a copy with 10-20 dB white or pink noise and one in a room of RT60 0.3-0.8 s (peaks
+    kept within 0.99), named `<name>+noise` and `<name>+room`; the same draws for the same clips and seed."""
+    rng, copies = np.random.default_rng(seed), []
+    for clip in clips:
+        noisy = add_noise(clip.audio, float(rng.uniform(10, 20)), seed=int(rng.integers(1 << 31)),
+                          colour=str(rng.choice(["white", "pink"])))
+        room = reverberate(clip.audio, clip.rate, float(rng.uniform(0.3, 0.8)), seed=int(rng.integers(1 << 31)))
+        for suffix, audio in (("noise", noisy), ("room", room)):
+            audio = (audio / max(1.0, float(np.abs(audio).max()) / 0.99)).astype(np.float32)
+            copies.append(Utterance(f"{clip.name}+{suffix}", audio, clip.rate, clip.timeline))
+    return list(clips) + copies
 
 
 def heard_bilabials(shared: Path, settings: GuardSettings = DEFAULT_SETTINGS) -> dict:
@@ -119,6 +139,8 @@ def main(argv=None) -> int:
     parser.add_argument("--corpus", default=None, help="a corpus manifest.json whose Kathleen takes are left out")
     parser.add_argument("--shared", type=Path, default=DEFAULT_SHARED)
     parser.add_argument("--out", type=Path, default=REPO / "out" / "closure_guard")
+    parser.add_argument("--clean-only", action="store_true", help="score the clean takes only, without their noisy "
+                        "and reverberant copies")
     parser.add_argument("--heard", action="store_true", help="only report the /p b m/ of set b the front end hears")
     args = parser.parse_args(argv)
     if args.heard:
@@ -136,6 +158,9 @@ def main(argv=None) -> int:
     guard = ClosureGuard(mesh.vertices)
     chosen_names = set(tuning_names(args.shared, args.clips, args.corpus))
     clips = labelled_utterances(args.shared / "speech" / KATHLEEN_FOLDER, chosen_names.__contains__, SAMPLE_RATE)
+    takes = len(clips)
+    if not args.clean_only:
+        clips = listening_copies(clips)
     models = [name for name in args.models.split(",") if name]
     detector = load_detector()
     settings = [GuardSettings(*values, detector_threshold=None if level is None else
@@ -175,7 +200,8 @@ def main(argv=None) -> int:
     chosen = max(candidates, key=lambda s: (round(closure(s), 4), -(s.before_s + s.after_s), -s.threshold,
                                             s.detector_fills_gaps, s.detector_threshold is not None,
                                             s.detector_threshold or 0.0), default=None)
-    lines = [f"# Lip closure guard settings on {len(clips)} Kathleen takes of training prompts",
+    lines = [f"# Lip closure guard settings on {takes} Kathleen takes of training prompts"
+             + ("" if args.clean_only else f", each clean, with noise and in a room ({len(clips)} clips)"),
              "", f"Rule: highest mean closure with rest not lower, openness rho at most {MAX_RHO_DROP} lower and "
              f"MTM at most {MAX_MTM_RISE_MS} ms higher than without the guard; then the shortest window.", "",
              "| detector | threshold | before ms | after ms | "

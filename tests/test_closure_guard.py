@@ -118,11 +118,19 @@ def test_the_settings_benchmark_tunes_on_training_prompts_only(tmp_path, flame_m
     assert bench.main(["--clips", "2", "--models", "selftalk_v2", "--out", str(tmp_path / "out")]) == 0
     report = json.loads((tmp_path / "out" / "closure_guard.json").read_text())
     detector_variants = 1 + 2 * (len(bench.DETECTOR_THRESHOLDS) - 1)   # off; each threshold as union and gap filler
-    assert len(report["clips"]) == 2 and len(report["rows"]) == 1 + detector_variants * len(bench.GRID["threshold"]) * \
+    assert len(report["clips"]) == 6 and len(report["rows"]) == 1 + detector_variants * len(bench.GRID["threshold"]) * \
         len(bench.GRID["before_s"]) * len(bench.GRID["after_s"]) * len(bench.GRID["ramp_s"])
     assert len({row["setting"]["detector_threshold"] for row in report["rows"] if row["setting"]}) == \
         len(bench.DETECTOR_THRESHOLDS)
     assert "| guard off |" in (tmp_path / "out" / "closure_guard.md").read_text()
+    takes = [name for name in report["clips"] if "+" not in name]
+    assert sorted(report["clips"]) == sorted(takes + [f"{name}+{kind}" for name in takes for kind in ("noise", "room")])
+    clean = [bench.Utterance("take", np.sin(np.arange(16000) / 5.0).astype(np.float32), 16000, [(0.0, 1.0, "AA")])]
+    first, again = bench.listening_copies(clean), bench.listening_copies(clean)
+    assert [u.name for u in first] == ["take", "take+noise", "take+room"]
+    assert all(np.array_equal(a.audio, b.audio) for a, b in zip(first, again))      # the same draws every run
+    assert all(u.timeline == clean[0].timeline and np.abs(u.audio).max() <= 0.99 + 1e-6 for u in first[1:])
+    assert all(not np.allclose(u.audio, clean[0].audio, atol=1e-3) for u in first[1:])
     if not (shared / "speech" / "dev").is_dir():
         pytest.skip(f"{shared / 'speech' / 'dev'} is absent")
     counts = bench.heard_bilabials(shared)
