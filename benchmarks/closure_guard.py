@@ -135,7 +135,9 @@ def summarise(checks: list) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=60)
-    parser.add_argument("--models", default=f"{DEFAULT_GENERATOR},faceformer_v2,codetalker_v2")
+    parser.add_argument("--models", default=",".join(dict.fromkeys([DEFAULT_GENERATOR, "selftalk_v2_perceptual",
+                                                                    "faceformer_v2", "codetalker_v2"])),
+                        help="generators to tune on (default: the default generator and the three of earlier runs)")
     parser.add_argument("--corpus", default=None, help="a corpus manifest.json whose Kathleen takes are left out")
     parser.add_argument("--shared", type=Path, default=DEFAULT_SHARED)
     parser.add_argument("--out", type=Path, default=REPO / "out" / "closure_guard")
@@ -161,7 +163,7 @@ def main(argv=None) -> int:
     takes = len(clips)
     if not args.clean_only:
         clips = listening_copies(clips)
-    models = [name for name in args.models.split(",") if name]
+    models = list(dict.fromkeys(name for name in args.models.split(",") if name))   # each model counts once
     detector = load_detector()
     settings = [GuardSettings(*values, detector_threshold=None if level is None else
                               detector.threshold if level == "calibrated" else level, detector_fills_gaps=fills)
