@@ -20,14 +20,16 @@ from backend.models import file_sha256
 from backend.speech_frontend import FEATURE_DIM, SpeechFrontend, load_frontend
 
 
-@lru_cache(maxsize=4)
+_model_digest = lru_cache(maxsize=4)(file_sha256)   # hashed once per model file and process
+
+
 class SpeechFeatureCache:
     """`features(samples, rate, augmentation)` -> (T, 447) float32, computed by `frontend` on a miss."""
 
     def __init__(self, root, frontend: SpeechFrontend | None = None):
         self.root = Path(root)
         self.frontend = frontend or load_frontend()
-        self.model_digest = file_sha256(Path(self.frontend.model_path).resolve())
+        self.model_digest = _model_digest(Path(self.frontend.model_path).resolve())
         self.hits = 0
         self.misses = 0
 
