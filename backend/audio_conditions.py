@@ -137,6 +137,16 @@ def reverberate(audio, rate: int, rt60_s: float = 0.5, seed: int = 0) -> np.ndar
     return wet * np.sqrt(np.mean(audio ** 2) / max(float(np.mean(wet ** 2)), 1e-20))
 
 
+def noisy_and_room_copies(audio, rate: int, rng: np.random.Generator) -> list:
+    """[noisy, room]: `audio` with 10-20 dB white or pink noise and in a room of RT60 0.3-0.8 s, each float32 with its
+    peak kept within 0.99, drawn from `rng`: a clip as users record it (the bilabial detector's training copies, the
+    lip closure guard's tuning takes)."""
+    noisy = add_noise(audio, float(rng.uniform(10, 20)), seed=int(rng.integers(1 << 31)),
+                      colour=str(rng.choice(["white", "pink"])))
+    room = reverberate(audio, rate, float(rng.uniform(0.3, 0.8)), seed=int(rng.integers(1 << 31)))
+    return [(copy / max(1.0, float(np.abs(copy).max()) / 0.99)).astype(np.float32) for copy in (noisy, room)]
+
+
 def telephone_band(audio, rate: int) -> np.ndarray:
     """A narrowband phone line: resample to 8 kHz, 4th-order Butterworth band-pass 300-3400 Hz, resample back."""
     audio = _mono(audio)

@@ -44,7 +44,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from backend.atomic import write_text  # noqa: E402
-from backend.audio_conditions import add_noise, reverberate  # noqa: E402
+from backend.audio_conditions import noisy_and_room_copies  # noqa: E402
 from backend.bilabial_detector import load_detector  # noqa: E402
 from backend.closure_guard import ClosureGuard, DEFAULT_SETTINGS, GuardSettings, closure_weights  # noqa: E402
 from backend.flame import FlameRegions  # noqa: E402
@@ -83,16 +83,13 @@ def tuning_names(shared: Path, count: int, corpus_manifest=None) -> list:
 
 
 def listening_copies(clips: list, seed: int = 0) -> list:
-    """`clips`, then for each a copy with 10-20 dB white or pink noise and one in a room of RT60 0.3-0.8 s (peaks
-    kept within 0.99), named `<name>+noise` and `<name>+room`; the same draws for the same clips and seed."""
+    """`clips`, then for each a copy with noise and one in a room (audio_conditions.noisy_and_room_copies), named
+    `<name>+noise` and `<name>+room`; the same draws for the same clips and seed."""
     rng, copies = np.random.default_rng(seed), []
     for clip in clips:
-        noisy = add_noise(clip.audio, float(rng.uniform(10, 20)), seed=int(rng.integers(1 << 31)),
-                          colour=str(rng.choice(["white", "pink"])))
-        room = reverberate(clip.audio, clip.rate, float(rng.uniform(0.3, 0.8)), seed=int(rng.integers(1 << 31)))
-        for suffix, audio in (("noise", noisy), ("room", room)):
-            audio = (audio / max(1.0, float(np.abs(audio).max()) / 0.99)).astype(np.float32)
-            copies.append(Utterance(f"{clip.name}+{suffix}", audio, clip.rate, clip.timeline))
+        noisy, room = noisy_and_room_copies(clip.audio, clip.rate, rng)
+        copies += [Utterance(f"{clip.name}+noise", noisy, clip.rate, clip.timeline),
+                   Utterance(f"{clip.name}+room", room, clip.rate, clip.timeline)]
     return list(clips) + copies
 
 

@@ -23,7 +23,7 @@ from torch import nn
 
 from backend.atomic import write_json, write_text
 from backend.audio import resample
-from backend.audio_conditions import add_noise, reverberate
+from backend.audio_conditions import noisy_and_room_copies
 from backend.bilabial_detector import (MEL_BANDS, MODEL_FILE, SETTINGS_FILE, BilabialDetector as OnnxDetector,
                                        log_mel)
 from backend.datasets import open_dataset
@@ -262,10 +262,7 @@ def threshold_at(probabilities, labels, spans, config: DetectorConfig) -> float:
 
 def clip_copies(audio: np.ndarray, rng: np.random.Generator) -> list:
     """A train clip as the detector hears it in use: clean, with noise, in a room."""
-    noisy = add_noise(audio, float(rng.uniform(10, 20)), seed=int(rng.integers(1 << 31)),
-                      colour=str(rng.choice(["white", "pink"])))
-    room = reverberate(audio, SAMPLE_RATE, float(rng.uniform(0.3, 0.8)), seed=int(rng.integers(1 << 31)))
-    return [audio] + [(copy / max(1.0, float(np.abs(copy).max()) / 0.99)).astype(np.float32) for copy in (noisy, room)]
+    return [audio] + noisy_and_room_copies(audio, SAMPLE_RATE, rng)
 
 
 def encoded_clips(encoder: WhisperEncoder, corpus, split: str, rng, augment: bool, log=print) -> list:
